@@ -1,0 +1,64 @@
+"""The `consolidate` command line. It only parses options; each subcommand
+calls one step module. Operator errors print one `FAILED: ...` line and exit
+with the code of their class (see migrator.errors); --debug shows tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from migrator import __version__, console
+from migrator.errors import ConsolidationError
+from migrator.redact import redact
+from migrator.settings import load_settings
+from migrator.steps import preflight
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consolidate",
+        description="Move a stack's PostgreSQL databases into one Supabase Postgres, one schema per app.")
+    parser.add_argument("--config", type=Path,
+                        default=Path(os.environ.get("CONSOLIDATION_CONFIG", "consolidation.toml")),
+                        help="mapping file naming the target and the sources (default: %(default)s)")
+    parser.add_argument("--reports-dir", type=Path, default=None,
+                        help="where JSON/Markdown reports go (default: reports/ beside the config)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("preflight", help="reach every database and print what it holds (read-only)")
+    p.add_argument("--wait", type=float, default=60.0,
+                   help="seconds to wait for a database that is still starting (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        reports_dir = args.reports_dir or settings.config_file.parent / "reports"
+        if args.command == "preflight":
+            preflight.run(settings, wait_seconds=args.wait, reports_dir=reports_dir)
+        return 0
+    except ConsolidationError as exc:
+        if not getattr(exc, "already_printed", False):
+            console.fail(exc.message)
+        if args.debug:
+            traceback.print_exc()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.fail("interrupted")
+        return 130
+    except Exception as exc:  # a bug: say so in one line, traceback only on request
+        console.fail(f"internal error: {type(exc).__name__}: {redact(str(exc))} (rerun with --debug)")
+        if args.debug:
+            sys.stderr.write(redact(traceback.format_exc()))
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""Terminal output: STEP banners, tables and one-line failures, all redacted."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from migrator.redact import redact
+
+console = Console(highlight=False, width=int(os.environ.get("COLUMNS", "120")))
+err_console = Console(stderr=True, highlight=False)
+
+
+def step(number: int | str, title: str) -> None:
+    console.print(f"[bold]STEP {number}: {title}[/bold]")
+
+
+def fail(message: str) -> None:
+    err_console.print(f"FAILED: {redact(message)}", markup=False)
+
+
+def print_table(table: Table) -> None:
+    console.print(table)
+
+
+def write_json(path: Path, data: object) -> Path:
+    """Write a machine-readable report; secrets are redacted from the serialized text."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = redact(json.dumps(data, indent=2, default=str, sort_keys=False))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path

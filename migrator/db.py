@@ -1,0 +1,83 @@
+"""Opening connections: bounded waits for databases that are still starting,
+and one clear, secret-free sentence for every way a connection can fail."""
+
+from __future__ import annotations
+
+import psycopg
+from tenacity import RetryError, retry, retry_if_exception, stop_after_delay, wait_exponential
+
+from migrator.errors import DatabaseError
+from migrator.redact import redact
+from migrator.settings import DatabaseSettings
+
+# Failures that mean "not up yet": worth waiting for. Everything else fails at once.
+_TRANSIENT_MARKERS = (
+    "connection refused",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "server closed the connection unexpectedly",
+    "timeout expired",
+    "no route to host",
+)
+
+
+class _Transient(Exception):
+    """Internal: a connection failure worth retrying (message already explained)."""
+
+
+def explain(exc: BaseException, db: DatabaseSettings) -> str:
+    """Turn a libpq error into one sentence naming the problem (never the password)."""
+    text = str(exc).lower()
+    if "password authentication failed" in text or "no password supplied" in text:
+        return f"authentication failed for user '{db.user}' (check POSTGRES_PASSWORD in {db.env_file})"
+    if "does not exist" in text and "database" in text:
+        return f"database '{db.dbname}' does not exist on {db.host}:{db.port}"
+    if "role" in text and "does not exist" in text:
+        return f"role '{db.user}' does not exist on {db.host}:{db.port}"
+    if "could not translate host name" in text or "name or service not known" in text \
+            or "temporary failure in name resolution" in text:
+        return f"unknown host '{db.host}'"
+    if "connection refused" in text:
+        return f"nothing listens on {db.host}:{db.port} (connection refused)"
+    if "timeout expired" in text:
+        return f"no answer from {db.host}:{db.port} (timed out)"
+    if "starting up" in text or "shutting down" in text or "recovery mode" in text:
+        return f"server at {db.host}:{db.port} is not ready ({text.split(chr(10))[0].strip()})"
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return redact(first_line)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, _Transient)
+
+
+def connect(db: DatabaseSettings, wait_seconds: float = 60.0, *, autocommit: bool = True,
+            read_only: bool | None = None, **overrides: object) -> psycopg.Connection:
+    """Connect, waiting up to ``wait_seconds`` for a server that is still starting.
+
+    Sources are opened read-only by default: the migration never writes them.
+    """
+    if read_only is None:
+        read_only = db.role == "source"
+    options = "-c default_transaction_read_only=on" if read_only else None
+    params = db.conninfo(connect_timeout=5, autocommit=autocommit, **overrides)
+    if options:
+        params["options"] = options
+
+    @retry(retry=retry_if_exception(_is_transient), stop=stop_after_delay(wait_seconds),
+           wait=wait_exponential(multiplier=0.25, max=2), reraise=False)
+    def attempt() -> psycopg.Connection:
+        try:
+            return psycopg.connect(**params)
+        except psycopg.OperationalError as exc:
+            reason = explain(exc, db)
+            if any(marker in str(exc).lower() for marker in _TRANSIENT_MARKERS):
+                raise _Transient(reason) from None
+            raise DatabaseError(db.name, db.role, reason) from None
+
+    try:
+        return attempt()
+    except RetryError as exc:
+        last = exc.last_attempt.exception()
+        raise DatabaseError(db.name, db.role, f"{last} - gave up after {wait_seconds:g} s") from None
