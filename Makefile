@@ -6,7 +6,7 @@ COMPOSE := docker compose
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help deps images env venv up down clean preflight test test-unit
+.PHONY: help deps images env venv up down clean preflight rehearsal test test-unit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -39,6 +39,8 @@ clean: ## stop the stack and DELETE its volumes (all data of this stack)
 
 preflight: up ## check every database from the migrator container
 	@$(COMPOSE) run --rm migrator preflight
+
+rehearsal: preflight ## the local full-stack rehearsal on its built-in defaults
 
 test: images env venv ## run the test suite (unit + integration against real containers)
 	@$(PY) -m pytest -v $(PYTEST_ARGS)

@@ -1,0 +1,133 @@
+"""Shared fixtures: real PostgreSQL servers in containers (the project's own
+images, as selected by `make images` in ./.env), never mocks."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# The reaper image (testcontainers/ryuk) cannot be pulled on machines without a
+# registry; containers are removed by the fixtures instead.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+from testcontainers.core.container import DockerContainer  # noqa: E402
+
+import psycopg  # noqa: E402
+from tenacity import retry, stop_after_delay, wait_fixed  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_images() -> dict[str, str]:
+    """Image names chosen by `make images` (./.env), else the compose defaults."""
+    images = {
+        "UNIFIED_IMAGE": "supabase/postgres:17.6.1.011",
+        "N8N_DB_IMAGE": "postgres:15",
+        "LETTA_DB_IMAGE": "pgvector/pgvector:0.8.0-pg17",
+        "MIGRATOR_IMAGE": "consolidation/migrator:latest",
+    }
+    env_file = ROOT / ".env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key in images:
+                images[key] = value.strip()
+    return images
+
+
+@dataclass
+class PgServer:
+    """A running PostgreSQL container reachable from the host."""
+
+    container: DockerContainer
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    def conninfo(self, **overrides: object) -> dict[str, object]:
+        params: dict[str, object] = dict(host=self.host, port=self.port, user=self.user,
+                                         password=self.password, dbname=self.dbname)
+        params.update(overrides)
+        return params
+
+    def connect(self, **overrides: object) -> psycopg.Connection:
+        return psycopg.connect(**self.conninfo(**overrides), autocommit=True)
+
+    def env_text(self, **overrides: str) -> str:
+        """An env file, as the migrator reads it, pointing at this server."""
+        values = dict(POSTGRES_HOST=self.host, POSTGRES_PORT=str(self.port), POSTGRES_DB=self.dbname,
+                      POSTGRES_USER=self.user, POSTGRES_PASSWORD=self.password)
+        values.update(overrides)
+        return "".join(f"{k}={v}\n" for k, v in values.items() if v is not None)
+
+
+def start_postgres(image: str, *, user: str, dbname: str, volumes: list[tuple[str, str]] = (),
+                   env: dict[str, str] | None = None) -> PgServer:
+    password = "pw-" + secrets.token_hex(12)
+    container = DockerContainer(image).with_exposed_ports(5432)
+    container.with_env("POSTGRES_PASSWORD", password)
+    if user != "supabase_admin":
+        container.with_env("POSTGRES_USER", user)
+    container.with_env("POSTGRES_DB", dbname)
+    for key, value in (env or {}).items():
+        container.with_env(key, value)
+    for host_path, container_path in volumes:
+        container.with_volume_mapping(host_path, container_path, "ro")
+    container.start()
+    server = PgServer(container, container.get_container_host_ip(), int(container.get_exposed_port(5432)),
+                      user, password, dbname)
+
+    @retry(stop=stop_after_delay(90), wait=wait_fixed(0.5), reraise=True)
+    def ready() -> None:
+        with server.connect(connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        # The init scripts run on a socket-only server; TCP answers once they are done.
+    try:
+        ready()
+    except Exception:
+        logs = container.get_wrapped_container().logs(tail=30).decode(errors="replace")
+        container.stop()
+        raise RuntimeError(f"{image} did not become ready:\n{logs}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def images() -> dict[str, str]:
+    return project_images()
+
+
+@pytest.fixture(scope="session")
+def unified_server(images):
+    """A fresh unified (Supabase) instance, shared by the session's read-only tests."""
+    server = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
+    yield server
+    server.container.stop()
+
+
+@pytest.fixture(scope="session")
+def n8n_db_server(images):
+    server = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
+    yield server
+    server.container.stop()
+
+
+@pytest.fixture(scope="session")
+def letta_db_server(images):
+    server = start_postgres(images["LETTA_DB_IMAGE"], user="letta", dbname="letta",
+                            volumes=[(str(ROOT / "compose/letta-db/init.sql"), "/docker-entrypoint-initdb.d/init.sql")])
+    yield server
+    server.container.stop()
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run the `consolidate` CLI as an operator would (a separate process)."""
+    return subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "migrator", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200"})
