@@ -16,6 +16,10 @@ from migrator.redact import redact
 from migrator.settings import load_settings
 from migrator.steps import preflight
 
+# Every subcommand is a step module exposing COMMAND, HELP, add_arguments(parser)
+# and command(settings, args, reports_dir). Add a step by adding it here.
+STEP_MODULES = [preflight]
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -30,9 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("preflight", help="reach every database and print what it holds (read-only)")
-    p.add_argument("--wait", type=float, default=60.0,
-                   help="seconds to wait for a database that is still starting (default: %(default)s)")
+    for module in STEP_MODULES:
+        step_parser = sub.add_parser(module.COMMAND, help=module.HELP, description=module.__doc__)
+        module.add_arguments(step_parser)
+        step_parser.set_defaults(step=module)
     return parser
 
 
@@ -41,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         reports_dir = args.reports_dir or settings.config_file.parent / "reports"
-        if args.command == "preflight":
-            preflight.run(settings, wait_seconds=args.wait, reports_dir=reports_dir)
-        return 0
+        return args.step.command(settings, args, reports_dir) or 0
     except ConsolidationError as exc:
         if not getattr(exc, "already_printed", False):
             console.fail(exc.message)

@@ -9,6 +9,7 @@ embeddings need it.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,20 @@ from migrator import console
 from migrator.db import connect
 from migrator.errors import ConsolidationError, DatabaseError
 from migrator.settings import DatabaseSettings, Settings
+
+COMMAND = "preflight"
+HELP = "reach every database and print what it holds (read-only)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", type=float, default=60.0,
+                        help="seconds to wait for a database that is still starting (default: %(default)s)")
+
+
+def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+    run(settings, wait_seconds=args.wait, reports_dir=reports_dir)
+    return 0
+
 
 SCHEMAS_SQL = """
 SELECT n.nspname,
