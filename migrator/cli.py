@@ -14,11 +14,11 @@ from migrator import __version__, console
 from migrator.errors import ConsolidationError
 from migrator.redact import redact
 from migrator.settings import load_settings
-from migrator.steps import preflight
+from migrator.steps import copy, migrate, post_data, preflight, schema
 
 # Every subcommand is a step module exposing COMMAND, HELP, add_arguments(parser)
 # and command(settings, args, reports_dir). Add a step by adding it here.
-STEP_MODULES = [preflight]
+STEP_MODULES = [preflight, schema, copy, post_data, migrate]
 
 
 def _parser() -> argparse.ArgumentParser:

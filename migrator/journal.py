@@ -1,0 +1,108 @@
+"""The migrator's journal in schema ``_consolidation`` on the target.
+
+Every step of every source, and every unit of copied data (a table or a range of
+it), is recorded here. A unit's row is written in the same transaction as its
+data, so after a crash a unit is either fully there and recorded, or absent; a
+rerun skips what is recorded and redoes the rest. Schemas this tool created are
+recorded too: only those may be dropped on a redo or a rollback.
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from migrator.errors import ConsolidationError
+
+SCHEMA = "_consolidation"
+LOCK_KEY = 0x636F6E73  # "cons": one migrator at a time per target instance
+
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+REVOKE ALL ON SCHEMA {SCHEMA} FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS {SCHEMA}.steps (
+  source text NOT NULL, step text NOT NULL, status text NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz, detail jsonb,
+  PRIMARY KEY (source, step));
+CREATE TABLE IF NOT EXISTS {SCHEMA}.units (
+  source text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL, chunk integer NOT NULL,
+  rows bigint NOT NULL, bytes bigint NOT NULL, seconds double precision,
+  finished_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (source, schema_name, table_name, chunk));
+CREATE TABLE IF NOT EXISTS {SCHEMA}.created_schemas (
+  schema_name text PRIMARY KEY, source text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS {SCHEMA}.events (
+  id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), source text, step text, message text);
+"""
+
+
+def ensure(conn: psycopg.Connection) -> None:
+    with conn.transaction():
+        conn.execute(DDL)
+
+
+def acquire_lock(conn: psycopg.Connection) -> None:
+    """Hold a session advisory lock for the whole run; a second migrator is refused."""
+    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        holder = conn.execute(
+            "SELECT pid, coalesce(application_name, '?'), backend_start FROM pg_locks l"
+            " JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.objid = %s",
+            (LOCK_KEY,)).fetchone()
+        who = f" (pid {holder[0]}, started {holder[2]:%Y-%m-%d %H:%M:%S})" if holder else ""
+        raise ConsolidationError(f"another migrator is already running against this target{who}")
+
+
+def step_done(conn: psycopg.Connection, source: str, step: str) -> bool:
+    row = conn.execute(f"SELECT status FROM {SCHEMA}.steps WHERE source = %s AND step = %s",
+                       (source, step)).fetchone()
+    return bool(row and row[0] == "done")
+
+
+def start_step(conn: psycopg.Connection, source: str, step: str) -> None:
+    conn.execute(
+        f"INSERT INTO {SCHEMA}.steps (source, step, status) VALUES (%s, %s, 'running')"
+        " ON CONFLICT (source, step) DO UPDATE SET status = 'running', started_at = now(),"
+        " finished_at = NULL, detail = NULL", (source, step))
+
+
+def finish_step(conn: psycopg.Connection, source: str, step: str, detail: dict | None = None) -> None:
+    conn.execute(f"UPDATE {SCHEMA}.steps SET status = 'done', finished_at = now(), detail = %s"
+                 " WHERE source = %s AND step = %s", (json.dumps(detail or {}), source, step))
+
+
+def done_units(conn: psycopg.Connection, source: str) -> dict[tuple[str, str, int], tuple[int, int]]:
+    rows = conn.execute(f"SELECT schema_name, table_name, chunk, rows, bytes FROM {SCHEMA}.units"
+                        " WHERE source = %s", (source,)).fetchall()
+    return {(s, t, c): (r, b) for s, t, c, r, b in rows}
+
+
+def record_unit(conn: psycopg.Connection, source: str, schema: str, table: str, chunk: int,
+                rows: int, nbytes: int, seconds: float) -> None:
+    conn.execute(f"INSERT INTO {SCHEMA}.units (source, schema_name, table_name, chunk, rows, bytes, seconds)"
+                 " VALUES (%s, %s, %s, %s, %s, %s, %s)", (source, schema, table, chunk, rows, nbytes, seconds))
+
+
+def record_created_schema(conn: psycopg.Connection, schema: str, source: str) -> None:
+    conn.execute(f"INSERT INTO {SCHEMA}.created_schemas (schema_name, source) VALUES (%s, %s)"
+                 " ON CONFLICT (schema_name) DO NOTHING", (schema, source))
+
+
+def created_schemas(conn: psycopg.Connection, source: str | None = None) -> list[str]:
+    if source is None:
+        rows = conn.execute(f"SELECT schema_name FROM {SCHEMA}.created_schemas ORDER BY 1").fetchall()
+    else:
+        rows = conn.execute(f"SELECT schema_name FROM {SCHEMA}.created_schemas WHERE source = %s ORDER BY 1",
+                            (source,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def forget_source(conn: psycopg.Connection, source: str) -> None:
+    """Clear a source's progress (used when its schemas are rebuilt from scratch)."""
+    for table in ("steps", "units", "created_schemas"):
+        conn.execute(f"DELETE FROM {SCHEMA}.{table} WHERE source = %s", (source,))
+
+
+def note(conn: psycopg.Connection, source: str | None, step: str | None, message: str) -> None:
+    conn.execute(f"INSERT INTO {SCHEMA}.events (source, step, message) VALUES (%s, %s, %s)",
+                 (source, step, message))

@@ -1,0 +1,100 @@
+"""Which source schema goes to which target schema: data, not code.
+
+Each ``[sources.<name>]`` table in consolidation.toml says which schema of the
+source database moves (``schema``), where it lands (``target_schema``), which app
+role ends up owning it (``owner``), and optional routing rules that send some
+tables elsewhere. A rule is ``{ when = "<predicate>", target_schema = "..." }``;
+predicates: ``has_vector_column`` (a column typed with pgvector's ``vector``),
+``name:<regex>`` (table name matches). The first matching rule wins.
+
+Types and sequences follow the tables that use them: an object used only by
+tables routed to one other schema moves there; anything else stays in the
+source's default target schema.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from migrator.errors import ConfigError
+from migrator.settings import DatabaseSettings, Settings
+
+IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+PREDICATES = ("has_vector_column",)
+
+
+@dataclass(frozen=True)
+class Rule:
+    when: str
+    target_schema: str
+
+    def matches(self, table: str, has_vector: bool) -> bool:
+        if self.when == "has_vector_column":
+            return has_vector
+        if self.when.startswith("name:"):
+            return re.fullmatch(self.when[5:], table) is not None
+        return False
+
+
+@dataclass(frozen=True)
+class SourceMapping:
+    name: str
+    db: DatabaseSettings
+    schema: str                      # schema in the source database
+    target_schema: str               # default schema on the target
+    owner: str | None = None         # app role that owns the target schemas afterwards
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
+
+    @property
+    def target_schemas(self) -> tuple[str, ...]:
+        names = [self.target_schema] + [r.target_schema for r in self.rules]
+        return tuple(dict.fromkeys(names))
+
+    def route(self, table: str, has_vector: bool) -> str:
+        for rule in self.rules:
+            if rule.matches(table, has_vector):
+                return rule.target_schema
+        return self.target_schema
+
+
+def _ident(value: object, where: str) -> str:
+    if not isinstance(value, str) or not IDENT.match(value):
+        raise ConfigError(f"{where}: '{value}' is not a plain lower-case identifier")
+    return value
+
+
+def load_mappings(settings: Settings) -> list[SourceMapping]:
+    """Validate every source's mapping; target schemas must not collide across sources."""
+    mappings: list[SourceMapping] = []
+    claimed: dict[str, str] = {}
+    for db in settings.sources:
+        cfg = settings.raw["sources"][db.name]
+        where = f"{settings.config_file}: [sources.{db.name}]"
+        if "schema" not in cfg or "target_schema" not in cfg:
+            raise ConfigError(f"{where} needs schema and target_schema")
+        rules = []
+        for i, rule in enumerate(cfg.get("rules", [])):
+            when = rule.get("when", "")
+            if when not in PREDICATES and not when.startswith("name:"):
+                raise ConfigError(f"{where} rule {i + 1}: unknown predicate '{when}' "
+                                  f"(use {', '.join(PREDICATES)} or name:<regex>)")
+            rules.append(Rule(when, _ident(rule.get("target_schema"), f"{where} rule {i + 1}")))
+        mapping = SourceMapping(
+            name=db.name, db=db, schema=_ident(cfg["schema"], where),
+            target_schema=_ident(cfg["target_schema"], where),
+            owner=_ident(cfg["owner"], where) if cfg.get("owner") else None, rules=tuple(rules))
+        for schema in mapping.target_schemas:
+            if schema in claimed:
+                raise ConfigError(f"{where}: target schema '{schema}' is also used by source '{claimed[schema]}'")
+            if schema.startswith("_consolidation") or schema in RESERVED_SCHEMAS:
+                raise ConfigError(f"{where}: target schema '{schema}' is reserved")
+            claimed[schema] = db.name
+        mappings.append(mapping)
+    return mappings
+
+
+# Supabase's own schemas: never a migration target.
+RESERVED_SCHEMAS = {"public", "auth", "storage", "extensions", "graphql", "graphql_public", "realtime",
+                    "vault", "pgbouncer", "supabase_functions", "supabase_migrations", "net", "cron",
+                    "pg_catalog", "information_schema"}

@@ -1,0 +1,55 @@
+"""Running pg_dump / pg_restore: passwords go through the environment (never
+argv, where `ps` would show them), and stderr is redacted before it is shown."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from migrator.errors import ConsolidationError, DatabaseError
+from migrator.redact import redact
+from migrator.settings import DatabaseSettings
+
+
+def _binary(name: str) -> str:
+    # Prefer the newest PostgreSQL client: pg_dump must be >= the server's major.
+    for major in ("17", "16"):
+        candidate = Path(f"/usr/lib/postgresql/{major}/bin/{name}")
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise ConsolidationError(f"{name} not found: install a PostgreSQL 17 client")
+    return found
+
+
+def _env(db: DatabaseSettings, dbname: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PGHOST=db.host, PGPORT=str(db.port), PGUSER=db.user, PGPASSWORD=db.password,
+               PGDATABASE=dbname or db.dbname, PGAPPNAME="consolidation-migrator", PGCONNECT_TIMEOUT="10")
+    return env
+
+
+def run(tool: str, args: list[str], db: DatabaseSettings, dbname: str | None = None,
+        what: str = "") -> subprocess.CompletedProcess:
+    proc = subprocess.run([_binary(tool), *args], env=_env(db, dbname), capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [line for line in redact(proc.stderr).splitlines() if line.strip()]
+        detail = lines[-1] if lines else f"exit code {proc.returncode}"
+        raise DatabaseError(db.name, db.role, f"{tool} {what} failed: {detail}".replace("  ", " "))
+    return proc
+
+
+def server_major(tool_version_output: str) -> int:
+    return int(tool_version_output.split()[-1].split(".")[0])
+
+
+def client_version(tool: str = "pg_dump") -> str:
+    return subprocess.run([_binary(tool), "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def restore_list(dump: Path, db: DatabaseSettings) -> list[str]:
+    """The table of contents of a custom/directory dump (pg_restore --list)."""
+    return run("pg_restore", ["--list", str(dump)], db, what="--list").stdout.splitlines()

@@ -1,0 +1,215 @@
+"""schema: recreate each source's object definitions in its target schemas.
+
+Definitions come from pg_dump, never hand-written DDL. The remap happens in a
+scratch database on the target: restore the source's schema-only dump there,
+move its extensions to ``extensions`` (where Supabase keeps them), rename the
+schema, route tables by the mapping rules (types and sequences follow the
+tables that use them), then dump the result and restore its pre-data section
+into the target database. Post-data (indexes, constraints, triggers) waits
+until the data is in (see post_data.py). Sources are only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from migrator import catalog, console, journal, pgtools
+from migrator.db import connect
+from migrator.errors import ConsolidationError, DatabaseError
+from migrator.mapping import SourceMapping, load_mappings
+from migrator.settings import Settings
+
+COMMAND = "schema"
+HELP = "recreate object definitions (pre-data) in the target schemas"
+STEP = "schema"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--work-dir", type=Path, default=None, help="where dumps go (default: backups/work)")
+
+
+def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+    work_dir = args.work_dir or settings.config_file.parent / "backups" / "work"
+    with connect(settings.target) as target:
+        journal.ensure(target)
+        journal.acquire_lock(target)
+        for mapping in load_mappings(settings):
+            run(settings, mapping, target, work_dir)
+    return 0
+
+
+def scratch_name(mapping: SourceMapping) -> str:
+    return f"_consolidation_scratch_{mapping.name}"
+
+
+def refuse_occupied_schemas(target: psycopg.Connection, mapping: SourceMapping) -> None:
+    """A target schema that holds objects we did not create is never touched."""
+    ours = set(journal.created_schemas(target))
+    for schema in mapping.target_schemas:
+        count = catalog.schema_object_count(target, schema)
+        if count and schema not in ours:
+            raise DatabaseError("unified", "target",
+                                f"schema '{schema}' already exists and holds {count} objects not created by "
+                                f"this tool; move them away or choose another target_schema for '{mapping.name}'")
+
+
+def check_extensions(source: psycopg.Connection, target: psycopg.Connection, mapping: SourceMapping) -> list:
+    """Every source extension must be installable in the target's `extensions` schema."""
+    needed = catalog.extensions(source)
+    available = {r[0] for r in target.execute("SELECT name FROM pg_available_extensions")}
+    installed = {e.name: e for e in catalog.extensions(target)}
+    for ext in needed:
+        if ext.name not in available:
+            raise DatabaseError("unified", "target", f"extension '{ext.name}' (used by source '{mapping.name}') "
+                                                     "is not available on the target server")
+        if ext.name in installed and installed[ext.name].schema != "extensions":
+            raise DatabaseError("unified", "target", f"extension '{ext.name}' is installed in schema "
+                                f"'{installed[ext.name].schema}' on the target, expected 'extensions'")
+        if not ext.relocatable and ext.schema == mapping.schema:
+            raise ConsolidationError(f"source '{mapping.name}': extension '{ext.name}' lives in the migrated schema "
+                                     f"'{ext.schema}' and cannot be relocated; move it on the source first")
+    return needed
+
+
+def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, work_dir: Path) -> None:
+    if journal.step_done(target, mapping.name, STEP):
+        console.console.print(f"  {mapping.name}: schema already done on a previous run, skipping")
+        return
+    refuse_occupied_schemas(target, mapping)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with connect(mapping.db) as source:
+        exts = check_extensions(source, target, mapping)
+        routes = {t.name: mapping.route(t.name, t.has_vector) for t in catalog.tables(source, mapping.schema)}
+    journal.start_step(target, mapping.name, STEP)
+    drop_our_schemas(target, mapping)          # a half-done earlier attempt is redone from scratch
+    source_dump = work_dir / f"{mapping.name}.source-schema.dump"
+    pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "--no-publications",
+                            "--no-subscriptions", "--no-security-labels", "--no-tablespaces",
+                            "-n", mapping.schema, "-f", str(source_dump)], mapping.db, what="--schema-only")
+    remapped = work_dir / f"{mapping.name}.target-schema.dump"
+    remap_in_scratch(settings, mapping, target, source_dump, remapped, exts, routes)
+    install_extensions(target, exts)
+    restore_pre_data(settings, mapping, target, remapped)
+    journal.finish_step(target, mapping.name, STEP, {"tables": len(routes)})
+    console.console.print(f"  {mapping.name}: {len(routes)} tables defined in {', '.join(mapping.target_schemas)}")
+
+
+def drop_our_schemas(target: psycopg.Connection, mapping: SourceMapping) -> None:
+    for schema in journal.created_schemas(target, mapping.name):
+        target.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    target.execute(f"DELETE FROM {journal.SCHEMA}.units WHERE source = %s", (mapping.name,))
+
+
+def filtered_list(dump: Path, db, schemas: set[str], section: str | None = None) -> list[str]:
+    """pg_restore's TOC without the SCHEMA entries (and their comments): we create schemas ourselves."""
+    keep = []
+    for line in pgtools.restore_list(dump, db):
+        parts = line.split()
+        if not line.strip() or line.startswith(";"):
+            continue
+        if len(parts) > 5 and parts[3] == "SCHEMA" and parts[5] in schemas:
+            continue
+        if "COMMENT - SCHEMA" in line and any(f"SCHEMA {s} " in line + " " for s in schemas):
+            continue
+        keep.append(line)
+    return keep
+
+
+def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg.Connection,
+                     source_dump: Path, out_dump: Path, exts, routes: dict[str, str]) -> None:
+    scratch = scratch_name(mapping)
+    target.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+    target.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(scratch)))
+    try:
+        with connect(settings.target, dbname=scratch) as conn:
+            conn.execute("CREATE SCHEMA IF NOT EXISTS extensions")
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(mapping.schema)))
+            for ext in exts:  # where the dump expects them, then moved where Supabase keeps them
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(ext.schema)))
+                conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}").format(
+                    sql.Identifier(ext.name), sql.Identifier(ext.schema)))
+        listing = out_dump.with_suffix(".source.list")
+        listing.write_text("\n".join(filtered_list(source_dump, mapping.db, {mapping.schema})) + "\n")
+        pgtools.run("pg_restore", ["--exit-on-error", "--single-transaction", "--no-owner", "--no-acl",
+                                   "-L", str(listing), "-d", scratch, str(source_dump)],
+                    settings.target, dbname=scratch, what="into scratch")
+        with connect(settings.target, dbname=scratch) as conn, conn.transaction():
+            relocate(conn, mapping, exts, routes)
+        pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "-f", str(out_dump),
+                                *[f"--schema={s}" for s in mapping.target_schemas]],
+                    settings.target, dbname=scratch, what="of the remapped scratch database")
+    finally:
+        target.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+
+
+def relocate(conn: psycopg.Connection, mapping: SourceMapping, exts, routes: dict[str, str]) -> None:
+    """In the scratch database: extensions -> extensions, schema -> target schemas."""
+    for ext in exts:
+        if ext.schema != "extensions" and ext.relocatable:
+            conn.execute(sql.SQL("ALTER EXTENSION {} SET SCHEMA extensions").format(sql.Identifier(ext.name)))
+    conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+        sql.Identifier(mapping.schema), sql.Identifier(mapping.target_schema)))
+    for schema in mapping.target_schemas[1:]:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    for table, schema in routes.items():
+        if schema != mapping.target_schema:
+            conn.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                sql.Identifier(mapping.target_schema, table), sql.Identifier(schema)))
+    move_followers(conn, mapping)
+
+
+FOLLOWERS_SQL = """
+-- Types and free-standing sequences of the default schema, with the set of
+-- schemas of the tables that use them (column types, and column defaults).
+WITH objs AS (
+  SELECT t.oid, 'pg_type'::regclass AS cls, 'TYPE' AS kind, t.typname AS name
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+  WHERE n.nspname = %(schema)s AND (t.typtype IN ('e', 'd')
+        OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
+  UNION ALL
+  SELECT c.oid, 'pg_class'::regclass, 'SEQUENCE', c.relname
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = %(schema)s AND c.relkind = 'S'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                    AND d.deptype IN ('a', 'i'))
+), users AS (
+  SELECT o.kind, o.name, tn.nspname
+  FROM objs o
+  JOIN pg_depend d ON d.refclassid = o.cls AND d.refobjid = o.oid
+  LEFT JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND ad.oid = d.objid
+  JOIN pg_class tc ON tc.oid = CASE WHEN d.classid = 'pg_class'::regclass THEN d.objid ELSE ad.adrelid END
+  JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+  WHERE tc.relkind IN ('r', 'p')
+)
+SELECT kind, name, array_agg(DISTINCT nspname) FROM users GROUP BY kind, name
+"""
+
+
+def move_followers(conn: psycopg.Connection, mapping: SourceMapping) -> None:
+    """A type or sequence used only by tables routed to one other schema moves there too."""
+    for kind, name, schemas in conn.execute(FOLLOWERS_SQL, {"schema": mapping.target_schema}).fetchall():
+        if len(schemas) == 1 and schemas[0] != mapping.target_schema:
+            conn.execute(sql.SQL("ALTER {} {} SET SCHEMA {}").format(
+                sql.SQL(kind), sql.Identifier(mapping.target_schema, name), sql.Identifier(schemas[0])))
+
+
+def install_extensions(target: psycopg.Connection, exts) -> None:
+    target.execute("CREATE SCHEMA IF NOT EXISTS extensions")
+    for ext in exts:
+        target.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA extensions").format(
+            sql.Identifier(ext.name)))
+
+
+def restore_pre_data(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, dump: Path) -> None:
+    for schema in mapping.target_schemas:
+        journal.record_created_schema(target, schema, mapping.name)
+        target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    listing = dump.with_suffix(".pre-data.list")
+    listing.write_text("\n".join(filtered_list(dump, settings.target, set(mapping.target_schemas))) + "\n")
+    pgtools.run("pg_restore", ["--exit-on-error", "--single-transaction", "--no-owner", "--no-acl",
+                               "--section=pre-data", "-L", str(listing), "-d", settings.target.dbname, str(dump)],
+                settings.target, what="pre-data into the target")
