@@ -22,6 +22,11 @@ _TRANSIENT_MARKERS = (
 )
 
 
+# How long connect() waits for a server that is still starting; the CLI's
+# --wait sets it for the whole run.
+DEFAULT_WAIT_SECONDS = 60.0
+
+
 class _Transient(Exception):
     """Internal: a connection failure worth retrying (message already explained)."""
 
@@ -52,12 +57,14 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _Transient)
 
 
-def connect(db: DatabaseSettings, wait_seconds: float = 60.0, *, autocommit: bool = True,
+def connect(db: DatabaseSettings, wait_seconds: float | None = None, *, autocommit: bool = True,
             read_only: bool | None = None, **overrides: object) -> psycopg.Connection:
     """Connect, waiting up to ``wait_seconds`` for a server that is still starting.
 
     Sources are opened read-only by default: the migration never writes them.
     """
+    if wait_seconds is None:
+        wait_seconds = DEFAULT_WAIT_SECONDS
     if read_only is None:
         read_only = db.role == "source"
     options = "-c default_transaction_read_only=on" if read_only else None

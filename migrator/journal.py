@@ -88,7 +88,13 @@ def record_created_schema(conn: psycopg.Connection, schema: str, source: str) ->
                  " ON CONFLICT (schema_name) DO NOTHING", (schema, source))
 
 
+def exists(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.created_schemas",)).fetchone()[0]
+
+
 def created_schemas(conn: psycopg.Connection, source: str | None = None) -> list[str]:
+    if not exists(conn):
+        return []
     if source is None:
         rows = conn.execute(f"SELECT schema_name FROM {SCHEMA}.created_schemas ORDER BY 1").fetchall()
     else:

@@ -131,3 +131,35 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subpro
     return subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "migrator", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "COLUMNS": "200"})
+
+
+def migrator_command(config_dir: Path, *args: str, name: str | None = None) -> list[str]:
+    """`consolidate` inside the migrator image (it carries the PostgreSQL 17 client
+    that pg_dump/pg_restore need), with the working tree's package mounted over the
+    image's copy so the code under test is the code in this checkout."""
+    image = project_images()["MIGRATOR_IMAGE"]
+    cmd = ["docker", "run", "--rm", "--network", "host", "-e", "COLUMNS=200",
+           "-v", f"{config_dir}:/work", "-w", "/work", "-v", f"{ROOT / 'migrator'}:/src/migrator:ro"]
+    if name:
+        cmd += ["--name", name]
+    return [*cmd, image, "--config", "/work/consolidation.toml", *args]
+
+
+def run_migrator(config_dir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(migrator_command(config_dir, *args), capture_output=True, text=True, timeout=timeout)
+
+
+def write_stack_config(config_dir: Path, target: PgServer, sources: dict[str, PgServer],
+                       mapping_toml: str) -> Path:
+    """A config dir (consolidation.toml + env files) pointing at the given servers.
+
+    ``mapping_toml`` holds the [sources.<name>] tables without env_file lines;
+    they are filled in here."""
+    (config_dir / "env").mkdir(parents=True, exist_ok=True)
+    (config_dir / "env/target.env").write_text(target.env_text())
+    text = '[target]\nname = "unified"\nenv_file = "env/target.env"\n\n' + mapping_toml
+    for name, server in sources.items():
+        (config_dir / f"env/{name}.env").write_text(server.env_text())
+        text = text.replace(f"[sources.{name}]\n", f'[sources.{name}]\nenv_file = "env/{name}.env"\n')
+    (config_dir / "consolidation.toml").write_text(text)
+    return config_dir

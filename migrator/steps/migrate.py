@@ -44,8 +44,11 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
     mappings = load_mappings(settings)
     timings: dict[str, float] = {}
     with connect(settings.target) as target:
-        journal.ensure(target)
         journal.acquire_lock(target)
+        for mapping in mappings:        # refuse before the first write
+            if not (journal.exists(target) and journal.step_done(target, mapping.name, schema_step.STEP)):
+                schema_step.check(mapping, target)
+        journal.ensure(target)
         for number, (title, action) in enumerate([
             ("schema", lambda m: schema_step.run(settings, m, target, work_dir)),
             ("copy", lambda m: copy_step.run(settings, m, target, jobs=jobs, split_mb=split_mb, fmt=fmt)),

@@ -75,15 +75,32 @@ def check_extensions(source: psycopg.Connection, target: psycopg.Connection, map
     return needed
 
 
+def check(mapping: SourceMapping, target: psycopg.Connection) -> tuple[list, dict[str, str]]:
+    """Every refusal that can be known before writing anything; returns (extensions, routes)."""
+    refuse_occupied_schemas(target, mapping)
+    with connect(mapping.db) as source:
+        if source.execute("SELECT to_regnamespace(%s) IS NULL", (mapping.schema,)).fetchone()[0]:
+            raise DatabaseError(mapping.name, "source", f"schema '{mapping.schema}' does not exist")
+        exts = check_extensions(source, target, mapping)
+        unsupported = source.execute(
+            "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relkind = 'f'", (mapping.schema,)).fetchall()
+        if unsupported:
+            raise ConsolidationError(f"source '{mapping.name}': foreign table '{unsupported[0][0]}' cannot be "
+                                     "moved (its data lives on another server); drop or localize it first")
+        if source.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]:
+            raise ConsolidationError(f"source '{mapping.name}': large objects (pg_largeobject) are not moved by "
+                                     "this tool; export them with pg_dump --large-objects separately")
+        routes = {t.name: mapping.route(t.name, t.has_vector) for t in catalog.tables(source, mapping.schema)}
+    return exts, routes
+
+
 def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, work_dir: Path) -> None:
     if journal.step_done(target, mapping.name, STEP):
         console.console.print(f"  {mapping.name}: schema already done on a previous run, skipping")
         return
-    refuse_occupied_schemas(target, mapping)
+    exts, routes = check(mapping, target)
     work_dir.mkdir(parents=True, exist_ok=True)
-    with connect(mapping.db) as source:
-        exts = check_extensions(source, target, mapping)
-        routes = {t.name: mapping.route(t.name, t.has_vector) for t in catalog.tables(source, mapping.schema)}
     journal.start_step(target, mapping.name, STEP)
     drop_our_schemas(target, mapping)          # a half-done earlier attempt is redone from scratch
     source_dump = work_dir / f"{mapping.name}.source-schema.dump"

@@ -1,0 +1,263 @@
+"""verify: prove the target holds exactly what the sources hold.
+
+Data: per table, row count and two 64-bit content hashes summed over all rows,
+computed inside each server (no rows shipped to the migrator). Rows are hashed
+from their text form with both sessions pinned to the same output settings
+(DateStyle, IntervalStyle, TimeZone, extra_float_digits, bytea_output,
+lc_monetary), so the same value prints the same way on PostgreSQL 15 and 17;
+hashtextextended is the same function on every version since 11. The sum is
+order-independent, so the two servers need not agree on row order.
+
+Objects: columns (type, nullability, default, generated/identity), constraints,
+indexes (and validity), triggers (and enabled state), views, policies and RLS
+flags, comments, and sequence positions. Names are compared with each session's
+search_path set to the schemas involved, so `letta.vector` and
+`extensions.vector` both print as `vector`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from rich.table import Table
+
+from migrator import catalog, console
+from migrator.db import connect
+from migrator.errors import VerificationError
+from migrator.mapping import SourceMapping, load_mappings
+from migrator.settings import Settings
+
+COMMAND = "verify"
+HELP = "compare every table (count + checksum) and object between sources and target"
+
+PINNED = ("SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC';"
+          " SET extra_float_digits = 1; SET bytea_output = 'hex'; SET lc_monetary = 'C';")
+CHECKSUM_SQL = ("SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text,"
+                " coalesce(sum(hashtextextended(t::text, 1)::numeric), 0)::text FROM ONLY {} AS t")
+
+# Object inventories: each query yields (kind, key, value) with names resolved via search_path.
+INVENTORY_SQL = {
+    "column": """
+        SELECT c.relname || '.' || a.attname,
+               concat_ws(' | ', format_type(a.atttypid, a.atttypmod), CASE WHEN a.attnotnull THEN 'not null' END,
+                         pg_get_expr(d.adbin, d.adrelid), nullif(a.attgenerated, ''), nullif(a.attidentity, ''),
+                         col_description(c.oid, a.attnum))
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0
+          AND NOT a.attisdropped""",
+    "constraint": """
+        SELECT c.relname || '.' || k.conname, pg_get_constraintdef(k.oid) || CASE WHEN k.convalidated THEN ''
+               ELSE ' NOT VALIDATED' END
+        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%(schemas)s)""",
+    "index": """
+        SELECT i.relname, pg_get_indexdef(i.oid) || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
+        WHERE n.nspname = ANY(%(schemas)s)""",
+    "trigger": """
+        SELECT c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text
+        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%(schemas)s) AND NOT t.tgisinternal""",
+    "view": """
+        SELECT c.relname, c.relkind::text || ' ' || pg_get_viewdef(c.oid)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('v', 'm')""",
+    "table": """
+        SELECT c.relname, concat_ws(' ', c.relkind::text, c.relpersistence::text, 'rls=' || c.relrowsecurity,
+               'force=' || c.relforcerowsecurity, obj_description(c.oid, 'pg_class'),
+               pg_get_partkeydef(c.oid), pg_get_expr(c.relpartbound, c.oid))
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'f')""",
+    "policy": """
+        SELECT p.tablename || '.' || p.policyname,
+               concat_ws(' | ', p.permissive, p.cmd, array_to_string(p.roles, ','), p.qual, p.with_check)
+        FROM pg_policies p WHERE p.schemaname = ANY(%(schemas)s)""",
+    "function": """
+        SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', pg_get_functiondef(p.oid)
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = ANY(%(schemas)s) AND p.prokind IN ('f', 'p') AND NOT EXISTS
+          (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')""",
+    "type": """
+        SELECT t.typname, t.typtype::text || ' ' || coalesce((SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder)
+               FROM pg_enum WHERE enumtypid = t.oid), format_type(t.typbasetype, t.typtypmod), '')
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('e', 'd') AND NOT EXISTS
+          (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')""",
+}
+
+
+@dataclass
+class TableResult:
+    table: str
+    target: str
+    source_rows: int
+    target_rows: int
+    source_hash: str
+    target_hash: str
+
+    @property
+    def ok(self) -> bool:
+        return self.source_rows == self.target_rows and self.source_hash == self.target_hash
+
+
+@dataclass
+class SourceResult:
+    source: str
+    tables: list[TableResult] = field(default_factory=list)
+    object_differences: list[str] = field(default_factory=list)
+    sequence_differences: list[str] = field(default_factory=list)
+
+    @property
+    def differences(self) -> list[str]:
+        data = [f"table {t.target}: source {t.source_rows} rows / target {t.target_rows} rows"
+                + ("" if t.source_rows != t.target_rows else " (same count, different content)")
+                for t in self.tables if not t.ok]
+        return data + self.sequence_differences + self.object_differences
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+    run(settings, reports_dir)
+    return 0
+
+
+def _session(conn: psycopg.Connection, search_path: list[str]) -> None:
+    conn.execute(PINNED)
+    conn.execute(sql.SQL("SET search_path = {}").format(sql.SQL(", ").join(map(sql.Identifier, search_path))))
+
+
+def _checksum(conn: psycopg.Connection, schema: str, table: str) -> tuple[int, str]:
+    count, h0, h1 = conn.execute(sql.SQL(CHECKSUM_SQL).format(sql.Identifier(schema, table))).fetchone()
+    return int(count), f"{h0}/{h1}"
+
+
+def _strip_schemas(text: str, schemas: list[str]) -> str:
+    """Drop schema qualifiers that differ by design between source and target."""
+    for schema in schemas:
+        text = re.sub(rf'(?<![\w"$])(?:{re.escape(schema)}|"{re.escape(schema)}")\.', "", text)
+    return " ".join(text.split())
+
+
+def _inventory(conn: psycopg.Connection, schemas: list[str], strip: list[str]) -> dict[tuple[str, str], str]:
+    found = {}
+    for kind, query in INVENTORY_SQL.items():
+        for key, value in conn.execute(query, {"schemas": schemas}).fetchall():
+            found[(kind, key)] = _strip_schemas(value or "", strip)
+    return found
+
+
+def _extension_schemas(conn: psycopg.Connection) -> list[str]:
+    return [e.schema for e in catalog.extensions(conn)]
+
+
+def compare_objects(source: psycopg.Connection, target: psycopg.Connection, mapping: SourceMapping) -> list[str]:
+    src = _inventory(source, [mapping.schema], [mapping.schema, *_extension_schemas(source)])
+    tgt = _inventory(target, list(mapping.target_schemas), [*mapping.target_schemas, "extensions"])
+    if source.info.server_version // 10000 != target.info.server_version // 10000:
+        # Newer servers deparse views without redundant table qualifiers
+        # (PG 16+): compare view bodies with all qualifiers removed.
+        for inv in (src, tgt):
+            for key in [k for k in inv if k[0] == "view"]:
+                inv[key] = re.sub(r'(?<![\w"$])(?:[a-z_][a-z0-9_$]*|"[^"]+")\.(?=[a-z_"])', "", inv[key])
+    diffs = []
+    for key in sorted(set(src) | set(tgt)):
+        kind, name = key
+        if key not in tgt:
+            diffs.append(f"{kind} {name}: missing on the target")
+        elif key not in src:
+            diffs.append(f"{kind} {name}: only on the target")
+        elif src[key] != tgt[key]:
+            diffs.append(f"{kind} {name}: source '{src[key][:120]}' != target '{tgt[key][:120]}'")
+    return diffs
+
+
+def compare_sequences(source: psycopg.Connection, target: psycopg.Connection, mapping: SourceMapping) -> list[str]:
+    diffs = []
+    located = dict(target.execute(
+        "SELECT c.relname, n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind = 'S' AND n.nspname = ANY(%s)", (list(mapping.target_schemas),)).fetchall())
+    for name in catalog.sequences(source, mapping.schema):
+        query = sql.SQL("SELECT last_value, is_called FROM {}")
+        src = source.execute(query.format(sql.Identifier(mapping.schema, name))).fetchone()
+        if name not in located:
+            diffs.append(f"sequence {name}: missing on the target")
+            continue
+        tgt = target.execute(query.format(sql.Identifier(located[name], name))).fetchone()
+        if tuple(src) != tuple(tgt):
+            diffs.append(f"sequence {located[name]}.{name}: source {tuple(src)} != target {tuple(tgt)}")
+    return diffs
+
+
+def verify_source(settings: Settings, mapping: SourceMapping) -> SourceResult:
+    result = SourceResult(mapping.name)
+    with connect(mapping.db, autocommit=False) as source, connect(settings.target) as target:
+        source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        _session(source, [mapping.schema, *_extension_schemas(source)])
+        _session(target, [*mapping.target_schemas, "extensions"])
+        for t in catalog.tables(source, mapping.schema):
+            if not t.copies_data:
+                continue
+            schema = mapping.route(t.name, t.has_vector)
+            src_rows, src_hash = _checksum(source, t.schema, t.name)
+            try:
+                tgt_rows, tgt_hash = _checksum(target, schema, t.name)
+            except psycopg.errors.UndefinedTable:
+                tgt_rows, tgt_hash = -1, "missing"
+            result.tables.append(TableResult(t.name, f"{schema}.{t.name}", src_rows, tgt_rows, src_hash, tgt_hash))
+        result.sequence_differences = compare_sequences(source, target, mapping)
+        result.object_differences = compare_objects(source, target, mapping)
+        source.rollback()
+    return result
+
+
+def render(results: list[SourceResult]) -> Table:
+    table = Table(title="Verification")
+    for col in ("source", "tables", "rows (source)", "rows (target)", "data diffs", "object diffs", "result"):
+        table.add_column(col)
+    for r in results:
+        bad = sum(1 for t in r.tables if not t.ok)
+        objs = len(r.object_differences) + len(r.sequence_differences)
+        table.add_row(r.source, str(len(r.tables)), str(sum(t.source_rows for t in r.tables)),
+                      str(sum(max(t.target_rows, 0) for t in r.tables)), str(bad), str(objs),
+                      "[green]identical[/green]" if not r.differences else "[red]DIFFERENT[/red]")
+    return table
+
+
+def markdown(results: list[SourceResult]) -> str:
+    lines = ["# Verification report", ""]
+    for r in results:
+        lines += [f"## {r.source}: {'identical' if not r.differences else 'DIFFERENT'}", "",
+                  "| table | source rows | target rows | checksum |", "|---|---|---|---|"]
+        lines += [f"| {t.target} | {t.source_rows} | {t.target_rows} | {'equal' if t.ok else 'DIFFERENT'} |"
+                  for t in r.tables]
+        if r.differences:
+            lines += ["", "Differences:", ""] + [f"- {d}" for d in r.differences]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run(settings: Settings, reports_dir: Path | None) -> list[SourceResult]:
+    console.step("V", "verify: row counts, checksums and objects, source vs target")
+    results = [verify_source(settings, m) for m in load_mappings(settings)]
+    console.print_table(render(results))
+    if reports_dir is not None:
+        console.write_json(reports_dir / "verification.json", [
+            {"source": r.source, "identical": not r.differences, "differences": r.differences,
+             "tables": [asdict(t) | {"ok": t.ok} for t in r.tables]} for r in results])
+        (reports_dir / "verification.md").write_text(markdown(results), encoding="utf-8")
+    problems = [f"{r.source}: {d}" for r in results for d in r.differences]
+    for line in problems[:20]:
+        console.console.print(f"  [red]difference[/red] {line}", markup=True)
+    if problems:
+        first = " ".join(problems[0].split())[:200]
+        raise VerificationError(f"verification found {len(problems)} difference(s); first: {first}")
+    return results

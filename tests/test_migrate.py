@@ -1,0 +1,248 @@
+"""The migration engine against real servers: a PostgreSQL 15 source full of
+edge cases (-> schema n8n) and a Letta-shaped PostgreSQL 17 + pgvector source
+(-> letta_agents / letta_embeddings), into a fresh Supabase stand-in.
+
+Data is compared here independently of the tool's own verify (row values
+fetched through psycopg on both sides), so a verify bug cannot hide a loss."""
+
+from __future__ import annotations
+
+import collections
+import re
+import subprocess
+import time
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.types.string import TextLoader
+
+from tests.conftest import ROOT, migrator_command, run_migrator, start_postgres, write_stack_config
+
+pytestmark = pytest.mark.integration
+
+MAPPING = """
+[sources.n8n]
+schema = "public"
+target_schema = "n8n"
+
+[sources.letta]
+schema = "letta"
+target_schema = "letta_agents"
+rules = [{ when = "has_vector_column", target_schema = "letta_embeddings" }]
+"""
+
+
+@pytest.fixture(scope="module")
+def sources(images):
+    n8n = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
+    letta = start_postgres(images["LETTA_DB_IMAGE"], user="letta", dbname="letta",
+                           volumes=[(str(ROOT / "compose/letta-db/init.sql"), "/docker-entrypoint-initdb.d/init.sql")])
+    with n8n.connect() as conn:
+        conn.execute((ROOT / "tests/data/edge_cases.sql").read_text())
+    with letta.connect() as conn:
+        conn.execute((ROOT / "tests/data/letta_like.sql").read_text())
+    yield {"n8n": n8n, "letta": letta}
+    n8n.container.stop()
+    letta.container.stop()
+
+
+@pytest.fixture
+def target(images):
+    server = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
+    yield server
+    server.container.stop()
+
+
+@pytest.fixture
+def config(tmp_path, target, sources):
+    return write_stack_config(tmp_path, target, sources, MAPPING)
+
+
+def table_rows(conn: psycopg.Connection, schema: str, table: str) -> collections.Counter:
+    # Python's datetime has no BC dates or infinities: read those types as text,
+    # with both sessions pinned to the same output settings.
+    for name in ("timestamp", "timestamptz", "date", "tstzrange", "interval"):
+        conn.adapters.register_loader(name, TextLoader)
+    conn.execute("SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'")
+    rows = conn.execute(sql.SQL("SELECT * FROM ONLY {}").format(sql.Identifier(schema, table))).fetchall()
+    return collections.Counter(repr(r) for r in rows)
+
+
+def leaf_tables(conn: psycopg.Connection, schema: str) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND relkind = 'r' ORDER BY 1", (schema,))]
+
+
+def source_fingerprint(server) -> dict[str, collections.Counter]:
+    schema = "public" if server.dbname == "n8n_restore" else "letta"
+    with server.connect() as conn:
+        return {t: table_rows(conn, schema, t) for t in leaf_tables(conn, schema)}
+
+
+def assert_ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_migrates_every_edge_case_and_verifies(config, target, sources):
+    before = {name: source_fingerprint(s) for name, s in sources.items()}
+    assert_ok(run_migrator(config, "migrate", "--jobs", "2"))
+    verify = run_migrator(config, "verify")
+    assert_ok(verify)
+    assert "identical" in verify.stdout
+
+    with target.connect() as tgt:
+        # Independent check: every row of every table, compared as Python values.
+        for name, schema_of in (("n8n", lambda t: "n8n"),
+                                ("letta", lambda t: "letta_embeddings" if "passages" in t else "letta_agents")):
+            for table, rows in before[name].items():
+                assert table_rows(tgt, schema_of(table), table) == rows, f"{name}.{table}"
+        types = dict(tgt.execute(
+            "SELECT c.relname || '.' || a.attname, format_type(a.atttypid, a.atttypmod) || ' in ' || tn.nspname"
+            " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_type t ON t.oid = a.atttypid"
+            " JOIN pg_namespace tn ON tn.oid = t.typnamespace JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname LIKE 'letta%' AND a.attnum > 0 AND c.relkind = 'r'").fetchall())
+        assert types["archival_passages.embedding"] == "vector(16) in extensions"
+        assert types["source_passages.embedding"] == "vector(16) in extensions"
+        assert types["agents.sandbox"].endswith("in letta_agents")
+        assert tgt.execute("SELECT last_value FROM letta_agents.message_seq_id").fetchone()[0] == 300
+        assert tgt.execute("SELECT last_value FROM n8n.negative_seq").fetchone()[0] == -42
+        # Triggers did not fire on copied rows, and work for new rows.
+        assert tgt.execute("SELECT count(*) FROM n8n.messages WHERE msg LIKE '%!'").fetchone()[0] == 1
+        tgt.execute("INSERT INTO n8n.messages (msg) VALUES ('new')")
+        assert tgt.execute("SELECT msg FROM n8n.messages ORDER BY id DESC LIMIT 1").fetchone()[0] == "NEW!"
+        # Identity kept its values and continues after them; generated column recomputed.
+        assert tgt.execute("SELECT min(id), max(id), sum(doubled) FROM n8n.everything").fetchone() == (1, 500, 250500)
+        tgt.execute("INSERT INTO n8n.everything (note) VALUES ('after')")
+        assert tgt.execute("SELECT max(id) FROM n8n.everything").fetchone()[0] == 501
+        # Deferred circular FKs and RLS came across.
+        assert tgt.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'chicken_egg_fk'"
+                           " AND condeferred").fetchone()[0] == 1
+        assert tgt.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'n8n.secrets'::regclass").fetchone()[0]
+        assert tgt.execute("SELECT sum(n) FROM n8n.mood_counts").fetchone()[0] == 500
+        # Supabase's own data is untouched and nothing landed in public.
+        assert tgt.execute("SELECT count(*) FROM auth.users").fetchone()[0] == 3
+        assert tgt.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                           " WHERE n.nspname = 'public'").fetchone()[0] == 0
+        assert tgt.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '_consolidation_scratch%'"
+                           ).fetchone()[0] == 0
+    # Sources were only read.
+    assert {name: source_fingerprint(s) for name, s in sources.items()} == before
+
+    again = run_migrator(config, "migrate")
+    assert_ok(again)
+    assert "already done on a previous run" in again.stdout
+
+
+def test_verify_names_tampered_missing_and_sequence(config, target):
+    assert_ok(run_migrator(config, "migrate"))
+    with target.connect() as tgt:
+        tgt.execute("SET session_replication_role = replica")
+        tgt.execute("UPDATE n8n.tree SET label = 'tampered' WHERE id = 2")
+        tgt.execute("DELETE FROM letta_embeddings.source_passages WHERE id = 'src-7'")
+        tgt.execute("SELECT setval('letta_agents.message_seq_id', 5)")
+    result = run_migrator(config, "verify")
+    assert result.returncode == 5, result.stdout + result.stderr
+    out = " ".join(result.stdout.split())
+    assert "table n8n.tree: source 4 rows / target 4 rows (same count, different content)" in out
+    assert "table letta_embeddings.source_passages: source 40 rows / target 39 rows" in out
+    assert "sequence letta_agents.message_seq_id: source (300, True) != target (5, True)" in out
+    assert result.stderr.startswith("FAILED: verification found 3 difference(s)")
+    report = (config / "reports/verification.json").read_text()
+    assert '"identical": false' in report
+
+
+def test_refuses_occupied_target_schema_without_change(config, target):
+    with target.connect() as tgt:
+        tgt.execute("CREATE SCHEMA n8n; CREATE TABLE n8n.theirs (id int)")
+        before = tgt.execute("SELECT count(*) FROM pg_namespace").fetchone()[0]
+    result = run_migrator(config, "migrate")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert result.stderr.strip() == ("FAILED: target database 'unified': schema 'n8n' already exists and holds "
+                                     "1 objects not created by this tool; move them away or choose another "
+                                     "target_schema for 'n8n'")
+    with target.connect() as tgt:
+        assert tgt.execute("SELECT count(*) FROM pg_namespace").fetchone()[0] == before
+        assert tgt.execute("SELECT to_regnamespace('_consolidation')").fetchone()[0] is None
+
+
+def test_refuses_target_without_pgvector(tmp_path, images, sources):
+    plain = start_postgres(images["N8N_DB_IMAGE"], user="postgres", dbname="postgres")
+    try:
+        config = write_stack_config(tmp_path, plain, sources, MAPPING)
+        result = run_migrator(config, "migrate")
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert "extension 'vector' (used by source 'letta') is not available on the target server" in result.stderr
+        with plain.connect() as conn:
+            assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname IN ('n8n', '_consolidation')"
+                                ).fetchone()[0] == 0
+    finally:
+        plain.container.stop()
+
+
+def test_second_migrator_is_refused(config, target):
+    with target.connect() as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (0x636F6E73,))
+        result = run_migrator(config, "migrate")
+    assert result.returncode != 0
+    assert "another migrator is already running against this target" in result.stderr
+
+
+def test_unreachable_source_is_refused(config, target):
+    env = config / "env/letta.env"
+    env.write_text(re.sub(r"POSTGRES_PORT=\d+", "POSTGRES_PORT=1", env.read_text()))
+    result = run_migrator(config, "--wait", "2", "migrate")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "source database 'letta': nothing listens on" in result.stderr
+
+
+def test_kill_9_during_copy_then_rerun_resumes_and_verifies(tmp_path, images, target):
+    """A big-enough source, split into many small units, killed mid-copy."""
+    src = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
+    try:
+        with src.connect() as conn:
+            conn.execute("CREATE TABLE big (id bigint PRIMARY KEY, payload text);"
+                         "INSERT INTO big SELECT i, repeat(md5(i::text), 20) FROM generate_series(1, 150000) i;"
+                         "CREATE TABLE small (id int PRIMARY KEY); INSERT INTO small SELECT generate_series(1, 10);"
+                         "ANALYZE")
+        config = write_stack_config(tmp_path, target, {"n8n": src},
+                                    '[sources.n8n]\nschema = "public"\ntarget_schema = "n8n"\n')
+        name = f"migrator-kill-{time.time_ns()}"
+        proc = subprocess.Popen(migrator_command(config, "migrate", "--jobs", "1", "--split-mb", "2", name=name),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            units_done = wait_for_units(target, minimum=2, timeout=120)
+            subprocess.run(["docker", "kill", "--signal", "KILL", name], capture_output=True)
+        finally:
+            proc.wait(timeout=60)
+        with target.connect() as tgt:
+            assert tgt.execute("SELECT status FROM _consolidation.steps WHERE step = 'copy'").fetchone()[0] == "running"
+            kept = tgt.execute("SELECT chunk, finished_at FROM _consolidation.units WHERE table_name = 'big'").fetchall()
+        assert len(kept) >= units_done
+        result = run_migrator(config, "migrate", "--jobs", "1", "--split-mb", "2")
+        assert_ok(result)
+        assert "from an earlier run" in result.stdout
+        assert_ok(run_migrator(config, "verify"))
+        with target.connect() as tgt:
+            # Units finished before the kill were not copied again.
+            for chunk, finished_at in kept:
+                assert tgt.execute("SELECT finished_at FROM _consolidation.units WHERE table_name = 'big'"
+                                   " AND chunk = %s", (chunk,)).fetchone()[0] == finished_at
+            assert tgt.execute("SELECT count(*), sum(id) FROM n8n.big").fetchone() == (150000, 11250075000)
+    finally:
+        src.container.stop()
+
+
+def wait_for_units(target, minimum: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    with target.connect() as conn:
+        while time.monotonic() < deadline:
+            try:
+                count = conn.execute("SELECT count(*) FROM _consolidation.units").fetchone()[0]
+            except psycopg.errors.UndefinedTable:
+                count = 0
+            if count >= minimum:
+                return count
+            time.sleep(0.05)
+    raise AssertionError("copy did not start in time")
