@@ -69,7 +69,7 @@ class PgServer:
 
 
 def start_postgres(image: str, *, user: str, dbname: str, volumes: list[tuple[str, str]] = (),
-                   env: dict[str, str] | None = None) -> PgServer:
+                   env: dict[str, str] | None = None, tmpfs: dict[str, str] | None = None) -> PgServer:
     password = "pw-" + secrets.token_hex(12)
     container = DockerContainer(image).with_exposed_ports(5432)
     container.with_env("POSTGRES_PASSWORD", password)
@@ -80,6 +80,8 @@ def start_postgres(image: str, *, user: str, dbname: str, volumes: list[tuple[st
         container.with_env(key, value)
     for host_path, container_path in volumes:
         container.with_volume_mapping(host_path, container_path, "ro")
+    for path, size in (tmpfs or {}).items():
+        container.with_tmpfs_mount(path, size)
     container.start()
     server = PgServer(container, container.get_container_host_ip(), int(container.get_exposed_port(5432)),
                       user, password, dbname)

@@ -145,7 +145,8 @@ def test_verify_names_tampered_missing_and_sequence(config, target):
     result = run_migrator(config, "verify")
     assert result.returncode == 5, result.stdout + result.stderr
     out = " ".join(result.stdout.split())
-    assert "table n8n.tree: source 4 rows / target 4 rows (same count, different content)" in out
+    assert ("table n8n.tree: source 4 rows / target 4 rows (same count, different content);"
+            " differing key ranges: id in [2, 3): 1 vs 1 rows") in out
     assert "table letta_embeddings.source_passages: source 40 rows / target 39 rows" in out
     assert "sequence letta_agents.message_seq_id: source (300, True) != target (5, True)" in out
     assert result.stderr.startswith("FAILED: verification found 3 difference(s)")
@@ -179,6 +180,27 @@ def test_refuses_target_without_pgvector(tmp_path, images, sources):
                                 ).fetchone()[0] == 0
     finally:
         plain.container.stop()
+
+
+def test_refuses_target_with_too_little_disk(tmp_path, images, sources):
+    """Target data directory on a 48 MB tmpfs; the source needs more than that."""
+    big = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
+    small = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres",
+                           tmpfs={"/var/lib/postgresql/data": "48m"})
+    try:
+        with big.connect() as conn:
+            conn.execute("CREATE TABLE blob AS SELECT i, repeat('x', 1000) AS pad FROM generate_series(1, 40000) i")
+        config = write_stack_config(tmp_path, small, {"n8n": big},
+                                    '[sources.n8n]\nschema = "public"\ntarget_schema = "n8n"\n')
+        result = run_migrator(config, "migrate")
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert "target database 'unified': not enough disk space: the sources need about" in result.stderr
+        with small.connect() as conn:
+            assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname IN ('n8n', '_consolidation')"
+                                ).fetchone()[0] == 0
+    finally:
+        big.container.stop()
+        small.container.stop()
 
 
 def test_second_migrator_is_refused(config, target):

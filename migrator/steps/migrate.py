@@ -45,9 +45,13 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
     timings: dict[str, float] = {}
     with connect(settings.target) as target:
         journal.acquire_lock(target)
-        for mapping in mappings:        # refuse before the first write
+        pending = [m for m in mappings        # refuse before the first write
+                   if not (journal.exists(target) and journal.step_done(target, m.name, copy_step.STEP))]
+        for mapping in pending:
             if not (journal.exists(target) and journal.step_done(target, mapping.name, schema_step.STEP)):
                 schema_step.check(mapping, target)
+        if pending and not journal.exists(target):
+            schema_step.check_space(pending, target)
         journal.ensure(target)
         for number, (title, action) in enumerate([
             ("schema", lambda m: schema_step.run(settings, m, target, work_dir)),

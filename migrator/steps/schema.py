@@ -75,6 +75,36 @@ def check_extensions(source: psycopg.Connection, target: psycopg.Connection, map
     return needed
 
 
+SPACE_FACTOR = 1.5  # rows + indexes + WAL written during the load, relative to the source's size
+
+
+def target_free_bytes(target: psycopg.Connection) -> int | None:
+    """Free space under the target's data directory, via `df` run by the server
+    (COPY FROM PROGRAM needs a superuser; None when that is not possible)."""
+    try:
+        with target.transaction():
+            target.execute("CREATE TEMP TABLE IF NOT EXISTS _consolidation_df (line text) ON COMMIT DROP")
+            target.execute("COPY _consolidation_df FROM PROGRAM 'df -Pk .'")
+            lines = [r[0] for r in target.execute("SELECT line FROM _consolidation_df").fetchall()]
+        return int(lines[-1].split()[3]) * 1024
+    except (psycopg.Error, IndexError, ValueError):
+        return None
+
+
+def check_space(mappings: list[SourceMapping], target: psycopg.Connection) -> None:
+    needed = 0
+    for mapping in mappings:
+        with connect(mapping.db) as source:
+            needed += sum(t.size_bytes for t in catalog.tables(source, mapping.schema))
+    needed = int(needed * SPACE_FACTOR)
+    free = target_free_bytes(target)
+    if free is None:
+        console.console.print("  warning: cannot read the target's free disk space; not checked")
+    elif free < needed:
+        raise DatabaseError("unified", "target", f"not enough disk space: the sources need about "
+                            f"{needed / 1e6:.0f} MB, the target has {free / 1e6:.0f} MB free")
+
+
 def check(mapping: SourceMapping, target: psycopg.Connection) -> tuple[list, dict[str, str]]:
     """Every refusal that can be known before writing anything; returns (extensions, routes)."""
     refuse_occupied_schemas(target, mapping)

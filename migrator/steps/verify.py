@@ -100,6 +100,7 @@ class TableResult:
     target_rows: int
     source_hash: str
     target_hash: str
+    ranges: list[str] = field(default_factory=list)   # key ranges that differ (on mismatch)
 
     @property
     def ok(self) -> bool:
@@ -117,6 +118,7 @@ class SourceResult:
     def differences(self) -> list[str]:
         data = [f"table {t.target}: source {t.source_rows} rows / target {t.target_rows} rows"
                 + ("" if t.source_rows != t.target_rows else " (same count, different content)")
+                + (f"; differing key ranges: {'; '.join(t.ranges)}" if t.ranges else "")
                 for t in self.tables if not t.ok]
         return data + self.sequence_differences + self.object_differences
 
@@ -145,6 +147,40 @@ def _strip_schemas(text: str, schemas: list[str]) -> str:
     for schema in schemas:
         text = re.sub(rf'(?<![\w"$])(?:{re.escape(schema)}|"{re.escape(schema)}")\.', "", text)
     return " ".join(text.split())
+
+
+BUCKETS = 64
+INT_PK_SQL = """
+SELECT a.attname FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+WHERE x.indrelid = %s::regclass AND x.indisprimary AND x.indnkeyatts = 1
+  AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+"""
+RANGE_SQL = ("SELECT ({col} - {lo}) / {width} AS bucket, count(*),"
+             " sum(hashtextextended(t::text, 0)::numeric)::text FROM ONLY {tbl} AS t GROUP BY 1")
+
+
+def locate_ranges(source: psycopg.Connection, target: psycopg.Connection, src_table: str, tgt_table: str,
+                  schema: str, tgt_schema: str) -> list[str]:
+    """For a table with an integer primary key, name the key ranges whose rows differ."""
+    pk = source.execute(INT_PK_SQL, (sql.Identifier(schema, src_table).as_string(source),)).fetchone()
+    if not pk:
+        return []
+    col = sql.Identifier(pk[0])
+    lo, hi = source.execute(sql.SQL("SELECT min({0}), max({0}) FROM ONLY {1}").format(
+        col, sql.Identifier(schema, src_table))).fetchone()
+    lo, hi = lo or 0, hi or 0
+    width = max((hi - lo) // BUCKETS + 1, 1)
+
+    def buckets(conn: psycopg.Connection, sch: str, tbl: str) -> dict[int, tuple]:
+        query = sql.SQL(RANGE_SQL).format(col=col, lo=sql.Literal(lo), width=sql.Literal(width),
+                                          tbl=sql.Identifier(sch, tbl))
+        return {int(b) if b is not None else None: (n, h) for b, n, h in conn.execute(query).fetchall()}
+
+    src, tgt = buckets(source, schema, src_table), buckets(target, tgt_schema, tgt_table)
+    bad = sorted((b for b in set(src) | set(tgt) if src.get(b) != tgt.get(b)), key=lambda b: (b is None, b or 0))
+    return [f"{pk[0]} NULL" if b is None else
+            f"{pk[0]} in [{lo + b * width}, {lo + (b + 1) * width}): {src.get(b, (0,))[0]} vs {tgt.get(b, (0,))[0]} rows"
+            for b in bad[:5]]
 
 
 def _inventory(conn: psycopg.Connection, schemas: list[str], strip: list[str]) -> dict[tuple[str, str], str]:
@@ -212,7 +248,10 @@ def verify_source(settings: Settings, mapping: SourceMapping) -> SourceResult:
                 tgt_rows, tgt_hash = _checksum(target, schema, t.name)
             except psycopg.errors.UndefinedTable:
                 tgt_rows, tgt_hash = -1, "missing"
-            result.tables.append(TableResult(t.name, f"{schema}.{t.name}", src_rows, tgt_rows, src_hash, tgt_hash))
+            found = TableResult(t.name, f"{schema}.{t.name}", src_rows, tgt_rows, src_hash, tgt_hash)
+            if not found.ok and tgt_rows >= 0:
+                found.ranges = locate_ranges(source, target, t.name, t.name, t.schema, schema)
+            result.tables.append(found)
         result.sequence_differences = compare_sequences(source, target, mapping)
         result.object_differences = compare_objects(source, target, mapping)
         source.rollback()
