@@ -80,8 +80,8 @@ def start_postgres(image: str, *, user: str, dbname: str, volumes: list[tuple[st
         container.with_env(key, value)
     for host_path, container_path in volumes:
         container.with_volume_mapping(host_path, container_path, "ro")
-    for path, size in (tmpfs or {}).items():
-        container.with_tmpfs_mount(path, size)
+    for path, options in (tmpfs or {}).items():   # options as docker takes them: "size=48m"
+        container.with_tmpfs_mount(path, options)
     container.start()
     server = PgServer(container, container.get_container_host_ip(), int(container.get_exposed_port(5432)),
                       user, password, dbname)

@@ -186,7 +186,7 @@ def test_refuses_target_with_too_little_disk(tmp_path, images, sources):
     """Target data directory on a 48 MB tmpfs; the source needs more than that."""
     big = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
     small = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres",
-                           tmpfs={"/var/lib/postgresql/data": "48m"})
+                           tmpfs={"/var/lib/postgresql/data": "size=48m"})
     try:
         with big.connect() as conn:
             conn.execute("CREATE TABLE blob AS SELECT i, repeat('x', 1000) AS pad FROM generate_series(1, 40000) i")
