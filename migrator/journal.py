@@ -59,6 +59,13 @@ def step_done(conn: psycopg.Connection, source: str, step: str) -> bool:
     return bool(row and row[0] == "done")
 
 
+def step_started(conn: psycopg.Connection, source: str, step: str) -> bool:
+    """True when an earlier attempt began this step and did not finish it."""
+    row = conn.execute(f"SELECT status FROM {SCHEMA}.steps WHERE source = %s AND step = %s",
+                       (source, step)).fetchone()
+    return bool(row and row[0] == "running")
+
+
 def start_step(conn: psycopg.Connection, source: str, step: str) -> None:
     conn.execute(
         f"INSERT INTO {SCHEMA}.steps (source, step, status) VALUES (%s, %s, 'running')"

@@ -256,6 +256,21 @@ def test_kill_9_during_copy_then_rerun_resumes_and_verifies(tmp_path, images, ta
         src.container.stop()
 
 
+def test_interrupted_post_data_is_cleared_and_redone(config, target):
+    """Post-data builds in parallel (not one transaction): a rerun after a crash
+    must drop what the dead attempt left and build everything once."""
+    assert_ok(run_migrator(config, "schema"))
+    assert_ok(run_migrator(config, "copy"))
+    with target.connect() as tgt:   # what a crash half-way through post-data leaves behind
+        tgt.execute("INSERT INTO _consolidation.steps (source, step, status) VALUES ('n8n', 'post-data', 'running')")
+        tgt.execute("ALTER TABLE n8n.tree ADD CONSTRAINT tree_pkey PRIMARY KEY (id)")
+        tgt.execute("CREATE INDEX everything_jb ON n8n.everything USING gin (jb)")
+    result = run_migrator(config, "post-data")
+    assert_ok(result)
+    assert "n8n: removed 2 objects left by an interrupted post-data" in result.stdout
+    assert_ok(run_migrator(config, "verify"))
+
+
 def wait_for_units(target, minimum: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     with target.connect() as conn:

@@ -56,7 +56,7 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
         for number, (title, action) in enumerate([
             ("schema", lambda m: schema_step.run(settings, m, target, work_dir)),
             ("copy", lambda m: copy_step.run(settings, m, target, jobs=jobs, split_mb=split_mb, fmt=fmt)),
-            ("post-data", lambda m: post_data_step.run(settings, m, target, work_dir)),
+            ("post-data", lambda m: post_data_step.run(settings, m, target, work_dir, jobs=jobs)),
         ], start=1):
             console.step(f"M{number}", title)
             started = time.monotonic()
