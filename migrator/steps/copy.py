@@ -111,9 +111,13 @@ class SnapshotHolder:
 
 def _source_session(mapping: SourceMapping, snapshot: str) -> psycopg.Connection:
     conn = connect(mapping.db, autocommit=False)
+    _reattach(conn, snapshot)
+    return conn
+
+
+def _reattach(conn: psycopg.Connection, snapshot: str) -> None:
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-    return conn
 
 
 def _target_session(settings: Settings) -> psycopg.Connection:
@@ -193,6 +197,7 @@ def _copy_all(settings: Settings, mapping: SourceMapping, snapshot: str, units: 
     local = threading.local()
     sessions: list[psycopg.Connection] = []
     lock = threading.Lock()
+    counters = {"rows": 0, "units": 0}
     started = time.monotonic()
 
     def sessions_for_thread() -> tuple[psycopg.Connection, psycopg.Connection]:
@@ -216,12 +221,25 @@ def _copy_all(settings: Settings, mapping: SourceMapping, snapshot: str, units: 
                 progress.advance(task, n)
                 progress.advance(total, n)
             try:
-                result = copy_unit(unit, src, tgt, mapping, fmt, on_bytes)
+                try:
+                    result = copy_unit(unit, src, tgt, mapping, fmt, on_bytes)
+                except psycopg.Error as exc:
+                    if fmt != "binary" or "binary" not in str(exc).lower():
+                        raise
+                    # A type without binary I/O: this unit again, as text (the failed
+                    # attempt rolled back with its transaction).
+                    src.rollback()
+                    _reattach(src, snapshot)
+                    result = copy_unit(unit, src, tgt, mapping, "text", on_bytes)
             except psycopg.Error as exc:
                 raise DatabaseError("unified", "target", f"copy of {mapping.name}.{unit.source_table.name} "
                                     f"failed: {str(exc).strip().splitlines()[0]}") from None
-            progress.update(task, description=f"{name}: {result[0]} rows", completed=unit.estimated_bytes)
             progress.remove_task(task)
+            with lock:
+                counters["rows"] += result[0]
+                counters["units"] += 1
+                progress.update(total, description=f"{mapping.name}: {counters['units']}/{len(units)} units, "
+                                                   f"{counters['rows']:,} rows")
             return result
 
         with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:

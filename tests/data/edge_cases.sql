@@ -1,6 +1,10 @@
 -- A source schema (public, PostgreSQL 15+) holding every awkward thing the
 -- engine must move intact. Used by tests/test_migrate.py.
 CREATE EXTENSION IF NOT EXISTS "uuid-ossp" WITH SCHEMA public;
+CREATE EXTENSION IF NOT EXISTS seg WITH SCHEMA public;   -- a type without binary I/O
+
+CREATE TABLE measurements (id integer PRIMARY KEY, span seg);
+INSERT INTO measurements SELECT i, (i || ' .. ' || (i + 0.5))::seg FROM generate_series(1, 20) i;
 
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE DOMAIN positive_int AS integer CHECK (VALUE > 0);
