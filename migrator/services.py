@@ -1,0 +1,146 @@
+"""Stopping, recreating and health-waiting the apps' containers (docker SDK).
+
+`docker restart` keeps a container's environment from when it was created, so a
+rewritten env file would not take effect. ``recreate`` does what compose does
+on a config change: it creates a new container from the old one's full
+configuration (image, command, mounts, ports, networks and aliases, labels,
+healthcheck, restart policy) with the environment updated from the env file,
+then removes the old one. The compose labels are kept, so `docker compose`
+still owns the container afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import docker
+from docker.errors import DockerException, NotFound
+from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
+
+from migrator.errors import ConsolidationError
+
+
+class ServiceError(ConsolidationError):
+    exit_code = 6
+
+
+@dataclass(frozen=True)
+class Service:
+    project: str
+    name: str
+
+
+def client() -> docker.DockerClient:
+    try:
+        c = docker.from_env()
+        c.ping()
+        return c
+    except DockerException as exc:
+        raise ServiceError(f"cannot reach the docker engine ({type(exc).__name__}); "
+                           "mount /var/run/docker.sock into the migrator") from None
+
+
+def container_of(c: docker.DockerClient, svc: Service):
+    found = c.containers.list(all=True, filters={"label": [f"com.docker.compose.project={svc.project}",
+                                                           f"com.docker.compose.service={svc.name}"]})
+    found = [x for x in found if x.labels.get("com.docker.compose.oneoff", "False") != "True"]
+    if not found:
+        raise ServiceError(f"service '{svc.name}' of compose project '{svc.project}' has no container "
+                           f"(start it once with `docker compose --profile apps up -d {svc.name}`)")
+    return found[0]
+
+
+def stop(c: docker.DockerClient, svc: Service, timeout: int = 30) -> None:
+    container = container_of(c, svc)
+    container.reload()
+    if container.status == "running":
+        container.stop(timeout=timeout)
+
+
+def start(c: docker.DockerClient, svc: Service) -> None:
+    container_of(c, svc).start()
+
+
+def merged_env(current: list[str], updates: dict[str, str], removed: set[str]) -> list[str]:
+    """The container's environment with the env file's keys replaced/added/removed."""
+    out, seen = [], set()
+    for item in current:
+        key = item.split("=", 1)[0]
+        if key in removed:
+            continue
+        if key in updates:
+            out.append(f"{key}={updates[key]}")
+            seen.add(key)
+        else:
+            out.append(item)
+    out += [f"{k}={v}" for k, v in updates.items() if k not in seen]
+    return out
+
+
+def recreate(c: docker.DockerClient, svc: Service, updates: dict[str, str], removed: set[str]) -> None:
+    """Replace the service's container by one with the new environment (stopped state kept: not started)."""
+    old = container_of(c, svc)
+    old.reload()
+    attrs = old.attrs
+    cfg, host = attrs["Config"], attrs["HostConfig"]
+    networks = attrs["NetworkSettings"]["Networks"]
+    if old.status == "running":
+        old.stop(timeout=30)
+    name = attrs["Name"].lstrip("/")
+    old.rename(f"{name}-replaced-{int(time.time())}")
+    first, *others = list(networks.items()) or [(None, None)]
+
+    def endpoint(net: dict) -> dict:
+        aliases = [a for a in (net.get("Aliases") or []) if a not in (old.id[:12], old.id)]
+        return c.api.create_endpoint_config(aliases=aliases or None)
+
+    try:
+        created = c.api.create_container(
+            image=cfg["Image"], command=cfg.get("Cmd"), entrypoint=cfg.get("Entrypoint"),
+            environment=merged_env(cfg.get("Env") or [], updates, removed), labels=cfg.get("Labels"),
+            working_dir=cfg.get("WorkingDir") or None, user=cfg.get("User") or None,
+            hostname=cfg.get("Hostname") if cfg.get("Hostname") != old.id[:12] else None,
+            ports=list((cfg.get("ExposedPorts") or {}).keys()) or None,
+            volumes=list((cfg.get("Volumes") or {}).keys()) or None, stop_signal=cfg.get("StopSignal"),
+            healthcheck=cfg.get("Healthcheck"), host_config=host, name=name,
+            networking_config=c.api.create_networking_config({first[0]: endpoint(first[1])}) if first[0] else None)
+        for net_name, net in others:
+            c.api.connect_container_to_network(created["Id"], net_name, aliases=endpoint(net).get("Aliases"))
+    except DockerException:
+        old.rename(name)          # put the old one back: nothing lost
+        raise
+    old.remove()
+
+
+def wait_healthy(c: docker.DockerClient, svc: Service, timeout: float) -> float:
+    """Seconds until the service's healthcheck passes; raises after ``timeout``."""
+    started = time.monotonic()
+
+    @retry(retry=retry_if_result(lambda status: status not in ("healthy", "exited", "dead")),
+           stop=stop_after_delay(timeout), wait=wait_fixed(1), retry_error_callback=lambda state: "timeout")
+    def status() -> str:
+        container = container_of(c, svc)
+        container.reload()
+        health = container.attrs["State"].get("Health")
+        return health["Status"] if health and container.status == "running" else container.status
+
+    result = status()
+    if result != "healthy":
+        raise ServiceError(f"service '{svc.name}' did not become healthy within {timeout:.0f} s ({result})")
+    return time.monotonic() - started
+
+
+def process_env(c: docker.DockerClient, svc: Service) -> dict[str, str]:
+    """The environment the app's PID 1 actually runs with."""
+    container = container_of(c, svc)
+    raw = container.exec_run(["cat", "/proc/1/environ"]).output
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def exists(c: docker.DockerClient, svc: Service) -> bool:
+    try:
+        container_of(c, svc)
+        return True
+    except (ServiceError, NotFound):
+        return False
