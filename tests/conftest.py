@@ -100,6 +100,18 @@ def start_postgres(image: str, *, user: str, dbname: str, volumes: list[tuple[st
     return server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def remove_leftover_containers():
+    """Whatever a failing test left running is removed when the session ends."""
+    yield
+    import docker
+    from testcontainers.core.labels import SESSION_ID
+
+    for container in docker.from_env().containers.list(
+            all=True, filters={"label": f"org.testcontainers.session-id={SESSION_ID}"}):
+        container.remove(force=True)
+
+
 @pytest.fixture(scope="session")
 def images() -> dict[str, str]:
     return project_images()
