@@ -135,6 +135,31 @@ def test_migrates_every_edge_case_and_verifies(config, target, sources):
     assert "already done on a previous run" in again.stdout
 
 
+LETTA_OWNED = """
+[sources.letta]
+schema = "letta"
+target_schema = "letta_agents"
+owner = "letta_owner"
+rules = [{ when = "has_vector_column", target_schema = "letta_embeddings" }]
+"""
+
+
+def test_migrated_objects_are_handed_to_the_owner_role(tmp_path, target, sources):
+    with target.connect() as tgt:
+        tgt.execute("CREATE ROLE letta_owner NOLOGIN")
+    config = write_stack_config(tmp_path, target, {"letta": sources["letta"]}, LETTA_OWNED)
+    result = run_migrator(config, "migrate")
+    assert_ok(result)
+    assert "handed over to role 'letta_owner'" in result.stdout
+    from migrator.ownership import foreign_owned
+    with target.connect() as tgt:
+        for schema in ("letta_agents", "letta_embeddings"):
+            assert foreign_owned(tgt, schema, "letta_owner") == [], schema
+        assert tgt.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'archival_passages'").fetchone()[0] \
+            == "letta_owner"
+    assert_ok(run_migrator(config, "verify"))
+
+
 def test_verify_names_tampered_missing_and_sequence(config, target):
     assert_ok(run_migrator(config, "migrate"))
     with target.connect() as tgt:

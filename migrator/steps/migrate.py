@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from migrator import console, journal
+from migrator import console, journal, ownership
 from migrator.db import connect
 from migrator.mapping import load_mappings
 from migrator.settings import Settings
@@ -39,6 +39,18 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     return 0
 
 
+def hand_over(target, mapping) -> None:
+    """Give the migrated schemas to the app role (when `consolidate roles` has created it)."""
+    if not mapping.owner:
+        return
+    if not target.execute("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)", (mapping.owner,)).fetchone()[0]:
+        console.console.print(f"  {mapping.name}: role '{mapping.owner}' does not exist yet; objects stay with the "
+                              "migrator until `consolidate roles` hands them over")
+        return
+    changed = sum(len(ownership.hand_over_schema(target, schema, mapping.owner)) for schema in mapping.target_schemas)
+    console.console.print(f"  {mapping.name}: {changed} objects handed over to role '{mapping.owner}'")
+
+
 def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLIT_MB, fmt: str = "binary",
         work_dir: Path) -> dict[str, float]:
     mappings = load_mappings(settings)
@@ -57,6 +69,7 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
             ("schema", lambda m: schema_step.run(settings, m, target, work_dir)),
             ("copy", lambda m: copy_step.run(settings, m, target, jobs=jobs, split_mb=split_mb, fmt=fmt)),
             ("post-data", lambda m: post_data_step.run(settings, m, target, work_dir, jobs=jobs)),
+            ("ownership", lambda m: hand_over(target, m)),
         ], start=1):
             console.step(f"M{number}", title)
             started = time.monotonic()
