@@ -1,0 +1,250 @@
+"""Who may do what on the unified instance, read from the catalog.
+
+``snapshot`` captures everything the roles step can change (roles, database
+and schema ACLs, default ACLs, event triggers, relations, routines, the
+registry) so that a run can say exactly what it changed, and a second run can
+say "no change". ``matrix`` computes the access matrix (role x schema) that the
+step prints, and ``isolation_warnings`` flags any cell the design forbids.
+Password hashes are never read here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import psycopg
+from rich.table import Table
+
+API_ROLES = ("anon", "authenticated", "service_role")
+
+# (section, key, value) for every object the roles step may touch. ACLs are
+# sorted so that a revoke + re-grant in another order is not reported as a change,
+# and a NULL ACL (the built-in default) is spelled out with acldefault().
+_ACL = "(SELECT coalesce(jsonb_agg(x ORDER BY x), '[]') FROM unnest({}::text[]) x)"
+_SYSTEM = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
+SNAPSHOT_SQL = f"""
+SELECT 'role', a.rolname::text, jsonb_build_object(
+         'superuser', a.rolsuper, 'inherit', a.rolinherit, 'createrole', a.rolcreaterole,
+         'createdb', a.rolcreatedb, 'login', a.rolcanlogin, 'replication', a.rolreplication,
+         'bypassrls', a.rolbypassrls, 'connection_limit', a.rolconnlimit,
+         'has_password', a.rolpassword IS NOT NULL,
+         'settings', (SELECT to_jsonb(s.setconfig) FROM pg_db_role_setting s
+                      WHERE s.setrole = a.oid AND s.setdatabase = 0),
+         'member_of', (SELECT coalesce(jsonb_agg(m.roleid::regrole::text ORDER BY 1), '[]')
+                       FROM pg_auth_members m WHERE m.member = a.oid),
+         'members', (SELECT coalesce(jsonb_agg(m.member::regrole::text ORDER BY 1), '[]')
+                     FROM pg_auth_members m WHERE m.roleid = a.oid))
+FROM pg_authid a WHERE a.rolname !~ '^pg_'
+UNION ALL
+SELECT 'database', d.datname::text, jsonb_build_object('owner', d.datdba::regrole::text, 'acl', {_ACL.format("coalesce(d.datacl, acldefault('d', d.datdba))")})
+FROM pg_database d WHERE d.datname = current_database()
+UNION ALL
+SELECT 'schema', n.nspname::text, jsonb_build_object('owner', n.nspowner::regrole::text, 'acl', {_ACL.format("coalesce(n.nspacl, acldefault('n', n.nspowner))")})
+FROM pg_namespace n WHERE {_SYSTEM}
+UNION ALL
+SELECT 'default privileges', format('for %s in %s on %s', d.defaclrole::regrole,
+         CASE d.defaclnamespace WHEN 0 THEN 'all schemas' ELSE d.defaclnamespace::regnamespace::text END,
+         CASE d.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' WHEN 'f' THEN 'routines'
+              WHEN 'T' THEN 'types' WHEN 'n' THEN 'schemas' END),
+       {_ACL.format('d.defaclacl')}
+FROM pg_default_acl d
+UNION ALL
+SELECT 'event trigger', e.evtname::text, jsonb_build_object(
+         'event', e.evtevent, 'function', e.evtfoid::regproc::text, 'enabled', e.evtenabled,
+         'tags', to_jsonb(e.evttags), 'owner', e.evtowner::regrole::text)
+FROM pg_event_trigger e
+UNION ALL
+SELECT 'relation', format('%I.%I', n.nspname, c.relname), jsonb_build_object(
+         'kind', c.relkind, 'owner', c.relowner::regrole::text,
+         'acl', {_ACL.format("coalesce(c.relacl, CASE c.relkind WHEN 'S' THEN acldefault('s', c.relowner) ELSE acldefault('r', c.relowner) END)")},
+         'columns', (SELECT jsonb_agg(format('%I %s', t.attname, format_type(t.atttypid, t.atttypmod)) ORDER BY t.attnum)
+                     FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attnum > 0 AND NOT t.attisdropped
+                       AND c.relkind NOT IN ('i', 'I')))
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE {_SYSTEM} AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'i', 'I', 'c')
+UNION ALL
+SELECT 'routine', format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+       jsonb_build_object('owner', p.proowner::regrole::text,
+                          'acl', {_ACL.format("coalesce(p.proacl, acldefault('f', p.proowner))")},
+                          'security_definer', p.prosecdef, 'config', to_jsonb(p.proconfig), 'body', md5(p.prosrc))
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE {_SYSTEM}
+"""
+REGISTRY_SQL = """
+SELECT 'registry', 'app ' || app, to_jsonb(r) - 'app' FROM consolidation_admin.app_role r
+UNION ALL
+SELECT 'registry', 'schema ' || schema_name, to_jsonb(s) - 'schema_name' FROM consolidation_admin.app_schema s
+"""
+
+Snapshot = dict[tuple[str, str], object]
+
+
+def snapshot(conn: psycopg.Connection) -> Snapshot:
+    rows = conn.execute(SNAPSHOT_SQL).fetchall()
+    if conn.execute("SELECT to_regclass('consolidation_admin.app_schema') IS NOT NULL").fetchone()[0]:
+        rows += conn.execute(REGISTRY_SQL).fetchall()
+    return {(section, key): value for section, key, value in rows}
+
+
+@dataclass(frozen=True)
+class Change:
+    section: str   # "role", "schema", "relation", ...
+    key: str       # the object
+    change: str    # "added", "removed", "changed"
+    detail: str    # what differs (changed) or a short summary (added/removed)
+
+
+def _short(value: object, limit: int = 90) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _value_changed(before: object, after: object) -> str:
+    """Lists (ACLs, members) as +added -removed; anything else as before -> after."""
+    if isinstance(before, list) and isinstance(after, list):
+        return ", ".join([f"+{x}" for x in after if x not in before] + [f"-{x}" for x in before if x not in after])
+    return f"{_short(before, 60)} -> {_short(after, 60)}"
+
+
+def _fields_changed(before: object, after: object) -> str:
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(set(before) | set(after))
+        return "; ".join(f"{k}: {_value_changed(before.get(k), after.get(k))}"
+                         for k in keys if before.get(k) != after.get(k))
+    return _value_changed(before, after)
+
+
+def _summary(value: object) -> str:
+    """An added or removed object in a few words: its owner when it has one."""
+    if isinstance(value, dict) and "owner" in value:
+        return f"owner {value['owner']}"
+    return _short(value)
+
+
+def diff(before: Snapshot, after: Snapshot) -> list[Change]:
+    """Objects added, removed or changed between two snapshots, in a stable order."""
+    changes = []
+    for key in sorted(set(before) | set(after)):
+        section, name = key
+        if key not in before:
+            changes.append(Change(section, name, "added", _summary(after[key])))
+        elif key not in after:
+            changes.append(Change(section, name, "removed", _summary(before[key])))
+        elif before[key] != after[key]:
+            changes.append(Change(section, name, "changed", _fields_changed(before[key], after[key])))
+    return changes
+
+
+MATRIX_SQL = """
+SELECT r.rolname::text, n.nspname::text,
+       pg_has_role(r.oid, n.nspowner, 'USAGE') AS owner,
+       has_schema_privilege(r.oid, n.oid, 'USAGE') AS usage,
+       has_schema_privilege(r.oid, n.oid, 'CREATE') AS "create",
+       count(c.oid) AS tables,
+       count(c.oid) FILTER (WHERE has_table_privilege(r.oid, c.oid, 'SELECT')) AS readable,
+       count(c.oid) FILTER (WHERE has_table_privilege(r.oid, c.oid, 'INSERT')) AS writable
+FROM pg_roles r
+CROSS JOIN pg_namespace n
+LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+WHERE r.rolname = ANY(%s) AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+GROUP BY r.rolname, r.oid, n.nspname, n.oid, n.nspowner
+"""
+
+
+@dataclass(frozen=True)
+class Cell:
+    owner: bool
+    usage: bool
+    create: bool
+    tables: int
+    readable: int
+    writable: int
+
+    def label(self) -> str:
+        """'owner', or what a non-owner can do: read / write (k/n when partial) / create / usage / -."""
+        if self.owner:
+            return "owner"
+        parts = []
+        if self.usage and self.tables:
+            for verb, count in (("read", self.readable), ("write", self.writable)):
+                if count:
+                    parts.append(verb if count == self.tables else f"{verb} {count}/{self.tables}")
+        if self.create:
+            parts.append("create")
+        return ", ".join(parts) or ("usage" if self.usage else "-")
+
+
+Matrix = dict[str, dict[str, Cell]]   # role -> schema -> cell
+
+
+def matrix(conn: psycopg.Connection, roles: list[str]) -> Matrix:
+    result: Matrix = {role: {} for role in roles}
+    for role, schema, *cell in conn.execute(MATRIX_SQL, (roles,)).fetchall():
+        result[role][schema] = Cell(*cell)
+    return {role: dict(sorted(cells.items())) for role, cells in result.items() if cells}
+
+
+def matrix_json(m: Matrix) -> dict:
+    return {role: {schema: {**asdict(cell), "label": cell.label()} for schema, cell in cells.items()}
+            for role, cells in m.items()}
+
+
+def render_matrix(m: Matrix, own: dict[str, set[str]]) -> Table:
+    """Schemas down, roles across; a role's own schemas are bold."""
+    roles = list(m)
+    table = Table(title="Access matrix (schema x role)", show_lines=False)
+    table.add_column("schema")
+    for role in roles:
+        table.add_column(role, overflow="fold")
+    schemas = sorted({schema for cells in m.values() for schema in cells})
+    for schema in schemas:
+        row = []
+        for role in roles:
+            label = m[role][schema].label() if schema in m[role] else "?"
+            row.append(f"[bold]{label}[/bold]" if schema in own.get(role, set()) else label)
+        table.add_row(schema, *row)
+    return table
+
+
+def render_changes(changes: list[Change]) -> Table:
+    table = Table(title=f"Changes ({len(changes)})", show_lines=False)
+    for column in ("object", "change", "detail"):
+        table.add_column(column, overflow="fold")
+    for c in changes:
+        table.add_row(f"{c.section} {c.key}", c.change, c.detail)
+    return table
+
+
+def isolation_warnings(m: Matrix, own: dict[str, set[str]], readers: set[str],
+                       api_schemas: set[str]) -> list[str]:
+    """Cells the design forbids (see sql/): each is one sentence naming role and schema."""
+    app_schemas = set().union(*own.values()) if own else set()
+    warnings = []
+    for role, cells in m.items():
+        for schema, cell in cells.items():
+            problem = _forbidden(role, schema, cell, own, readers, app_schemas, api_schemas)
+            if problem:
+                warnings.append(f"role {role} {problem} in schema {schema} ({cell.label()})")
+    return warnings
+
+
+def _forbidden(role: str, schema: str, cell: Cell, own: dict[str, set[str]], readers: set[str],
+               app_schemas: set[str], api_schemas: set[str]) -> str | None:
+    reaches = cell.usage or cell.create
+    if schema == "consolidation_admin" and reaches:
+        return "can reach the registry"
+    if role in own:  # an app role: its own schemas, and extensions for pgvector (no create, no writes)
+        if schema in own[role]:
+            return None
+        if schema == "extensions":
+            return "can create or write" if cell.create or cell.writable else None
+        return "can reach another schema" if reaches else None
+    if role in readers:
+        if schema in app_schemas:
+            return "can create or write" if cell.create or cell.writable else None
+        return "can reach a non-application schema" if reaches else None
+    # Anyone else (postgres, Supabase's API roles): no application schema, unless opted in for the API.
+    if schema in app_schemas and reaches and not (role in API_ROLES and schema in api_schemas):
+        return "can reach an application schema"
+    return None

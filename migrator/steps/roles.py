@@ -1,0 +1,379 @@
+"""roles: per-application roles, schema isolation and the RAG schemas.
+
+Applies the numbered SQL files under ``sql/`` to the unified instance (as
+supabase_admin) in ONE transaction, all or nothing: the registry of apps, their
+login roles, their schemas, the isolation guard (event trigger), the read-only
+admin role, the privilege policy, the RAG model. Then hands every object in an
+app schema over to its app role and sets the roles' passwords from
+env/app-roles.env (never logged). It compares a catalog snapshot taken before
+and after, prints what changed ("no change" on a second run) and the access
+matrix, and writes reports/roles.json. ``--dry-run`` does all of it and rolls back.
+
+The same SQL files apply by hand with psql (``--print-psql`` prints the
+command); this module substitutes the psql variables itself (migrator.psqlvars).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import re
+import shlex
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from migrator import access, console
+from migrator.db import connect
+from migrator.errors import ConfigError, DatabaseError
+from migrator.ownership import hand_over_schema
+from migrator.psqlvars import SqlVariableError, substitute
+from migrator.redact import redact, register_secret
+from migrator.settings import Settings, read_env_file
+
+COMMAND = "roles"
+HELP = "create the per-app roles and schemas, isolate them, print the access matrix"
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOCK_KEY = 0x726F6C65  # "role": one roles run at a time per instance
+SUPABASE_ROLES = {"postgres", "anon", "authenticated", "service_role", "authenticator", "dashboard_user",
+                  "pgbouncer"}
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TIMEOUT = re.compile(r"^\d+\s*(us|ms|s|min|h|d)?$")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """One registered login role. ``app`` is the key in consolidation.toml and in the SQL variables."""
+
+    app: str
+    name: str
+    connection_limit: int
+    statement_timeout: str
+
+    @property
+    def password_key(self) -> str:
+        return f"{self.app.upper()}_ROLE_PASSWORD"
+
+
+# Defaults (README "Roles and schema isolation"). Letta's SQLAlchemy pool is 20 + 10 overflow;
+# n8n's own DB statement timeout defaults to 5 min.
+DEFAULT_ROLES = (
+    RoleSpec("n8n", "n8n", 20, "5min"),
+    RoleSpec("letta", "letta", 40, "5min"),
+    RoleSpec("rag", "rag", 20, "2min"),
+    RoleSpec("readonly", "consolidation_readonly", 5, "1min"),
+)
+NEW_APP_DEFAULTS = {"connection_limit": 10, "statement_timeout": "5min"}
+TOP_KEYS = {"env_file", "sql_dir", "vector_dimension", "api_schemas"}
+ROLE_KEYS = {"name", "connection_limit", "statement_timeout"}
+
+
+@dataclass(frozen=True)
+class RolesConfig:
+    roles: tuple[RoleSpec, ...] = DEFAULT_ROLES
+    vector_dimension: int = 1536
+    api_schemas: tuple[str, ...] = ()
+    env_file: Path = REPO_ROOT / "env/app-roles.env"
+    sql_dir: Path = REPO_ROOT / "sql"
+
+    @classmethod
+    def defaults(cls) -> RolesConfig:
+        return cls()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RolesConfig:
+        return parse_config(settings.raw.get("roles", {}), settings.config_file)
+
+    def role(self, app: str) -> RoleSpec:
+        return next(r for r in self.roles if r.app == app)
+
+
+def parse_config(raw: object, config_file: Path) -> RolesConfig:
+    """``[roles]`` of consolidation.toml; absent keys take the documented defaults.
+
+    :raises ConfigError: naming the key and the problem.
+    """
+    where = f"{config_file}: [roles]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    base = config_file.parent
+    unknown = set(raw) - TOP_KEYS - {k for k, v in raw.items() if isinstance(v, dict)}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {', '.join(sorted(unknown))} "
+                          f"(expected {', '.join(sorted(TOP_KEYS))} or [roles.<app>] tables)")
+    roles = {spec.app: spec for spec in DEFAULT_ROLES}
+    for app, table in raw.items():
+        if isinstance(table, dict):
+            roles[app] = _role_spec(app, table, roles.get(app), f"{config_file}: [roles.{app}]")
+    _check_unique(roles.values(), where)
+    return RolesConfig(
+        roles=tuple(roles.values()),
+        vector_dimension=_int(raw.get("vector_dimension", 1536), f"{where} vector_dimension", 1, 2000),
+        api_schemas=_schema_list(raw.get("api_schemas", []), f"{where} api_schemas"),
+        env_file=base / _str(raw.get("env_file", "env/app-roles.env"), f"{where} env_file"),
+        sql_dir=_sql_dir(raw, base, where),
+    )
+
+
+def _sql_dir(raw: dict, base: Path, where: str) -> Path:
+    """sql_dir as configured; by default sql/ beside the config file, else the one shipped
+    beside the package (/src/sql in the migrator image, when the image carries it)."""
+    if "sql_dir" in raw:
+        return base / _str(raw["sql_dir"], f"{where} sql_dir")
+    beside_config = base / "sql"
+    return beside_config if beside_config.is_dir() or not (REPO_ROOT / "sql").is_dir() else REPO_ROOT / "sql"
+
+
+def _role_spec(app: str, table: dict, default: RoleSpec | None, where: str) -> RoleSpec:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", app):
+        raise ConfigError(f"{where}: application key must be lowercase letters, digits, underscores")
+    unknown = set(table) - ROLE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {', '.join(sorted(unknown))} (expected {', '.join(sorted(ROLE_KEYS))})")
+    base = default or RoleSpec(app, app, **NEW_APP_DEFAULTS)
+    spec = replace(base, **{k: v for k, v in table.items()})
+    name = _str(spec.name, f"{where} name")
+    if not _ROLE_NAME.match(name) or name.startswith(("pg_", "supabase")) or name in SUPABASE_ROLES:
+        raise ConfigError(f"{where} name: '{name}' is not allowed (lowercase identifier, not a Supabase "
+                          "or pg_ role)")
+    timeout = spec.statement_timeout
+    timeout = str(timeout) if isinstance(timeout, int) and not isinstance(timeout, bool) else timeout
+    if not isinstance(timeout, str) or not _TIMEOUT.match(timeout):
+        raise ConfigError(f"{where} statement_timeout: expected e.g. \"5min\", \"30s\" or milliseconds, got {timeout!r}")
+    limit = _int(spec.connection_limit, f"{where} connection_limit", 1, 10000)
+    return RoleSpec(app, name, limit, timeout.replace(" ", ""))
+
+
+def _check_unique(specs, where: str) -> None:
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise ConfigError(f"{where}: role name '{spec.name}' is used by both {seen[spec.name]} and {spec.app}")
+        seen[spec.name] = spec.app
+
+
+def _int(value: object, where: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{where}: expected an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _str(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _schema_list(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and _SCHEMA_NAME.match(v) for v in value):
+        raise ConfigError(f"{where}: expected a list of schema names, got {value!r}")
+    return tuple(value)
+
+
+def variables(cfg: RolesConfig) -> dict[str, str]:
+    """The psql variables the SQL files use (the same names for `psql -v`)."""
+    values = {"vector_dimension": str(cfg.vector_dimension), "api_schemas": ",".join(cfg.api_schemas)}
+    for spec in cfg.roles:
+        values.update({f"{spec.app}_role": spec.name, f"{spec.app}_connection_limit": str(spec.connection_limit),
+                       f"{spec.app}_statement_timeout": spec.statement_timeout})
+    return values
+
+
+def sql_files(sql_dir: Path) -> list[Path]:
+    files = sorted(sql_dir.glob("[0-9][0-9]-*.sql"))
+    if not files:
+        raise ConfigError(f"{sql_dir}: no numbered SQL files (NN-name.sql) found; set [roles] sql_dir, "
+                          "or mount ./sql next to the config file")
+    return files
+
+
+def psql_command(cfg: RolesConfig, settings: Settings | None = None) -> str:
+    """The psql invocation that applies sql/ by hand, equivalent to `consolidate roles` minus passwords."""
+    target = settings.target if settings else None
+    conn = ["-h", target.host, "-p", str(target.port), "-U", target.user, "-d", target.dbname] if target else []
+    args = ["psql", "-X", *conn, "-v", "ON_ERROR_STOP=1", "--single-transaction"]
+    for name, value in variables(cfg).items():
+        args += ["-v", f"{name}={value}"]
+    for path in sql_files(cfg.sql_dir):
+        args += ["-f", str(path)]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def load_passwords(cfg: RolesConfig) -> dict[str, str]:
+    """app -> password from env/app-roles.env; each one registered for redaction first."""
+    values = read_env_file(cfg.env_file)
+    for value in values.values():
+        register_secret(value)
+    missing = [spec.password_key for spec in cfg.roles if not values.get(spec.password_key)]
+    if missing:
+        raise ConfigError(f"{cfg.env_file}: missing or empty key {', '.join(missing)} "
+                          "(add it to env/app-roles.env.example and run `make env`, or add it by hand)")
+    return {spec.app: values[spec.password_key] for spec in cfg.roles}
+
+
+def password_matches(stored: str | None, password: str, role: str) -> bool:
+    """Does the stored verifier (SCRAM-SHA-256 or md5) accept ``password``? (ASCII passwords:
+    PostgreSQL's SASLprep leaves them unchanged.) Lets a rerun leave unchanged passwords alone."""
+    if not stored:
+        return False
+    if stored.startswith("md5"):
+        return hmac.compare_digest(stored, "md5" + hashlib.md5((password + role).encode()).hexdigest())
+    match = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)", stored)
+    if not match:
+        return False
+    iterations, salt, stored_key = int(match[1]), base64.b64decode(match[2]), base64.b64decode(match[3])
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return hmac.compare_digest(hashlib.sha256(client_key).digest(), stored_key)
+
+
+def set_passwords(conn: psycopg.Connection, cfg: RolesConfig, passwords: dict[str, str]) -> dict[str, str]:
+    """role -> "set" | "unchanged". The password is hashed here (as psql's \\password does), so
+    only a SCRAM verifier reaches the server: utility statements take no bind parameters,
+    and the plaintext must not land in server logs or pg_stat_statements."""
+    result = {}
+    for spec in cfg.roles:
+        stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (spec.name,)).fetchone()[0]
+        password = passwords[spec.app]
+        if password_matches(stored, password, spec.name):
+            result[spec.name] = "unchanged"
+            continue
+        verifier = conn.pgconn.encrypt_password(password.encode(), spec.name.encode(), b"scram-sha-256").decode()
+        register_secret(verifier)
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(spec.name), sql.Literal(verifier)))
+        result[spec.name] = "set"
+    return result
+
+
+@dataclass
+class ApplyResult:
+    files: list[dict]
+    changes: list[access.Change]
+    passwords: dict[str, str]
+    handed_over: dict[str, list[str]]
+    matrix: access.Matrix
+    own: dict[str, set[str]]
+    warnings: list[str]
+    dry_run: bool = False
+    variables: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes) or "set" in self.passwords.values()
+
+
+def _scripts(cfg: RolesConfig, conn: psycopg.Connection) -> list[tuple[Path, str]]:
+    """Every file with its variables substituted, before anything touches the database."""
+    values, scripts = variables(cfg), []
+    for path in sql_files(cfg.sql_dir):
+        try:
+            scripts.append((path, substitute(path.read_text(encoding="utf-8"), values, conn)))
+        except SqlVariableError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return scripts
+
+
+def _run_file(conn: psycopg.Connection, path: Path, script: str, target: str) -> None:
+    try:
+        conn.execute(script)
+    except psycopg.Error as exc:
+        diag = exc.diag
+        where = f" (line {script[:int(diag.statement_position) - 1].count(chr(10)) + 1})" \
+            if diag.statement_position else ""
+        context = f" [{diag.context.splitlines()[0]}]" if diag.context else ""
+        problem = diag.message_primary or str(exc).splitlines()[0]
+        raise DatabaseError(target, "target", redact(f"{path.name}{where}: {problem}{context}")) from None
+
+
+def registered(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """(schema, owner role) of every application schema in the registry."""
+    return conn.execute("SELECT s.schema_name::text, r.role_name::text FROM consolidation_admin.app_schema s"
+                        " JOIN consolidation_admin.app_role r USING (app) ORDER BY 1").fetchall()
+
+
+def apply(conn: psycopg.Connection, cfg: RolesConfig, passwords: dict[str, str], *,
+          dry_run: bool = False, target: str = "unified") -> ApplyResult:
+    """Apply sql/, hand schemas over, set passwords: one transaction, all or nothing.
+
+    :raises ConfigError: a SQL file uses a variable that is not defined.
+    :raises DatabaseError: the server refused a statement (nothing was changed).
+    :raises DatabaseError: also when another roles run holds the lock.
+    """
+    scripts = _scripts(cfg, conn)
+    with conn.transaction() as tx:
+        if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+            raise DatabaseError(target, "target", "another `consolidate roles` is running against it")
+        conn.execute("SET LOCAL lock_timeout = '30s'")  # never queue for long behind a busy app
+        before = access.snapshot(conn)
+        for path, script in scripts:
+            _run_file(conn, path, script, target)
+        handed = {schema: hand_over_schema(conn, schema, role) for schema, role in registered(conn)}
+        pw = set_passwords(conn, cfg, passwords)
+        changes = access.diff(before, access.snapshot(conn))
+        result = _result(conn, cfg, scripts, changes, pw, handed, dry_run)
+        if dry_run:
+            raise psycopg.Rollback(tx)
+    return result
+
+
+def _result(conn, cfg, scripts, changes, pw, handed, dry_run) -> ApplyResult:
+    own: dict[str, set[str]] = {}
+    for schema, role in registered(conn):
+        own.setdefault(role, set()).add(schema)
+    readers = {s.name for s in cfg.roles if s.app == "readonly"}
+    shown = [s.name for s in cfg.roles] + ["postgres", *access.API_ROLES]
+    m = access.matrix(conn, shown)
+    files = [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p, _ in scripts]
+    return ApplyResult(files=files, changes=changes, passwords=pw, handed_over={k: v for k, v in handed.items() if v},
+                       matrix=m, own=own, warnings=access.isolation_warnings(m, own, readers, set(cfg.api_schemas)),
+                       dry_run=dry_run, variables=variables(cfg))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", type=float, default=60.0,
+                        help="seconds to wait for the target if it is still starting (default: %(default)s)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="apply, report what would change, then roll everything back")
+    parser.add_argument("--print-psql", action="store_true",
+                        help="print the psql command that applies sql/ by hand, and exit")
+
+
+def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+    cfg = RolesConfig.from_settings(settings)
+    if args.print_psql:
+        console.console.print(psql_command(cfg, settings), markup=False, soft_wrap=True)
+        return 0
+    passwords = load_passwords(cfg)
+    console.step(1, f"roles: apply {cfg.sql_dir.name}/ to {settings.target.name}"
+                    + (" (dry run: rolled back)" if args.dry_run else ""))
+    with connect(settings.target, args.wait) as conn:
+        result = apply(conn, cfg, passwords, dry_run=args.dry_run, target=settings.target.name)
+    report(result, reports_dir)
+    return 0
+
+
+def report(result: ApplyResult, reports_dir: Path | None) -> None:
+    """Changes (or "no change"), passwords set, the access matrix, warnings; reports/roles.json."""
+    if result.changes:
+        console.print_table(access.render_changes(result.changes))
+    for role, state in result.passwords.items():
+        if state == "set":
+            console.console.print(f"password set for role {role}")
+    if not result.changed:
+        console.console.print("no change")
+    console.step(2, "access matrix")
+    console.print_table(access.render_matrix(result.matrix, result.own))
+    for warning in result.warnings:
+        console.console.print(f"[yellow]warning:[/yellow] {warning}")
+    if reports_dir is not None:
+        console.write_json(reports_dir / "roles.json", {
+            "dry_run": result.dry_run, "changed": result.changed, "files": result.files,
+            "variables": result.variables, "changes": [asdict(c) for c in result.changes],
+            "passwords": result.passwords, "handed_over": result.handed_over,
+            "matrix": access.matrix_json(result.matrix), "warnings": result.warnings})

@@ -1,0 +1,36 @@
+-- 00 Registry: which login role each application uses and which schemas it owns.
+--
+-- Every later file reads these two tables instead of repeating names: the
+-- roles (20), the schemas (30), the isolation guard (40, generated from them)
+-- and the privileges (60). An operator can read the layout back with
+--   SELECT * FROM consolidation_admin.app_role;
+--   SELECT * FROM consolidation_admin.app_schema;
+-- Only superusers can: the schema grants nothing to anyone.
+--
+-- Apply all files in order, in one transaction (README "Roles and schema
+-- isolation" has the psql command). Every file is safe to apply again.
+
+CREATE SCHEMA IF NOT EXISTS consolidation_admin;
+REVOKE ALL ON SCHEMA consolidation_admin FROM PUBLIC;
+COMMENT ON SCHEMA consolidation_admin IS
+  'consolidation: registry of application roles and schemas, isolation guard (superusers only)';
+
+CREATE TABLE IF NOT EXISTS consolidation_admin.app_role (
+  app               text PRIMARY KEY CHECK (app ~ '^[a-z][a-z0-9_]*$'),
+  role_name         name NOT NULL UNIQUE,
+  -- 'app': owns schemas; 'readonly': reads every app schema, writes nothing.
+  kind              text NOT NULL CHECK (kind IN ('app', 'readonly')),
+  connection_limit  integer NOT NULL CHECK (connection_limit >= 1),
+  statement_timeout text NOT NULL,
+  -- CREATE on the database (n8n needs it, see 10-apps.sql); the guard (40) still applies.
+  database_create   boolean NOT NULL DEFAULT false
+);
+
+CREATE TABLE IF NOT EXISTS consolidation_admin.app_schema (
+  schema_name  name PRIMARY KEY,
+  app          text NOT NULL REFERENCES consolidation_admin.app_role (app) ON UPDATE CASCADE,
+  -- position in the owner's default search_path (then `extensions`).
+  search_order integer NOT NULL,
+  -- Supabase's API roles may use this schema (opt-in, set by 60-privileges.sql).
+  api_access   boolean NOT NULL DEFAULT false
+);
