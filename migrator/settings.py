@@ -8,9 +8,11 @@ connection, and every problem names the file and the key.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv.parser import parse_stream
 
@@ -18,6 +20,8 @@ from migrator.errors import ConfigError
 from migrator.redact import register_secret
 
 REQUIRED_KEYS = ("POSTGRES_HOST", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
+# Keys of app env files whose values are secrets (registered for redaction when read).
+SECRET_KEY_WORDS = ("PASSWORD", "SECRET", "KEY", "TOKEN", "URI", "DSN")
 
 
 @dataclass(frozen=True)
@@ -46,15 +50,49 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class AppSettings:
+    """An application of the stack (``[apps.<name>]``): where its API answers and
+    which env file configures its container. Env files are read on demand
+    (``env()``), so commands that do not talk to the apps never need them."""
+
+    name: str            # "n8n", "letta"
+    url: str             # base URL of its HTTP API, as seen from where `consolidate` runs
+    env_file: Path       # the app container's env file (the one the cutover rewrites)
+    options: dict = field(default_factory=dict, repr=False)  # the rest of the TOML table, paths resolved
+
+    def env(self) -> dict[str, str]:
+        values = read_env_file(self.env_file)
+        for key, value in values.items():
+            if any(word in key.upper() for word in SECRET_KEY_WORDS):
+                register_secret(value)
+                if "://" in value:  # a connection URI: its password alone is a secret too
+                    try:
+                        register_secret(urlsplit(value).password)
+                    except ValueError:
+                        pass
+        return values
+
+    def path(self, key: str, default: str | None = None) -> Path | None:
+        value = self.options.get(key, default)
+        return None if value is None else Path(value)
+
+
+@dataclass(frozen=True)
 class Settings:
     config_file: Path
     target: DatabaseSettings
     sources: tuple[DatabaseSettings, ...]
     raw: dict
+    apps: dict[str, AppSettings] = field(default_factory=dict)
 
     @property
     def databases(self) -> tuple[DatabaseSettings, ...]:
         return (self.target, *self.sources)
+
+    def app(self, name: str) -> AppSettings:
+        if name not in self.apps:
+            raise ConfigError(f"{self.config_file}: no [apps.{name}] table (url, env_file)")
+        return self.apps[name]
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -112,4 +150,25 @@ def load_settings(config_file: Path) -> Settings:
         if not isinstance(cfg, dict) or "env_file" not in cfg:
             raise ConfigError(f"{config_file}: [sources.{name}] needs env_file")
         sources.append(database_from_env(name, "source", base / cfg["env_file"]))
-    return Settings(config_file=config_file, target=target, sources=tuple(sources), raw=raw)
+    return Settings(config_file=config_file, target=target, sources=tuple(sources), raw=raw,
+                    apps=apps_from_config(config_file, raw))
+
+
+def apps_from_config(config_file: Path, raw: dict) -> dict[str, AppSettings]:
+    """``[apps.<name>]`` tables: url and env_file required; keys ending in ``_file``
+    are paths relative to the config file. ``CONSOLIDATION_<NAME>_URL`` in the
+    environment overrides url (e.g. a published port when running on the host)."""
+    apps_cfg = raw.get("apps", {})
+    if not isinstance(apps_cfg, dict):
+        raise ConfigError(f"{config_file}: [apps] must be a table of [apps.<name>] tables")
+    base = config_file.parent
+    apps: dict[str, AppSettings] = {}
+    for name, cfg in apps_cfg.items():
+        if not isinstance(cfg, dict) or not cfg.get("url") or not cfg.get("env_file"):
+            raise ConfigError(f"{config_file}: [apps.{name}] needs url and env_file")
+        options = {k: (str(base / v) if k.endswith("_file") and isinstance(v, str) else v)
+                   for k, v in cfg.items() if k not in ("url", "env_file")}
+        url = os.environ.get(f"CONSOLIDATION_{name.upper()}_URL") or cfg["url"]
+        apps[name] = AppSettings(name=name, url=str(url).rstrip("/"), env_file=base / cfg["env_file"],
+                                 options=options)
+    return apps

@@ -62,6 +62,95 @@ build_image() {  # tag-prefix dockerfile context [build args...] -> prints tag
   echo "$tag"
 }
 
+# --- the applications: offline stand-ins for n8n and Letta -------------------
+# Upstream (docker.n8n.io/n8nio/n8n:2.8.4, letta/letta:0.16.8) stays the default
+# in docker-compose.yml; these are selected through N8N_IMAGE / LETTA_IMAGE in
+# ./.env. Both come from registry packages only (npm, PyPI, Debian); nothing of
+# the apps' source is in this repository, only the recipes in compose/apps/.
+# Functions below run inside $(...), where `set -e` does not hold: every step
+# that can fail says so explicitly.
+APP_WORK=${APP_BUILD_WORKDIR:-/var/tmp/consolidation-build}
+N8N_RECIPE=1      # bump when n8n_install changes what it produces
+HOST_CA_BUNDLE=${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+
+n8n_install() {  # host-side npm install of compose/apps/n8n/package.json -> prints the context folder
+  local recipe=compose/apps/n8n
+  local key; key=$( (cat "$recipe/package.json"; echo "$N8N_RECIPE") | sha256sum | cut -c1-12)
+  local dir="$APP_WORK/n8n-$key"
+  # One npm install per recipe at a time: a second caller (the early start in
+  # main, then build_n8n) waits here and then finds the tar made.
+  mkdir -p "$APP_WORK" && exec 7>"$dir.lock" && flock 7 || return 1
+  if [ -s "$dir/app.tar" ]; then log "n8n: npm tree cached ($dir)" >&2; echo "$dir"; return; fi
+  command -v npm >/dev/null || { echo "[images] n8n: npm is needed on the host" >&2; return 1; }
+  rm -rf "$dir"; mkdir -p "$dir/app" && cp "$recipe/package.json" "$dir/app/" || return 1
+  log "n8n: npm install n8n (host side, about 6 minutes cold; log: $dir/npm.log)" >&2
+  local t0=$SECONDS
+  (cd "$dir/app" && npm install --omit=dev --no-audit --no-fund --loglevel=error) >"$dir/npm.log" 2>&1 \
+    || { tail -20 "$dir/npm.log" >&2; echo "[images] n8n: npm install failed (log: $dir/npm.log)" >&2; return 1; }
+  # Source maps and TypeScript declarations never run: half the files, a third of the bytes.
+  find "$dir/app/node_modules" -type f \( -name '*.js.map' -o -name '*.mjs.map' -o -name '*.cjs.map' \
+    -o -name '*.css.map' -o -name '*.d.ts.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete \
+    || return 1
+  tar -C "$dir/app" -cf "$dir/app.tar.tmp" . && mv "$dir/app.tar.tmp" "$dir/app.tar" || return 1
+  # The tar is what is kept; the tree goes, in the background, from outside the build context.
+  local trash="$APP_WORK/.trash-$key-$$"
+  mv "$dir/app" "$trash" && (rm -rf "$trash" >/dev/null 2>&1 7>&- 8>&- &)
+  log "n8n: npm tree ready in $((SECONDS - t0)) s ($(du -h "$dir/app.tar" | cut -f1) tar)" >&2
+  echo "$dir"
+}
+
+n8n_tag() {  # base -> the n8n stand-in's tag
+  local recipe=compose/apps/n8n
+  echo "consolidation/n8n-standin:$( (printf '%s %s' "$1" "$N8N_RECIPE"; cat "$recipe/package.json" "$recipe/Dockerfile") | sha256sum | cut -c1-12)"
+}
+
+n8n_early_start() {  # the npm install needs only the host: start it before the base images are built
+  local base; base="consolidation/base-trixie-pg17:$(printf '%s %s %s' trixie "$TRIXIE_PKGS" "$BASE_RECIPE" | sha256sum | cut -c1-12)"
+  have_image "$(n8n_tag "$base")" && return 0
+  n8n_install >/dev/null &
+}
+
+build_n8n() {  # base -> prints tag
+  local base=$1 recipe=compose/apps/n8n
+  local tag; tag=$(n8n_tag "$base")
+  if have_image "$tag"; then log "n8n: cached ($tag)" >&2; echo "$tag"; return; fi
+  local dir; dir=$(n8n_install) && [ -s "$dir/app.tar" ] || return 1
+  cp "$recipe/Dockerfile" "$dir/Dockerfile" && printf '*\n!Dockerfile\n!app.tar\n' >"$dir/.dockerignore" || return 1
+  log "n8n: docker build" >&2
+  docker build -q --build-arg "BASE=$base" -t "$tag" "$dir" >/dev/null \
+    || { echo "[images] n8n: docker build failed" >&2; return 1; }
+  log "n8n: built $tag" >&2
+  echo "$tag"
+}
+
+build_letta() {  # base -> prints tag. pip runs in the image's build stage, trusting the host CA.
+  local base=$1 ctx=compose/apps/letta
+  if ! cmp -s "$HOST_CA_BUNDLE" "$ctx/host-ca.crt"; then cp "$HOST_CA_BUNDLE" "$ctx/host-ca.crt" || return 1; fi
+  local tag; tag=$(build_image consolidation/letta-standin "$ctx/Dockerfile" "$ctx" "BASE=$base") || return 1
+  have_image "$tag" || { echo "[images] letta: docker build failed" >&2; return 1; }
+  echo "$tag"
+}
+
+build_apps() {  # trixie-base migrator-style-base -> prints "N8N LETTA EMBEDDINGS" tags
+  local trixie=$1 stub_base=$2
+  mkdir -p "$APP_WORK"
+  # One builder at a time per machine (two `make images` at once would share the npm folder).
+  exec 8>"$APP_WORK/.lock"; flock 8
+  # npm (network) and the Letta image (pip, compiling) overlap: both together take
+  # about as long as the longer one.
+  local n8n_out="$APP_WORK/.n8n-tag.$$"
+  build_n8n "$trixie" >"$n8n_out" &
+  local n8n_pid=$! letta stub
+  letta=$(build_letta "$trixie") || { wait "$n8n_pid"; exit 1; }
+  stub=$(build_image consolidation/embeddings-stub compose/apps/embeddings-stub/Dockerfile \
+         compose/apps/embeddings-stub "BASE=$stub_base")
+  wait "$n8n_pid" || { echo "[images] n8n image failed" >&2; exit 1; }
+  local n8n; n8n=$(cat "$n8n_out"); rm -f "$n8n_out"
+  have_image "$n8n" && have_image "$stub" || { echo "[images] app images missing" >&2; exit 1; }
+  flock -u 8
+  echo "$n8n $letta $stub"
+}
+
 registry_reachable() {
   timeout 60 docker pull -q "$UP_UNIFIED" >/dev/null 2>&1
 }
@@ -81,7 +170,7 @@ wheelhouse() {  # Python packages for the migrator image, fetched on the host (i
 
 write_env() {  # key=value lines into ./.env (compose's project variables)
   : >.env.tmp
-  [ -f .env ] && grep -v -E '^(UNIFIED_IMAGE|N8N_DB_IMAGE|LETTA_DB_IMAGE|MIGRATOR_IMAGE|IMAGES_MODE)=' .env >>.env.tmp || true
+  [ -f .env ] && grep -v -E '^(UNIFIED_IMAGE|N8N_DB_IMAGE|LETTA_DB_IMAGE|MIGRATOR_IMAGE|IMAGES_MODE|N8N_IMAGE|LETTA_IMAGE|EMBEDDINGS_IMAGE)=' .env >>.env.tmp || true
   printf '%s\n' "$@" >>.env.tmp
   mv .env.tmp .env
 }
@@ -98,6 +187,7 @@ main() {
     write_env "IMAGES_MODE=upstream"
   else
     local trixie bookworm
+    n8n_early_start  # npm (network, ~6 min cold) runs while the base images are made
     trixie=$(build_rootfs trixie-pg17 trixie "$TRIXIE_PKGS")
     bookworm=$(build_rootfs bookworm-pg15 bookworm "$BOOKWORM_PKGS")
     unified=$(build_image consolidation/supabase-standin compose/images/unified/Dockerfile compose/images "BASE=$trixie")
@@ -107,13 +197,39 @@ main() {
   fi
   local migrator
   migrator=$(build_image consolidation/migrator compose/images/migrator/Dockerfile . "BASE=$migrator_base")
+  # The apps: upstream images are pulled by compose; stand-ins are built here.
+  # The embeddings stub (rehearsal only) has no upstream: always built.
+  local apps n8n letta stub
   if [ "$mode" = upstream ]; then
-    write_env "IMAGES_MODE=upstream" "MIGRATOR_IMAGE=$migrator"
+    stub=$(build_image consolidation/embeddings-stub compose/apps/embeddings-stub/Dockerfile \
+           compose/apps/embeddings-stub "BASE=$migrator_base")
+  else
+    apps=$(build_apps "$trixie" "$trixie"); read -r n8n letta stub <<<"$apps"
+  fi
+  if [ "$mode" = upstream ]; then
+    write_env "IMAGES_MODE=upstream" "MIGRATOR_IMAGE=$migrator" "EMBEDDINGS_IMAGE=$stub"
   else
     write_env "IMAGES_MODE=standin" "UNIFIED_IMAGE=$unified" "N8N_DB_IMAGE=$n8n_db" \
-      "LETTA_DB_IMAGE=$letta_db" "MIGRATOR_IMAGE=$migrator"
+      "LETTA_DB_IMAGE=$letta_db" "MIGRATOR_IMAGE=$migrator" \
+      "N8N_IMAGE=$n8n" "LETTA_IMAGE=$letta" "EMBEDDINGS_IMAGE=$stub"
   fi
+  wait  # nothing of ours left running
   log "done in ${SECONDS} s ($mode images; selection written to .env)"
 }
 
-main "$@"
+# --- benchmark only (make bench) ---------------------------------------------
+# `bash scripts/images.sh pgcopydb` prints the tag of an image holding Debian
+# trixie's pgcopydb (0.17) and a PostgreSQL 17 client, built from the same trixie
+# base as the stand-ins (debian:trixie-slim in upstream mode), cached by the
+# hash of bench/pgcopydb/. Not part of `make images`.
+pgcopydb_image() {
+  local base
+  if [ "$(sed -n 's/^IMAGES_MODE=//p' .env 2>/dev/null)" = upstream ]; then base=debian:trixie-slim
+  else base=$(build_rootfs trixie-pg17 trixie "$TRIXIE_PKGS"); fi
+  build_image consolidation/pgcopydb bench/pgcopydb/Dockerfile bench/pgcopydb "BASE=$base"
+}
+
+case "${1:-}" in
+  pgcopydb) pgcopydb_image ;;
+  *) main "$@" ;;
+esac
