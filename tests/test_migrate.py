@@ -308,3 +308,4 @@ def wait_for_units(target, minimum: int, timeout: float) -> int:
                 return count
             time.sleep(0.05)
     raise AssertionError("copy did not start in time")
+

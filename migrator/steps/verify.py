@@ -195,15 +195,33 @@ def _extension_schemas(conn: psycopg.Connection) -> list[str]:
     return [e.schema for e in catalog.extensions(conn)]
 
 
+# Object kinds whose deparsed text a newer major version writes differently for
+# the same definition: PG 16+ drops redundant table qualifiers in views, and a
+# restore re-parses expressions, folding casts (`(ARRAY['a'::varchar])::text[]`
+# becomes `ARRAY[('a'::varchar)::text]`). Across major versions these are
+# compared without casts, parentheses and (for views) qualifiers; the data
+# checksums are unaffected.
+CROSS_VERSION_KINDS = ("view", "constraint", "index", "column", "policy", "trigger")
+_CAST = re.compile(r'::(?:"[^"]+"|[a-z_][a-z0-9_]*)(?:\s+(?:varying|precision|with(?:out)?\s+time\s+zone))?'
+                   r'(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])*')
+_QUALIFIER = re.compile(r'(?<![\w"$])(?:[a-z_][a-z0-9_$]*|"[^"]+")\.(?=[a-z_"])')
+
+
+def cross_version_form(text: str, qualifiers: bool = False) -> str:
+    text = _CAST.sub("", text)
+    if qualifiers:
+        text = _QUALIFIER.sub("", text)
+    text = " ".join(text.replace("(", " ").replace(")", " ").split())
+    return re.sub(r"\s*([\[\],])\s*", r"\1", text)
+
+
 def compare_objects(source: psycopg.Connection, target: psycopg.Connection, mapping: SourceMapping) -> list[str]:
     src = _inventory(source, [mapping.schema], [mapping.schema, *_extension_schemas(source)])
     tgt = _inventory(target, list(mapping.target_schemas), [*mapping.target_schemas, "extensions"])
     if source.info.server_version // 10000 != target.info.server_version // 10000:
-        # Newer servers deparse views without redundant table qualifiers
-        # (PG 16+): compare view bodies with all qualifiers removed.
         for inv in (src, tgt):
-            for key in [k for k in inv if k[0] == "view"]:
-                inv[key] = re.sub(r'(?<![\w"$])(?:[a-z_][a-z0-9_$]*|"[^"]+")\.(?=[a-z_"])', "", inv[key])
+            for key in [k for k in inv if k[0] in CROSS_VERSION_KINDS]:
+                inv[key] = cross_version_form(inv[key], qualifiers=key[0] == "view")
     diffs = []
     for key in sorted(set(src) | set(tgt)):
         kind, name = key
