@@ -5,8 +5,9 @@ SHELL := /bin/bash
 COMPOSE := docker compose
 VENV := .venv
 PY := $(VENV)/bin/python
+SEED_SCALE ?= 1
 
-.PHONY: help deps images env venv up down clean preflight rehearsal test test-unit
+.PHONY: help deps images env venv up down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -32,18 +33,53 @@ up: images env ## start the databases and wait until healthy; prints time to hea
 	@python3 scripts/time_to_healthy.py unified n8n-db letta-db
 
 down: ## stop the stack (keeps the data volumes)
-	@$(COMPOSE) --profile tools down --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps down --remove-orphans
 
 clean: ## stop the stack and DELETE its volumes (all data of this stack)
-	@$(COMPOSE) --profile tools down -v --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps down -v --remove-orphans
 
 preflight: up ## check every database from the migrator container
 	@$(COMPOSE) run --rm migrator preflight
 
-rehearsal: preflight ## the local full-stack rehearsal on its built-in defaults
+up-apps: up ## also start n8n, Letta and the embeddings stub (profile apps) on the legacy databases
+	@start=$$(date +%s); $(COMPOSE) --profile apps up -d --wait n8n letta embeddings \
+	  && echo "[up-apps] n8n, letta, embeddings healthy $$(( $$(date +%s) - start )) s after \`up\`"
+
+seed: up-apps ## create data in n8n and Letta through their APIs (SEED_SCALE=1 small; 100 large)
+	@$(COMPOSE) run --rm -e SEED_SCALE=$(SEED_SCALE) migrator seed
+
+fingerprint: ## print what n8n and Letta list through their APIs (apps must be up)
+	@$(COMPOSE) run --rm migrator fingerprint
+
+rehearsal: preflight seed ## the local full-stack rehearsal: legacy stack + apps, seed, consolidate, report
+	@$(COMPOSE) run --rm migrator fingerprint --save legacy
+	@$(COMPOSE) run --rm migrator cutover
+
+rehearsal-rollback: ## after `make rehearsal`: roll the cutover back, apps on the old databases again
+	@$(COMPOSE) run --rm migrator rollback
+
+consolidate: up-apps ## the maintenance window: back up, migrate, verify, switch n8n and Letta over
+	@$(COMPOSE) run --rm migrator cutover
+
+rollback: ## undo `make consolidate` (same as `docker compose run migrator rollback`)
+	@$(COMPOSE) run --rm migrator rollback
 
 test: images env venv ## run the test suite (unit + integration against real containers)
 	@$(PY) -m pytest -v $(PYTEST_ARGS)
 
 test-unit: venv ## only the tests that need no docker
 	@$(PY) -m pytest -v -m "not integration" $(PYTEST_ARGS)
+
+# --- benchmark (bench/, README "Benchmark") ----------------------------------
+SIZE ?= 1GB
+REPS ?= 3
+BENCH_ARGS ?=
+
+bench-data: images venv ## generate the benchmark's n8n-like + Letta-like sources, SIZE=1GB (kept in docker volumes)
+	@$(PY) -m bench data --size $(SIZE)
+
+bench: images venv ## migrate vs pgcopydb vs pg_dump/restore vs COPY floor + app queries (SIZE=1GB REPS=3)
+	@$(PY) -m bench run --size $(SIZE) --reps $(REPS) $(BENCH_ARGS)
+
+bench-clean: ## remove the benchmark's containers and generated data volumes
+	@$(PY) -m bench clean

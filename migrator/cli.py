@@ -10,15 +10,18 @@ import sys
 import traceback
 from pathlib import Path
 
-from migrator import __version__, console
+from migrator import __version__, console, db
 from migrator.errors import ConsolidationError
 from migrator.redact import redact
 from migrator.settings import load_settings
-from migrator.steps import copy, migrate, post_data, preflight, schema
+from migrator.steps import assess, backup, copy, migrate, post_data, preflight, schema, verify
+from migrator.steps import fingerprint, seed  # the apps: rehearsal data and proof
+from migrator.steps import roles  # per-app roles, schema isolation, RAG schemas
+from migrator.steps import cutover, rollback  # the maintenance window and its way back
 
 # Every subcommand is a step module exposing COMMAND, HELP, add_arguments(parser)
 # and command(settings, args, reports_dir). Add a step by adding it here.
-STEP_MODULES = [preflight, schema, copy, post_data, migrate]
+STEP_MODULES = [preflight, assess, backup, schema, copy, post_data, migrate, verify, seed, fingerprint, roles, cutover, rollback]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="mapping file naming the target and the sources (default: %(default)s)")
     parser.add_argument("--reports-dir", type=Path, default=None,
                         help="where JSON/Markdown reports go (default: reports/ beside the config)")
+    parser.add_argument("--wait", dest="global_wait", type=float, default=60.0,
+                        help="seconds to wait for a database that is still starting (default: %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -43,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    db.DEFAULT_WAIT_SECONDS = args.global_wait
     try:
         settings = load_settings(args.config)
         reports_dir = args.reports_dir or settings.config_file.parent / "reports"

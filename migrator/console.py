@@ -12,7 +12,7 @@ from rich.table import Table
 from migrator.redact import redact
 
 console = Console(highlight=False, width=int(os.environ.get("COLUMNS", "120")))
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one-line errors never wrap
 
 
 def step(number: int | str, title: str) -> None:

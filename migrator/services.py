@@ -78,6 +78,16 @@ def merged_env(current: list[str], updates: dict[str, str], removed: set[str]) -
     return out
 
 
+def stale_keys(c: docker.DockerClient, svc: Service, file_values: dict[str, str], prefixes: tuple[str, ...]) -> set[str]:
+    """Keys with one of ``prefixes`` that the container has but neither its image nor the env file
+    does: left over from an earlier version of the env file (e.g. DB_POSTGRESDB_SCHEMA after a rollback)."""
+    container = container_of(c, svc)
+    image_keys = {e.split("=", 1)[0] for e in (c.images.get(container.attrs["Config"]["Image"]).attrs["Config"]
+                                                .get("Env") or [])}
+    have = {e.split("=", 1)[0] for e in container.attrs["Config"].get("Env") or []}
+    return {k for k in have - image_keys - set(file_values) if k.startswith(prefixes)}
+
+
 def recreate(c: docker.DockerClient, svc: Service, updates: dict[str, str], removed: set[str]) -> None:
     """Replace the service's container by one with the new environment (stopped state kept: not started)."""
     old = container_of(c, svc)

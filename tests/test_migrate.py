@@ -308,4 +308,3 @@ def wait_for_units(target, minimum: int, timeout: float) -> int:
                 return count
             time.sleep(0.05)
     raise AssertionError("copy did not start in time")
-

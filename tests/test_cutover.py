@@ -1,0 +1,232 @@
+"""The cutover and its way back, with the real n8n and Letta on real databases.
+
+One compose project of its own (own name, own ports, own copy of env/ and
+reports/), seeded through the apps' APIs; the migrator runs where an operator
+runs it: `docker compose run migrator ...` on the compose network, with the
+docker socket. Failure paths first (each ends rolled back), then the full
+cutover and a rollback after it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from migrator import services
+from tests.conftest import ROOT
+from tests.test_rehearsal_apps import APP_SERVICES, env_values, free_port
+
+pytestmark = pytest.mark.integration
+
+CORRUPTION = """
+CREATE FUNCTION public.corrupt_row() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN NEW.name := NEW.name || ' (corrupted)'; RETURN NEW; END $$;
+CREATE FUNCTION public.plant_corruption() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_event_trigger_ddl_commands()
+           WHERE command_tag = 'CREATE TABLE' AND object_identity = 'n8n.workflow_entity' LOOP
+    EXECUTE 'CREATE TRIGGER corrupt BEFORE INSERT ON n8n.workflow_entity FOR EACH ROW EXECUTE FUNCTION public.corrupt_row()';
+    EXECUTE 'ALTER TABLE n8n.workflow_entity ENABLE ALWAYS TRIGGER corrupt';
+  END LOOP;
+END $$;
+CREATE EVENT TRIGGER plant_corruption ON ddl_command_end EXECUTE FUNCTION public.plant_corruption();
+"""
+UNDO_CORRUPTION = ("DROP EVENT TRIGGER plant_corruption; DROP FUNCTION public.plant_corruption();"
+                   " DROP FUNCTION public.corrupt_row() CASCADE;")
+
+
+class CutoverStack:
+    def __init__(self, tmp: Path):
+        self.name = "consolidation-cut-" + secrets.token_hex(3)
+        self.tmp = tmp
+        self.env_dir = tmp / "env"
+        self.reports = tmp / "reports"
+        shutil.copytree(ROOT / "env", self.env_dir, ignore=shutil.ignore_patterns("*.bak", ".cutover.json",
+                                                                                   "n8n-admin.env"))
+        self.reports.mkdir()
+        self.ports = {key: free_port() for key in ("UNIFIED_PORT", "N8N_DB_PORT", "LETTA_DB_PORT",
+                                                   "N8N_APP_PORT", "LETTA_APP_PORT")}
+        self.env = {**os.environ, "COMPOSE_PROJECT_NAME": self.name, "COLUMNS": "200",
+                    "CONSOLIDATION_ENV_DIR": str(self.env_dir), "CONSOLIDATION_REPORTS_DIR": str(self.reports),
+                    **{k: str(v) for k, v in self.ports.items()}}
+        self.outputs: list[str] = []
+        self.originals = {p.name: sha(p) for p in self.env_dir.glob("*.env")}
+
+    def compose(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", "compose", "-p", self.name, *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def migrator_args(self, *args: str, name: str | None = None) -> list[str]:
+        # The code under test is this checkout's (mounted over the image's copy).
+        mounts = ["-v", f"{ROOT / 'migrator'}:/src/migrator:ro"]
+        return ["run", "--rm", "-T", *(["--name", name] if name else []), *mounts, "migrator", *args]
+
+    def migrator(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+        result = self.compose(*self.migrator_args(*args), timeout=timeout)
+        self.outputs.append(result.stdout + result.stderr)
+        return result
+
+    def db(self, service: str) -> psycopg.Connection:
+        env = env_values(self.env_dir / {"unified": "unified.env", "n8n-db": "n8n-db.env",
+                                         "letta-db": "letta-db.env"}[service])
+        port = self.ports[{"unified": "UNIFIED_PORT", "n8n-db": "N8N_DB_PORT", "letta-db": "LETTA_DB_PORT"}[service]]
+        return psycopg.connect(host="127.0.0.1", port=port, user=env["POSTGRES_USER"],
+                               password=env["POSTGRES_PASSWORD"], dbname=env["POSTGRES_DB"], autocommit=True)
+
+    def process_env(self, service: str) -> dict[str, str]:
+        return services.process_env(services.client(), services.Service(self.name, service))
+
+    def healthy(self, service: str) -> bool:
+        cid = self.compose("ps", "-q", service).stdout.strip()
+        state = json.loads(subprocess.run(["docker", "inspect", cid], capture_output=True, text=True).stdout)[0]
+        return state["State"].get("Health", {}).get("Status") == "healthy"
+
+    def env_unchanged(self) -> bool:
+        return {p.name: sha(p) for p in self.env_dir.glob("*.env")} == self.originals
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    s = CutoverStack(tmp_path_factory.mktemp("cutover"))
+    up = s.compose("--profile", "apps", "up", "-d", "--wait", *APP_SERVICES)
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        seed = s.migrator("seed")
+        assert seed.returncode == 0, seed.stdout[-3000:] + seed.stderr[-3000:]
+        s.originals = {p.name: sha(p) for p in s.env_dir.glob("*.env")}
+        yield s
+    finally:
+        s.compose("--profile", "apps", "--profile", "tools", "down", "-v", "--remove-orphans")
+
+
+def assert_on_old_databases(stack: CutoverStack) -> None:
+    assert stack.env_unchanged()
+    assert stack.process_env("n8n")["DB_POSTGRESDB_HOST"] == "n8n-db"
+    assert "@letta-db:5432/letta" in stack.process_env("letta")["LETTA_PG_URI"]
+    assert stack.healthy("n8n") and stack.healthy("letta")
+
+
+def test_verification_mismatch_rolls_back_by_itself(stack):
+    with stack.db("unified") as conn:
+        conn.execute(CORRUPTION)
+    try:
+        result = stack.migrator("cutover")
+    finally:
+        with stack.db("unified") as conn:
+            conn.execute(UNDO_CORRUPTION)
+    assert result.returncode == 5, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "table n8n.workflow_entity" in " ".join(result.stdout.split())
+    assert "rolled back: the apps run on their old databases again" in result.stderr
+    assert_on_old_databases(stack)
+
+
+def test_app_not_healthy_on_new_instance_rolls_back(stack):
+    result = stack.migrator("cutover", "--app-timeout", "1")
+    assert result.returncode == 6, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "did not become healthy within 1 s" in result.stderr
+    assert_on_old_databases(stack)
+
+
+def test_killed_between_env_rewrite_and_restart_then_rollback(stack):
+    name = f"{stack.name}-killme"
+    proc = subprocess.Popen(["docker", "compose", "-p", stack.name, *stack.migrator_args("cutover", name=name)],
+                            cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = stack.env_dir / ".cutover.json"
+    deadline = time.monotonic() + 900
+    try:
+        while time.monotonic() < deadline:
+            if state_file.exists() and json.loads(state_file.read_text())["phase"] == "env-rewritten":
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("cutover never reached env-rewritten")
+        subprocess.run(["docker", "kill", "--signal", "KILL", name], capture_output=True)
+    finally:
+        proc.wait(timeout=120)
+    assert not stack.env_unchanged()          # the crash left rewritten env files behind
+    result = stack.migrator("rollback")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_on_old_databases(stack)
+    again = stack.migrator("rollback")
+    assert again.returncode == 0 and "already rolled back" in again.stdout
+
+
+def test_cutover_then_rollback(stack):
+    result = stack.migrator("cutover")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    out = " ".join(result.stdout.split())
+    assert "fingerprint equal to 'before-cutover'" in out and "application downtime" in out
+    report = json.loads((stack.reports / "cutover.json").read_text())
+    assert report["downtime_seconds"] > 0 and report["rows_verified"] > 0
+
+    # The running processes really use the unified instance, as their own roles.
+    n8n_env, letta_env = stack.process_env("n8n"), stack.process_env("letta")
+    assert (n8n_env["DB_POSTGRESDB_HOST"], n8n_env["DB_POSTGRESDB_USER"], n8n_env["DB_POSTGRESDB_SCHEMA"]) == \
+        ("unified", "n8n", "n8n")
+    assert letta_env["LETTA_PG_URI"].startswith("postgresql://letta:") and "@unified:5432/postgres" in \
+        letta_env["LETTA_PG_URI"]
+    # The apps write new data into their own schemas; nothing lands in public.
+    n8n_url = f"http://127.0.0.1:{stack.ports['N8N_APP_PORT']}"
+    letta_url = f"http://127.0.0.1:{stack.ports['LETTA_APP_PORT']}"
+    api_key = env_values(stack.env_dir / "n8n-admin.env")["N8N_API_KEY"]
+    created = requests.post(f"{n8n_url}/api/v1/workflows", headers={"X-N8N-API-KEY": api_key}, timeout=60,
+                            json={"name": "after-cutover", "nodes": [], "connections": {}, "settings": {}})
+    assert created.status_code == 200, created.text
+    agent = requests.post(f"{letta_url}/v1/agents/", timeout=120, json={
+        "name": "after-cutover-agent", "memory_blocks": [{"label": "human", "value": "new"}],
+        "llm_config": {"model": "stub", "model_endpoint_type": "openai", "model_endpoint": "http://embeddings:8000/v1",
+                       "context_window": 8000},
+        "embedding_config": {"embedding_model": "stub", "embedding_endpoint_type": "openai",
+                             "embedding_endpoint": "http://embeddings:8000/v1", "embedding_dim": 1536}})
+    assert agent.status_code == 200, agent.text
+    with stack.db("unified") as conn:
+        assert conn.execute("SELECT count(*) FROM n8n.workflow_entity WHERE name = 'after-cutover'").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM letta_agents.agents WHERE name = 'after-cutover-agent'"
+                            ).fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                            " WHERE n.nspname = 'public'").fetchone()[0] == 0
+
+    # Their pooled connections are on the unified instance, as their own roles, and none on the old.
+    with stack.db("unified") as conn:
+        users = {r[0] for r in conn.execute("SELECT DISTINCT usename FROM pg_stat_activity"
+                                            " WHERE backend_type = 'client backend'")}
+    assert {"n8n", "letta"} <= users
+    for old in ("n8n-db", "letta-db"):
+        with stack.db(old) as conn:
+            apps = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                                " AND pid <> pg_backend_pid()").fetchone()[0]
+        assert apps == 0, old
+
+    # And back: env files byte for byte, apps on the old databases, same fingerprint as before.
+    back = stack.migrator("rollback")
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+    assert "fingerprint equal to 'before-cutover'" in " ".join(back.stdout.split())
+    assert_on_old_databases(stack)
+
+
+def test_no_secret_in_any_output_or_report(stack):
+    values = {}
+    for path in stack.env_dir.glob("*.env"):
+        values.update({k: v for k, v in env_values(path).items()
+                       if any(w in k for w in ("PASSWORD", "KEY", "URI")) and len(v) >= 8})
+    secrets_ = [v.split(":")[-1].split("@")[0] if "://" in v else v for v in values.values()]
+    assert len(secrets_) >= 6
+    texts = stack.outputs + [p.read_text() for p in stack.reports.rglob("*.json")] + \
+        [p.read_text() for p in stack.reports.rglob("*.md")]
+    for text in texts:
+        for secret in secrets_:
+            assert secret not in text
