@@ -1,0 +1,967 @@
+"""The benchmark's legacy databases: an n8n-like PostgreSQL 15 source (schema
+public) and a Letta-like PostgreSQL 17 + pgvector source (schema letta, vector
+installed in it, as compose/letta-db/init.sql does).
+
+All rows are generated server-side with generate_series, so generation runs at
+the server's insert speed. Each sized table is filled in batches until its
+pg_table_size (heap + TOAST, no indexes) reaches its share of SIZE; the share
+of every table is in PLAN below. Tables are created bare, loaded, then get
+their keys, indexes and foreign keys, then VACUUM (FREEZE, ANALYZE) and a
+CHECKPOINT, so no method later pays for hint bits on the sources.
+
+Shapes (modelled on n8n 1.x / Letta 0.x, simplified):
+- n8n: workflow_entity (nodes json), workflow_history, execution_entity (many
+  narrow rows, skewed onto few workflows), execution_data (large JSON payloads
+  in a text column, TOASTed), execution_metadata, and ~25 small tables.
+- Letta: messages (jsonb content, inline rows; the one table much larger than
+  the rest, so range splitting is exercised), archival_passages and
+  source_passages with vector(4096) embeddings (TOASTed, incompressible),
+  agents / steps / block / tools (wide), provider_traces (big JSON), files and
+  file_contents, and ~14 small tables.
+
+Generated data lives in docker volumes (one per database, labelled
+consolidation.bench=data) keyed by size, image and this file's content, so
+`make bench` reuses it; `make bench-clean` removes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from bench import dockerkit
+from bench.dockerkit import Server
+
+RECIPE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:10]
+N8N = "n8n"
+LETTA = "letta"
+MARK = "consolidation-bench"
+
+# --- helpers for the generator SQL -----------------------------------------
+
+T0 = "timestamptz '2025-01-01 00:00:00+00'"
+
+
+def ts(expr: str, step: str = "37 seconds") -> str:
+    return f"({T0} + ({expr}) * interval '{step}')"
+
+
+def uid(prefix: str, expr: str) -> str:
+    """Letta-style ids: '<prefix>-<uuid>' derived from a number."""
+    return f"('{prefix}-' || md5('{prefix}' || ({expr}))::uuid)"
+
+
+def wf(expr: str) -> str:
+    """n8n workflow ids: 16 characters."""
+    return f"substr(md5('wf' || ({expr})), 1, 16)"
+
+
+def words(seed: str, count: str) -> str:
+    """A correlated string of md5 'words' (about 33 bytes each), half compressible."""
+    return f"(SELECT string_agg(md5(({seed})::text || '/' || k), ' ') FROM generate_series(1, {count}) k)"
+
+
+NODE_TYPES = ("ARRAY['n8n-nodes-base.httpRequest','n8n-nodes-base.set','n8n-nodes-base.code',"
+              "'n8n-nodes-base.if','@n8n/n8n-nodes-langchain.agent','n8n-nodes-base.postgres']")
+
+
+def nodes(seed: str, count: str) -> str:
+    return (f"(SELECT json_agg(json_build_object('id', md5(({seed})::text || '-' || k)::uuid, 'name', 'Node ' || k,"
+            f" 'type', ({NODE_TYPES})[1 + (({seed}) + k) % 6], 'typeVersion', 1 + k % 3,"
+            f" 'position', json_build_array(k * 220, (({seed}) % 7) * 120),"
+            f" 'parameters', json_build_object('url', 'https://api.example.com/v1/' || md5(({seed})::text || k),"
+            f" 'jsCode', repeat('// transform item ' || k || E'\\n', 3 + ({seed}) % 12), 'options', '{{}}'::json)))"
+            f" FROM generate_series(1, {count}) k)")
+
+
+def connections(seed: str, count: str) -> str:
+    return (f"(SELECT json_object_agg('Node ' || k, json_build_object('main', json_build_array(json_build_array("
+            f"json_build_object('node', 'Node ' || (k + 1), 'type', 'main', 'index', 0)))))"
+            f" FROM generate_series(1, {count}) k)")
+
+
+# --- n8n -----------------------------------------------------------------------
+
+TSZ = "timestamp(3) with time zone"
+CREATED = f'"createdAt" {TSZ} NOT NULL DEFAULT CURRENT_TIMESTAMP(3), "updatedAt" {TSZ} NOT NULL DEFAULT CURRENT_TIMESTAMP(3)'
+
+N8N_TABLES = f"""
+CREATE TABLE workflow_entity (id varchar(36) NOT NULL, name varchar(128) NOT NULL, active boolean NOT NULL,
+  nodes json NOT NULL, connections json NOT NULL, settings json, "staticData" json, "pinData" json,
+  "versionId" char(36), "triggerCount" integer NOT NULL DEFAULT 0, meta json, "parentFolderId" varchar(36),
+  "isArchived" boolean NOT NULL DEFAULT false, {CREATED});
+CREATE TABLE workflow_history ("versionId" varchar(36) NOT NULL, "workflowId" varchar(36) NOT NULL,
+  authors varchar(255) NOT NULL, {CREATED}, nodes json NOT NULL, connections json NOT NULL, name varchar(128),
+  autosaved boolean NOT NULL DEFAULT false);
+CREATE TABLE execution_entity (id serial NOT NULL, finished boolean NOT NULL, mode varchar NOT NULL,
+  "retryOf" varchar, "retrySuccessId" varchar, "startedAt" {TSZ}, "stoppedAt" {TSZ}, "waitTill" {TSZ},
+  status varchar NOT NULL, "workflowId" varchar(36) NOT NULL, "deletedAt" {TSZ},
+  "createdAt" {TSZ} NOT NULL DEFAULT CURRENT_TIMESTAMP(3));
+CREATE TABLE execution_data ("executionId" integer NOT NULL, "workflowData" json NOT NULL, data text NOT NULL,
+  "workflowVersionId" varchar(36));
+CREATE TABLE execution_metadata (id serial NOT NULL, "executionId" integer NOT NULL, key varchar(255) NOT NULL,
+  value text NOT NULL);
+CREATE TABLE "user" (id uuid NOT NULL DEFAULT gen_random_uuid(), email varchar(255), "firstName" varchar(32),
+  "lastName" varchar(32), password varchar(255), "personalizationAnswers" json, {CREATED}, settings json,
+  disabled boolean NOT NULL DEFAULT false, "mfaEnabled" boolean NOT NULL DEFAULT false, "mfaSecret" text,
+  "mfaRecoveryCodes" text, "lastActiveAt" date, "roleSlug" varchar(128) NOT NULL DEFAULT 'global:member');
+CREATE TABLE project (id varchar(36) NOT NULL, name varchar(255) NOT NULL, type varchar(36) NOT NULL, icon json,
+  description varchar(512), "creatorId" uuid, {CREATED});
+CREATE TABLE project_relation ("projectId" varchar(36) NOT NULL, "userId" uuid NOT NULL, role varchar NOT NULL,
+  {CREATED});
+CREATE TABLE shared_workflow ("workflowId" varchar(36) NOT NULL, "projectId" varchar(36) NOT NULL,
+  role text NOT NULL, {CREATED});
+CREATE TABLE credentials_entity (id varchar(36) NOT NULL, name varchar(128) NOT NULL, data text NOT NULL,
+  type varchar(128) NOT NULL, {CREATED}, "isManaged" boolean NOT NULL DEFAULT false,
+  "isGlobal" boolean NOT NULL DEFAULT false);
+CREATE TABLE shared_credentials ("credentialsId" varchar(36) NOT NULL, "projectId" varchar(36) NOT NULL,
+  role text NOT NULL, {CREATED});
+CREATE TABLE tag_entity (id varchar(36) NOT NULL, name varchar(24) NOT NULL, {CREATED});
+CREATE TABLE workflows_tags ("workflowId" varchar(36) NOT NULL, "tagId" varchar(36) NOT NULL);
+CREATE TABLE webhook_entity ("workflowId" varchar(36) NOT NULL, "webhookPath" varchar NOT NULL,
+  method varchar NOT NULL, node varchar NOT NULL, "webhookId" varchar, "pathLength" integer);
+CREATE TABLE settings (key varchar(255) NOT NULL, value text NOT NULL, "loadOnStartup" boolean NOT NULL DEFAULT false);
+CREATE TABLE variables (id varchar(36) NOT NULL, key text NOT NULL, type text NOT NULL DEFAULT 'string',
+  value text, "projectId" varchar(36));
+CREATE TABLE installed_packages ("packageName" varchar(214) NOT NULL, "installedVersion" varchar(50) NOT NULL,
+  "authorName" varchar(70), "authorEmail" varchar(70), {CREATED});
+CREATE TABLE installed_nodes (name varchar(200) NOT NULL, type varchar(200) NOT NULL,
+  "latestVersion" integer NOT NULL DEFAULT 1, package varchar(241) NOT NULL);
+CREATE TABLE event_destinations (id uuid NOT NULL, destination jsonb NOT NULL, {CREATED});
+CREATE TABLE auth_identity ("userId" uuid, "providerId" varchar(64) NOT NULL, "providerType" varchar(32) NOT NULL,
+  {CREATED});
+CREATE TABLE migrations (id serial NOT NULL, "timestamp" bigint NOT NULL, name varchar NOT NULL);
+CREATE TABLE annotation_tag_entity (id varchar(16) NOT NULL, name varchar(24) NOT NULL, {CREATED});
+CREATE TABLE execution_annotations (id serial NOT NULL, "executionId" integer NOT NULL, vote varchar(6), note text,
+  {CREATED});
+CREATE TABLE execution_annotation_tags ("annotationId" integer NOT NULL, "tagId" varchar(24) NOT NULL);
+CREATE TABLE folder (id varchar(36) NOT NULL, name varchar(128) NOT NULL, "parentFolderId" varchar(36),
+  "projectId" varchar(36) NOT NULL, {CREATED});
+CREATE TABLE processed_data ("workflowId" varchar(36) NOT NULL, context varchar(255) NOT NULL, {CREATED},
+  value text NOT NULL);
+CREATE TABLE insights_metadata ("metaId" serial NOT NULL, "workflowId" varchar(16), "projectId" varchar(36),
+  "workflowName" varchar(128) NOT NULL, "projectName" varchar(255) NOT NULL);
+CREATE TABLE insights_raw (id serial NOT NULL, "metaId" integer NOT NULL, type integer NOT NULL, value bigint NOT NULL,
+  "timestamp" timestamp(0) with time zone NOT NULL DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE insights_by_period (id serial NOT NULL, "metaId" integer NOT NULL, type integer NOT NULL,
+  value bigint NOT NULL, "periodUnit" integer NOT NULL, "periodStart" timestamp(0) with time zone DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE workflow_statistics (count integer DEFAULT 0, "latestEvent" {TSZ}, name varchar(128) NOT NULL,
+  "workflowId" varchar(36) NOT NULL, "rootCount" integer DEFAULT 0);
+CREATE TABLE user_api_keys (id varchar(36) NOT NULL, "userId" uuid NOT NULL, label varchar(100) NOT NULL,
+  "apiKey" varchar NOT NULL, scopes json, {CREATED});
+CREATE TABLE invalid_auth_token (token varchar(512) NOT NULL, "expiresAt" {TSZ} NOT NULL);
+CREATE TABLE test_run (id varchar(36) NOT NULL, "workflowId" varchar(36) NOT NULL, status varchar NOT NULL,
+  "errorCode" varchar, "errorDetails" json, "runAt" {TSZ}, "completedAt" {TSZ}, metrics json, {CREATED});
+"""
+
+N8N_CONSTRAINTS = """
+ALTER TABLE workflow_entity ADD CONSTRAINT pk_workflow_entity_id PRIMARY KEY (id);
+ALTER TABLE workflow_history ADD CONSTRAINT "PK_b6572dd6173e4cd06fe79937b58" PRIMARY KEY ("versionId");
+ALTER TABLE execution_entity ADD CONSTRAINT pk_e3e63bbf55ba1ab06d6c11e3bd4 PRIMARY KEY (id);
+ALTER TABLE execution_data ADD CONSTRAINT execution_data_pkey PRIMARY KEY ("executionId");
+ALTER TABLE execution_metadata ADD CONSTRAINT "PK_17a0b6284f8d626aae88e1c16e4" PRIMARY KEY (id);
+ALTER TABLE "user" ADD CONSTRAINT "PK_ea8f538c94b6e352418254ed6474a81f" PRIMARY KEY (id);
+ALTER TABLE "user" ADD CONSTRAINT "UQ_e12875dfb3b1d92d7d7c5377e2" UNIQUE (email);
+ALTER TABLE project ADD CONSTRAINT "PK_4d68b1358bb5b766d3e78f32f57" PRIMARY KEY (id);
+ALTER TABLE project_relation ADD CONSTRAINT "PK_1caaa312a5d7184a003be0f0cb6" PRIMARY KEY ("projectId", "userId");
+ALTER TABLE shared_workflow ADD CONSTRAINT "PK_5ba87620386b847201c9531c58f" PRIMARY KEY ("workflowId", "projectId");
+ALTER TABLE credentials_entity ADD CONSTRAINT credentials_entity_pkey PRIMARY KEY (id);
+ALTER TABLE shared_credentials ADD CONSTRAINT "PK_8ef3a59796a228913f251779cff" PRIMARY KEY ("credentialsId", "projectId");
+ALTER TABLE tag_entity ADD CONSTRAINT tag_entity_pkey PRIMARY KEY (id);
+CREATE UNIQUE INDEX idx_812eb05f7451ca757fb98444ce ON tag_entity (name);
+ALTER TABLE workflows_tags ADD CONSTRAINT pk_workflows_tags PRIMARY KEY ("workflowId", "tagId");
+ALTER TABLE webhook_entity ADD CONSTRAINT "PK_b21ace2e13596ccd87dc9bf4ea6" PRIMARY KEY ("webhookPath", method);
+ALTER TABLE settings ADD CONSTRAINT "PK_dc0fe14e6d9943f268e7b119f69ab8bd" PRIMARY KEY (key);
+ALTER TABLE variables ADD CONSTRAINT variables_pkey PRIMARY KEY (id);
+ALTER TABLE installed_packages ADD CONSTRAINT "PK_08cc9197c39b028c1e9beca225940576fd1a5804" PRIMARY KEY ("packageName");
+ALTER TABLE installed_nodes ADD CONSTRAINT "PK_8ebd28194e4f792f96b5933423fc439df97d9689" PRIMARY KEY (name);
+ALTER TABLE event_destinations ADD CONSTRAINT event_destinations_pkey PRIMARY KEY (id);
+ALTER TABLE auth_identity ADD CONSTRAINT auth_identity_pkey PRIMARY KEY ("providerId", "providerType");
+ALTER TABLE migrations ADD CONSTRAINT "PK_8c82d7f526340ab734260ea46be" PRIMARY KEY (id);
+ALTER TABLE annotation_tag_entity ADD CONSTRAINT "PK_69dfa041592c30bbc0d4b84aa00" PRIMARY KEY (id);
+CREATE UNIQUE INDEX "IDX_ae51b54c4bb430cf92f48b623f" ON annotation_tag_entity (name);
+ALTER TABLE execution_annotations ADD CONSTRAINT "PK_7afcf93ffa20c4252869a7c6a23" PRIMARY KEY (id);
+ALTER TABLE execution_annotation_tags ADD CONSTRAINT "PK_979ec03d31294cca484be65d11f" PRIMARY KEY ("annotationId", "tagId");
+ALTER TABLE folder ADD CONSTRAINT "PK_6278a41a706740c94c02e288df8" PRIMARY KEY (id);
+ALTER TABLE processed_data ADD CONSTRAINT "PK_ca04b9d8dc72de268fe07a65773" PRIMARY KEY ("workflowId", context);
+ALTER TABLE insights_metadata ADD CONSTRAINT "PK_f448a94c35218b6208ce20cf5a1" PRIMARY KEY ("metaId");
+CREATE UNIQUE INDEX "IDX_1d8ab99d5861c9388d2dc1cf73" ON insights_metadata ("workflowId");
+ALTER TABLE insights_raw ADD CONSTRAINT "PK_ec15125755151e3a7e00e00014f" PRIMARY KEY (id);
+ALTER TABLE insights_by_period ADD CONSTRAINT "PK_b606942249b90cc39b0265f0575" PRIMARY KEY (id);
+CREATE UNIQUE INDEX "IDX_60b6a84299eeb3f671dfec7693" ON insights_by_period ("periodStart", type, "periodUnit", "metaId");
+ALTER TABLE workflow_statistics ADD CONSTRAINT pk_workflow_statistics PRIMARY KEY ("workflowId", name);
+ALTER TABLE user_api_keys ADD CONSTRAINT "PK_978fa5caa3468f463dac9d92e69" PRIMARY KEY (id);
+CREATE UNIQUE INDEX "IDX_1ef35bac35d20bdae979d917a3" ON user_api_keys ("apiKey");
+ALTER TABLE invalid_auth_token ADD CONSTRAINT "PK_5779069b7235b256d91f7af1a15" PRIMARY KEY (token);
+ALTER TABLE test_run ADD CONSTRAINT "PK_011c050f566e9db509a0fadb9b9" PRIMARY KEY (id);
+CREATE INDEX "IDX_execution_entity_workflowId_id" ON execution_entity ("workflowId", id);
+CREATE INDEX "IDX_execution_entity_waitTill_id" ON execution_entity ("waitTill", id);
+CREATE INDEX "IDX_execution_entity_stoppedAt_status_deletedAt" ON execution_entity ("stoppedAt", status, "deletedAt")
+  WHERE "stoppedAt" IS NOT NULL AND "deletedAt" IS NULL;
+CREATE INDEX "IDX_execution_entity_deletedAt" ON execution_entity ("deletedAt");
+CREATE INDEX "IDX_cec8eea3bf49551482ccb4933e" ON execution_metadata ("executionId");
+CREATE INDEX "IDX_1e31657f5fe46816c34be7c1b4" ON workflow_history ("workflowId");
+CREATE INDEX "IDX_workflow_entity_name" ON workflow_entity (name);
+CREATE INDEX "IDX_shared_workflow_projectId" ON shared_workflow ("projectId");
+CREATE INDEX idx_16f4436789e804e3e1c9eeb240 ON webhook_entity ("webhookId", method, "pathLength");
+ALTER TABLE execution_entity ADD CONSTRAINT fk_execution_entity_workflow_id FOREIGN KEY ("workflowId")
+  REFERENCES workflow_entity (id) ON DELETE CASCADE;
+ALTER TABLE execution_data ADD CONSTRAINT execution_data_fk FOREIGN KEY ("executionId")
+  REFERENCES execution_entity (id) ON DELETE CASCADE;
+ALTER TABLE workflow_history ADD CONSTRAINT "FK_1e31657f5fe46816c34be7c1b4b" FOREIGN KEY ("workflowId")
+  REFERENCES workflow_entity (id) ON DELETE CASCADE;
+ALTER TABLE execution_metadata ADD CONSTRAINT "FK_31d0b4c93fb85ced26f6005cda3" FOREIGN KEY ("executionId")
+  REFERENCES execution_entity (id) ON DELETE CASCADE;
+ALTER TABLE shared_workflow ADD CONSTRAINT "FK_daa206a04983d47d0a9c34649ce" FOREIGN KEY ("workflowId")
+  REFERENCES workflow_entity (id) ON DELETE CASCADE;
+ALTER TABLE shared_workflow ADD CONSTRAINT "FK_a45ea5f27bcfdc21af9b4188560" FOREIGN KEY ("projectId")
+  REFERENCES project (id) ON DELETE CASCADE;
+ALTER TABLE shared_credentials ADD CONSTRAINT "FK_416f66fc846c7c442970c094ccf" FOREIGN KEY ("credentialsId")
+  REFERENCES credentials_entity (id) ON DELETE CASCADE;
+ALTER TABLE shared_credentials ADD CONSTRAINT "FK_812c2852270da1247756e77f5a4" FOREIGN KEY ("projectId")
+  REFERENCES project (id) ON DELETE CASCADE;
+ALTER TABLE project_relation ADD CONSTRAINT "FK_61448d56d61802b5dfde5cdb002" FOREIGN KEY ("projectId")
+  REFERENCES project (id) ON DELETE CASCADE;
+ALTER TABLE project_relation ADD CONSTRAINT "FK_5f0643f6717905a05164090dde7" FOREIGN KEY ("userId")
+  REFERENCES "user" (id) ON DELETE CASCADE;
+ALTER TABLE workflows_tags ADD CONSTRAINT fk_workflows_tags_workflow_id FOREIGN KEY ("workflowId")
+  REFERENCES workflow_entity (id) ON DELETE CASCADE;
+ALTER TABLE workflows_tags ADD CONSTRAINT fk_workflows_tags_tag_id FOREIGN KEY ("tagId")
+  REFERENCES tag_entity (id) ON DELETE CASCADE;
+ALTER TABLE webhook_entity ADD CONSTRAINT fk_webhook_entity_workflow_id FOREIGN KEY ("workflowId")
+  REFERENCES workflow_entity (id) ON DELETE CASCADE;
+ALTER TABLE execution_annotations ADD CONSTRAINT "FK_97f863fa83c4786f19565084960" FOREIGN KEY ("executionId")
+  REFERENCES execution_entity (id) ON DELETE CASCADE;
+ALTER TABLE execution_annotation_tags ADD CONSTRAINT "FK_a3697779b366e131b2bbdae2976" FOREIGN KEY ("annotationId")
+  REFERENCES execution_annotations (id) ON DELETE CASCADE;
+ALTER TABLE execution_annotation_tags ADD CONSTRAINT "FK_c1519757391996eb06064f0e7c8" FOREIGN KEY ("tagId")
+  REFERENCES annotation_tag_entity (id) ON DELETE CASCADE;
+ALTER TABLE folder ADD CONSTRAINT "FK_a8260b0b36939c6247f385b8221" FOREIGN KEY ("projectId")
+  REFERENCES project (id) ON DELETE CASCADE;
+ALTER TABLE insights_raw ADD CONSTRAINT "FK_6e2e33741adef2a7c5d66befa4e" FOREIGN KEY ("metaId")
+  REFERENCES insights_metadata ("metaId") ON DELETE CASCADE;
+ALTER TABLE workflow_statistics ADD CONSTRAINT fk_workflow_statistics_workflow_id FOREIGN KEY ("workflowId")
+  REFERENCES workflow_entity (id) ON DELETE CASCADE;
+ALTER TABLE user_api_keys ADD CONSTRAINT "FK_e131705cbbc8fb589889b02d457" FOREIGN KEY ("userId")
+  REFERENCES "user" (id) ON DELETE CASCADE;
+ALTER TABLE auth_identity ADD CONSTRAINT "FK_auth_identity_user_id" FOREIGN KEY ("userId") REFERENCES "user" (id);
+ALTER TABLE test_run ADD CONSTRAINT "FK_d6870d3b6e4c185d33926f423c8" FOREIGN KEY ("workflowId")
+  REFERENCES workflow_entity (id) ON DELETE CASCADE;
+ALTER TABLE processed_data ADD CONSTRAINT "FK_06a69a7032c97a763c2c7599464" FOREIGN KEY ("workflowId")
+  REFERENCES workflow_entity (id) ON DELETE CASCADE;
+SELECT setval('execution_entity_id_seq', (SELECT max(id) FROM execution_entity));
+SELECT setval('execution_metadata_id_seq', (SELECT max(id) FROM execution_metadata));
+SELECT setval('migrations_id_seq', (SELECT max(id) FROM migrations));
+SELECT setval('execution_annotations_id_seq', (SELECT max(id) FROM execution_annotations));
+SELECT setval('"insights_metadata_metaId_seq"', (SELECT max("metaId") FROM insights_metadata));
+SELECT setval('insights_raw_id_seq', (SELECT max(id) FROM insights_raw));
+SELECT setval('insights_by_period_id_seq', (SELECT max(id) FROM insights_by_period));
+"""
+
+USERS = 5
+PROJECTS = USERS + 1
+
+
+def user_id(expr: str) -> str:
+    return f"md5('user' || ({expr}))::uuid"
+
+
+def project_id(expr: str) -> str:
+    return f"substr(md5('project' || ({expr})), 1, 16)"
+
+
+# Each step: (table, share of SIZE or None for a fixed row count, generator SQL over {lo}..{hi}, fixed rows).
+# Context names in braces: W workflows, E executions, D execution_data rows, C credentials.
+N8N_PLAN = [
+    ("user", None, f"""INSERT INTO "user" (id, email, "firstName", "lastName", password, "personalizationAnswers",
+        settings, "roleSlug", "lastActiveAt")
+      SELECT {user_id('i')}, 'user' || i || '@example.com', 'First' || i, 'Last' || i,
+        '$2a$10$' || md5('pw' || i) || md5('salt' || i), json_build_object('companySize', '20-99', 'role', 'eng'),
+        json_build_object('userActivated', true), CASE WHEN i = 1 THEN 'global:owner' ELSE 'global:member' END,
+        date '2025-06-01' + i
+      FROM generate_series({{lo}}, {{hi}}) i""", USERS),
+    ("project", None, f"""INSERT INTO project (id, name, type, "creatorId")
+      SELECT {project_id('i')}, CASE WHEN i <= {USERS} THEN 'First' || i || ' Last' || i || ' <user' || i || '@example.com>'
+        ELSE 'Team ' || i END, CASE WHEN i <= {USERS} THEN 'personal' ELSE 'team' END, {user_id('1 + i % ' + str(USERS))}
+      FROM generate_series({{lo}}, {{hi}}) i""", PROJECTS),
+    ("project_relation", None, f"""INSERT INTO project_relation ("projectId", "userId", role)
+      SELECT {project_id('i')}, {user_id('1 + (i - 1) % ' + str(USERS))}, 'project:personalOwner'
+      FROM generate_series({{lo}}, {{hi}}) i""", USERS),
+    ("workflow_entity", 0.02, f"""INSERT INTO workflow_entity (id, name, active, nodes, connections, settings,
+        "staticData", "versionId", "triggerCount", meta, "isArchived", "createdAt", "updatedAt")
+      SELECT {wf('i')}, 'Workflow ' || i || ' ' || left(md5('name' || i), 8), i % 3 = 0,
+        {nodes('i', '4 + i % 21')}, {connections('i', '3 + i % 20')},
+        json_build_object('executionOrder', 'v1', 'saveManualExecutions', true, 'callerPolicy', 'workflowsFromSameOwner'),
+        CASE WHEN i % 4 = 0 THEN json_build_object('node:Schedule', json_build_object('recurrenceRules', '[]'::json)) END,
+        md5('version' || i)::uuid, i % 3, json_build_object('templateCredsSetupCompleted', true),
+        i % 50 = 0, {ts('i', '13 minutes')}, {ts('i', '13 minutes')} + ((i * 7919) % 100000) * interval '1 minute'
+      FROM generate_series({{lo}}, {{hi}}) i""", None, 20),
+    ("shared_workflow", None, f"""INSERT INTO shared_workflow ("workflowId", "projectId", role)
+      SELECT {wf('i')}, {project_id('1 + i % ' + str(PROJECTS))}, 'workflow:owner'
+      FROM generate_series({{lo}}, {{hi}}) i""", "W"),
+    ("workflow_history", 0.04, f"""INSERT INTO workflow_history ("versionId", "workflowId", authors, "createdAt",
+        "updatedAt", nodes, connections, name)
+      SELECT md5('history' || i)::uuid, {wf('1 + i % {W}')}, 'First1 Last1', {ts('i', '2 minutes')},
+        {ts('i', '2 minutes')}, {nodes('i', '4 + i % 21')}, {connections('i', '3 + i % 20')}, 'Version ' || i
+      FROM generate_series({{lo}}, {{hi}}) i""", None),
+    # Skewed: 4 in 5 executions belong to the busiest tenth of the workflows.
+    ("execution_entity", 0.045, f"""INSERT INTO execution_entity (id, finished, mode, "retryOf", "startedAt",
+        "stoppedAt", "waitTill", status, "workflowId", "deletedAt", "createdAt")
+      SELECT i, i % 17 <> 0, (ARRAY['trigger','webhook','manual','retry','integrated'])[1 + i % 5],
+        CASE WHEN i % 97 = 0 THEN (i - 1)::text END, {ts('i')}, {ts('i')} + (i % 9000) * interval '1 millisecond',
+        CASE WHEN i % 501 = 0 THEN {ts('i')} + interval '1 day' END,
+        (ARRAY['success','success','success','error','canceled','waiting'])[1 + i % 6],
+        {wf("CASE WHEN i % 5 <> 0 THEN 1 + i % greatest({W} / 10, 1) ELSE 1 + i % {W} END")},
+        CASE WHEN i % 211 = 0 THEN {ts('i')} + interval '30 days' END, {ts('i')}
+      FROM generate_series({{lo}}, {{hi}}) i""", None),
+    # The newest executions keep their data (n8n prunes old execution data).
+    ("execution_data", 0.16, f"""INSERT INTO execution_data ("executionId", "workflowData", data, "workflowVersionId")
+      SELECT {{E}} - i + 1,
+        json_build_object('id', {wf('1 + ({E} - i) % {W}')}, 'name', 'Workflow ' || i, 'active', true,
+          'nodes', {nodes('i', '3 + i % 8')}, 'connections', '{{}}'::json,
+          'settings', json_build_object('executionOrder', 'v1')),
+        '[{{"startData":"1","resultData":"2","executionData":"3"}},{{"runData":"4"}},' ||
+        (SELECT string_agg(json_build_object('json', json_build_object('id', i * 1000 + k,
+           'email', 'customer' || k || '@example.com', 'name', md5(i::text || 'n' || k),
+           'payload', md5(i::text || 'p' || k) || md5(k::text || 'q' || i) || repeat(' lorem ipsum', k % 9),
+           'status', (ARRAY['ok','retry','failed'])[1 + k % 3], 'amount', (i * k) % 10000 / 100.0,
+           'tags', json_build_array('a' || k % 7, 'b' || k % 11)))::text, ',')
+         FROM generate_series(1, 10 + (i * 7) % 150) k) || ']',
+        md5('version' || i)::uuid
+      FROM generate_series({{lo}}, least({{hi}}, {{E}})) i""", None),
+    ("execution_metadata", 0.01, f"""INSERT INTO execution_metadata (id, "executionId", key, value)
+      SELECT i, 1 + (i * 13) % {{E}}, (ARRAY['customerId','orderId','source','traceId'])[1 + i % 4],
+        md5('meta' || i) FROM generate_series({{lo}}, {{hi}}) i""", None),
+    ("credentials_entity", None, f"""INSERT INTO credentials_entity (id, name, data, type)
+      SELECT substr(md5('cred' || i), 1, 16), 'Credential ' || i,
+        encode(sha256(('secret' || i)::bytea), 'base64') || encode(sha256(('more' || i)::bytea), 'base64'),
+        (ARRAY['httpBasicAuth','postgres','openAiApi','slackApi','googleSheetsOAuth2Api'])[1 + i % 5]
+      FROM generate_series({{lo}}, {{hi}}) i""", "C"),
+    ("shared_credentials", None, f"""INSERT INTO shared_credentials ("credentialsId", "projectId", role)
+      SELECT substr(md5('cred' || i), 1, 16), {project_id('1 + i % ' + str(PROJECTS))}, 'credential:owner'
+      FROM generate_series({{lo}}, {{hi}}) i""", "C"),
+    ("tag_entity", None, """INSERT INTO tag_entity (id, name)
+      SELECT substr(md5('tag' || i), 1, 16), 'tag-' || i FROM generate_series({lo}, {hi}) i""", 30),
+    ("workflows_tags", None, f"""INSERT INTO workflows_tags ("workflowId", "tagId")
+      SELECT {wf('i')}, substr(md5('tag' || (1 + i % 30)), 1, 16) FROM generate_series({{lo}}, {{hi}}) i""", "W"),
+    ("webhook_entity", None, f"""INSERT INTO webhook_entity ("workflowId", "webhookPath", method, node, "webhookId",
+        "pathLength")
+      SELECT {wf('i * 3')}, md5('hook' || i)::uuid || '/webhook', 'POST', 'Webhook', md5('hook' || i)::uuid, 2
+      FROM generate_series({{lo}}, {{hi}}) i""", "W3"),
+    ("settings", None, """INSERT INTO settings (key, value, "loadOnStartup")
+      SELECT 'setting.' || i, json_build_object('value', md5('s' || i))::text, i % 2 = 0
+      FROM generate_series({lo}, {hi}) i""", 25),
+    ("variables", None, """INSERT INTO variables (id, key, value)
+      SELECT substr(md5('var' || i), 1, 16), 'VAR_' || i, md5('v' || i) FROM generate_series({lo}, {hi}) i""", 20),
+    ("installed_packages", None, """INSERT INTO installed_packages ("packageName", "installedVersion", "authorName")
+      SELECT 'n8n-nodes-community-' || i, '1.' || i || '.0', 'Author ' || i FROM generate_series({lo}, {hi}) i""", 5),
+    ("installed_nodes", None, """INSERT INTO installed_nodes (name, type, package)
+      SELECT 'Community Node ' || i, 'n8n-nodes-community-' || (1 + i % 5) || '.node' || i,
+        'n8n-nodes-community-' || (1 + i % 5) FROM generate_series({lo}, {hi}) i""", 15),
+    ("event_destinations", None, """INSERT INTO event_destinations (id, destination)
+      SELECT md5('dest' || i)::uuid, jsonb_build_object('__type', '$$MessageEventBusDestinationWebhook',
+        'url', 'https://logs.example.com/' || i, 'enabled', true) FROM generate_series({lo}, {hi}) i""", 3),
+    ("auth_identity", None, f"""INSERT INTO auth_identity ("userId", "providerId", "providerType")
+      SELECT {user_id('i')}, 'ldap-' || i, 'ldap' FROM generate_series({{lo}}, {{hi}}) i""", 2),
+    ("migrations", None, """INSERT INTO migrations (id, "timestamp", name)
+      SELECT i, 1587669153312 + i::bigint * 86400000, 'Migration' || i || 'Name' || (1587669153312 + i::bigint * 86400000)
+      FROM generate_series({lo}, {hi}) i""", 150),
+    ("annotation_tag_entity", None, """INSERT INTO annotation_tag_entity (id, name)
+      SELECT substr(md5('atag' || i), 1, 16), 'label-' || i FROM generate_series({lo}, {hi}) i""", 10),
+    ("execution_annotations", None, """INSERT INTO execution_annotations (id, "executionId", vote, note)
+      SELECT i, 1 + (i * 101) % {E}, (ARRAY['up','down'])[1 + i % 2], 'note ' || md5('note' || i)
+      FROM generate_series({lo}, {hi}) i""", 50),
+    ("execution_annotation_tags", None, """INSERT INTO execution_annotation_tags ("annotationId", "tagId")
+      SELECT i, substr(md5('atag' || (1 + i % 10)), 1, 16) FROM generate_series({lo}, {hi}) i""", 50),
+    ("folder", None, f"""INSERT INTO folder (id, name, "projectId")
+      SELECT substr(md5('folder' || i), 1, 16), 'Folder ' || i, {project_id('1 + i % ' + str(PROJECTS))}
+      FROM generate_series({{lo}}, {{hi}}) i""", 20),
+    ("processed_data", None, f"""INSERT INTO processed_data ("workflowId", context, value)
+      SELECT {wf('i')}, 'node:Trigger', json_build_object('processed', json_build_array(md5('p' || i)))::text
+      FROM generate_series({{lo}}, {{hi}}) i""", "W10"),
+    ("insights_metadata", None, f"""INSERT INTO insights_metadata ("metaId", "workflowId", "projectId", "workflowName",
+        "projectName")
+      SELECT i, {wf('i')}, {project_id('1 + i % ' + str(PROJECTS))}, 'Workflow ' || i, 'Project'
+      FROM generate_series({{lo}}, {{hi}}) i""", "W"),
+    ("insights_raw", None, """INSERT INTO insights_raw (id, "metaId", type, value, "timestamp")
+      SELECT i, 1 + i % {W}, i % 4, (i * 37) % 5000, timestamptz '2025-01-01' + i * interval '1 minute'
+      FROM generate_series({lo}, {hi}) i""", 2000),
+    ("insights_by_period", None, """INSERT INTO insights_by_period (id, "metaId", type, value, "periodUnit", "periodStart")
+      SELECT i, 1 + i % {W}, i % 4, (i * 37) % 5000, 0, timestamptz '2025-01-01' + (i / 4) * interval '1 hour'
+      FROM generate_series({lo}, {hi}) i""", 1000),
+    ("workflow_statistics", None, f"""INSERT INTO workflow_statistics (count, "latestEvent", name, "workflowId")
+      SELECT i % 1000, {ts('i')}, (ARRAY['production_success','production_error','manual_success'])[1 + i % 3],
+        {wf('1 + (i - 1) / 3')} FROM generate_series({{lo}}, {{hi}}) i""", "W3x"),
+    ("user_api_keys", None, f"""INSERT INTO user_api_keys (id, "userId", label, "apiKey", scopes)
+      SELECT substr(md5('key' || i), 1, 16), {user_id('i')}, 'key ' || i, 'n8n_api_' || md5('apikey' || i),
+        json_build_array('workflow:read', 'workflow:list') FROM generate_series({{lo}}, {{hi}}) i""", 3),
+    ("invalid_auth_token", None, """INSERT INTO invalid_auth_token (token, "expiresAt")
+      SELECT md5('tok' || i) || md5('en' || i), timestamptz '2026-01-01' + i * interval '1 hour'
+      FROM generate_series({lo}, {hi}) i""", 10),
+    ("test_run", None, f"""INSERT INTO test_run (id, "workflowId", status, metrics, "runAt", "completedAt")
+      SELECT substr(md5('run' || i), 1, 16), {wf('i')}, 'completed', json_build_object('accuracy', 0.9),
+        {ts('i')}, {ts('i')} + interval '1 minute' FROM generate_series({{lo}}, {{hi}}) i""", 10),
+]
+
+# --- Letta ---------------------------------------------------------------------
+
+AUDIT = ("created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz DEFAULT now(),"
+         " is_deleted boolean NOT NULL DEFAULT false, _created_by_id varchar, _last_updated_by_id varchar")
+
+LETTA_TABLES = f"""
+CREATE TYPE jobstatus AS ENUM ('created', 'running', 'completed', 'failed', 'pending', 'cancelled', 'expired');
+CREATE SEQUENCE message_sequence_id_seq;
+CREATE TABLE organizations (id varchar NOT NULL, name varchar NOT NULL, privileged_tools boolean NOT NULL DEFAULT false,
+  {AUDIT});
+CREATE TABLE users (id varchar NOT NULL, name varchar NOT NULL, organization_id varchar NOT NULL, {AUDIT});
+CREATE TABLE agents (id varchar NOT NULL, name varchar, description varchar, message_ids json, system varchar,
+  agent_type varchar, llm_config json, embedding_config json, metadata_ json, tool_rules json,
+  organization_id varchar NOT NULL, project_id varchar, template_id varchar, base_template_id varchar,
+  message_buffer_autoclear boolean NOT NULL DEFAULT false, enable_sleeptime boolean, response_format json,
+  last_run_completion timestamptz, last_run_duration_ms integer, timezone varchar, max_files_open integer,
+  per_file_view_window_char_limit integer, hidden boolean, last_stop_reason varchar, deployment_id varchar,
+  entity_id varchar, multi_agent_group_id varchar, {AUDIT});
+CREATE TABLE messages (id varchar NOT NULL, agent_id varchar NOT NULL, organization_id varchar NOT NULL,
+  role varchar NOT NULL, text varchar, content jsonb, model varchar, name varchar, tool_calls jsonb,
+  tool_call_id varchar, step_id varchar, otid varchar, tool_returns jsonb, group_id varchar, sender_id varchar,
+  batch_item_id varchar, is_err boolean, approval_request_id varchar, approve boolean, denial_reason varchar,
+  run_id varchar, sequence_id bigint NOT NULL DEFAULT nextval('message_sequence_id_seq'), {AUDIT});
+ALTER SEQUENCE message_sequence_id_seq OWNED BY messages.sequence_id;
+CREATE TABLE archival_passages (id varchar NOT NULL, text varchar NOT NULL, embedding_config json NOT NULL,
+  metadata_ json NOT NULL, embedding vector(4096), tags json, agent_id varchar, archive_id varchar,
+  organization_id varchar NOT NULL, {AUDIT});
+CREATE TABLE source_passages (id varchar NOT NULL, text varchar NOT NULL, embedding_config json NOT NULL,
+  metadata_ json NOT NULL, embedding vector(4096), file_name varchar, file_id varchar, source_id varchar NOT NULL,
+  organization_id varchar NOT NULL, {AUDIT});
+CREATE TABLE block (id varchar NOT NULL, value varchar NOT NULL, "limit" integer NOT NULL, template_name varchar,
+  label varchar NOT NULL, description varchar, metadata_ json, is_template boolean NOT NULL DEFAULT false,
+  organization_id varchar NOT NULL, read_only boolean NOT NULL DEFAULT false, preserve_on_migration boolean,
+  project_id varchar, template_id varchar, base_template_id varchar, deployment_id varchar, entity_id varchar,
+  hidden boolean, version integer NOT NULL DEFAULT 1, {AUDIT});
+CREATE TABLE blocks_agents (agent_id varchar NOT NULL, block_id varchar NOT NULL, block_label varchar NOT NULL);
+CREATE TABLE tools (id varchar NOT NULL, name varchar NOT NULL, description varchar, source_type varchar NOT NULL,
+  source_code varchar, json_schema json, tags json, return_char_limit integer, organization_id varchar NOT NULL,
+  tool_type varchar, args_json_schema json, pip_requirements json, npm_requirements json, metadata_ json,
+  default_requires_approval boolean, {AUDIT});
+CREATE TABLE tools_agents (agent_id varchar NOT NULL, tool_id varchar NOT NULL);
+CREATE TABLE sources (id varchar NOT NULL, name varchar NOT NULL, description varchar, instructions varchar,
+  embedding_config json NOT NULL, metadata_ json, organization_id varchar NOT NULL, {AUDIT});
+CREATE TABLE sources_agents (agent_id varchar NOT NULL, source_id varchar NOT NULL);
+CREATE TABLE files (id varchar NOT NULL, source_id varchar NOT NULL, file_name varchar, original_file_name varchar,
+  file_path varchar, file_type varchar, file_size integer, file_creation_date varchar, file_last_modified_date varchar,
+  processing_status varchar NOT NULL, error_message text, total_chunks integer, chunks_embedded integer,
+  organization_id varchar NOT NULL, {AUDIT});
+CREATE TABLE file_contents (id varchar NOT NULL, file_id varchar NOT NULL, text text NOT NULL, {AUDIT});
+CREATE TABLE steps (id varchar NOT NULL, origin varchar, organization_id varchar, provider_id varchar, job_id varchar,
+  agent_id varchar, provider_name varchar, provider_category varchar, model varchar, model_endpoint varchar,
+  context_window_limit integer, completion_tokens integer NOT NULL DEFAULT 0, prompt_tokens integer NOT NULL DEFAULT 0,
+  total_tokens integer NOT NULL DEFAULT 0, completion_tokens_details json, tags json, tid varchar, trace_id varchar,
+  feedback varchar, project_id varchar, status varchar, error_type varchar, error_data json, stop_reason varchar,
+  run_id varchar, {AUDIT});
+CREATE TABLE provider_traces (id varchar NOT NULL, request_json json NOT NULL, response_json json NOT NULL,
+  step_id varchar, organization_id varchar NOT NULL, {AUDIT});
+CREATE TABLE jobs (id varchar NOT NULL, user_id varchar NOT NULL, status jobstatus NOT NULL, completed_at timestamptz,
+  metadata_ json, job_type varchar NOT NULL DEFAULT 'job', callback_url varchar, callback_sent_at timestamptz,
+  callback_status_code integer, agent_id varchar, organization_id varchar, {AUDIT});
+CREATE TABLE identities (id varchar NOT NULL, identifier_key varchar NOT NULL, name varchar NOT NULL,
+  identity_type varchar NOT NULL, project_id varchar, organization_id varchar NOT NULL, properties json, {AUDIT});
+CREATE TABLE identities_agents (identity_id varchar NOT NULL, agent_id varchar NOT NULL);
+CREATE TABLE sandbox_configs (id varchar NOT NULL, type varchar NOT NULL, config json NOT NULL,
+  organization_id varchar NOT NULL, {AUDIT});
+CREATE TABLE sandbox_environment_variables (id varchar NOT NULL, key varchar NOT NULL, value varchar NOT NULL,
+  description varchar, sandbox_config_id varchar NOT NULL, organization_id varchar NOT NULL, {AUDIT});
+CREATE TABLE providers (id varchar NOT NULL, name varchar NOT NULL, provider_type varchar, api_key varchar,
+  base_url varchar, organization_id varchar NOT NULL, {AUDIT});
+CREATE TABLE groups (id varchar NOT NULL, description varchar NOT NULL, manager_type varchar NOT NULL,
+  manager_agent_id varchar, agent_ids json NOT NULL, organization_id varchar NOT NULL, {AUDIT});
+CREATE TABLE groups_agents (group_id varchar NOT NULL, agent_id varchar NOT NULL);
+CREATE TABLE archives (id varchar NOT NULL, name varchar NOT NULL, description varchar, metadata_ json,
+  organization_id varchar NOT NULL, {AUDIT});
+CREATE TABLE archives_agents (agent_id varchar NOT NULL, archive_id varchar NOT NULL, is_owner boolean NOT NULL DEFAULT true,
+  created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE agent_environment_variables (id varchar NOT NULL, key varchar NOT NULL, value varchar NOT NULL,
+  description varchar, agent_id varchar NOT NULL, organization_id varchar NOT NULL, {AUDIT});
+"""
+
+LETTA_CONSTRAINTS = """
+ALTER TABLE organizations ADD CONSTRAINT organizations_pkey PRIMARY KEY (id);
+ALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+ALTER TABLE agents ADD CONSTRAINT agents_pkey PRIMARY KEY (id);
+ALTER TABLE messages ADD CONSTRAINT messages_pkey PRIMARY KEY (id);
+ALTER TABLE messages ADD CONSTRAINT messages_sequence_id_key UNIQUE (sequence_id);
+ALTER TABLE archival_passages ADD CONSTRAINT archival_passages_pkey PRIMARY KEY (id);
+ALTER TABLE source_passages ADD CONSTRAINT source_passages_pkey PRIMARY KEY (id);
+ALTER TABLE block ADD CONSTRAINT block_pkey PRIMARY KEY (id);
+ALTER TABLE block ADD CONSTRAINT unique_block_id_label UNIQUE (id, label);
+ALTER TABLE blocks_agents ADD CONSTRAINT blocks_agents_pkey PRIMARY KEY (agent_id, block_id);
+ALTER TABLE tools ADD CONSTRAINT tools_pkey PRIMARY KEY (id);
+ALTER TABLE tools ADD CONSTRAINT uix_name_organization UNIQUE (name, organization_id);
+ALTER TABLE tools_agents ADD CONSTRAINT tools_agents_pkey PRIMARY KEY (agent_id, tool_id);
+ALTER TABLE sources ADD CONSTRAINT sources_pkey PRIMARY KEY (id);
+ALTER TABLE sources_agents ADD CONSTRAINT sources_agents_pkey PRIMARY KEY (agent_id, source_id);
+ALTER TABLE files ADD CONSTRAINT files_pkey PRIMARY KEY (id);
+ALTER TABLE file_contents ADD CONSTRAINT file_contents_pkey PRIMARY KEY (id);
+ALTER TABLE steps ADD CONSTRAINT steps_pkey PRIMARY KEY (id);
+ALTER TABLE provider_traces ADD CONSTRAINT provider_traces_pkey PRIMARY KEY (id);
+ALTER TABLE jobs ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
+ALTER TABLE identities ADD CONSTRAINT identities_pkey PRIMARY KEY (id);
+ALTER TABLE identities_agents ADD CONSTRAINT identities_agents_pkey PRIMARY KEY (identity_id, agent_id);
+ALTER TABLE sandbox_configs ADD CONSTRAINT sandbox_configs_pkey PRIMARY KEY (id);
+ALTER TABLE sandbox_environment_variables ADD CONSTRAINT sandbox_environment_variables_pkey PRIMARY KEY (id);
+ALTER TABLE providers ADD CONSTRAINT providers_pkey PRIMARY KEY (id);
+ALTER TABLE groups ADD CONSTRAINT groups_pkey PRIMARY KEY (id);
+ALTER TABLE groups_agents ADD CONSTRAINT groups_agents_pkey PRIMARY KEY (group_id, agent_id);
+ALTER TABLE archives ADD CONSTRAINT archives_pkey PRIMARY KEY (id);
+ALTER TABLE archives_agents ADD CONSTRAINT archives_agents_pkey PRIMARY KEY (agent_id, archive_id);
+ALTER TABLE agent_environment_variables ADD CONSTRAINT agent_environment_variables_pkey PRIMARY KEY (id);
+CREATE INDEX ix_messages_agent_created_at ON messages (agent_id, created_at);
+CREATE INDEX ix_messages_created_at ON messages (created_at, id);
+CREATE INDEX ix_messages_agent_sequence ON messages (agent_id, sequence_id);
+CREATE INDEX ix_messages_step_id ON messages (step_id);
+CREATE INDEX archival_passages_created_at_id_idx ON archival_passages (created_at, id);
+CREATE INDEX ix_archival_passages_agent_created ON archival_passages (agent_id, created_at);
+CREATE INDEX ix_archival_passages_org_archive ON archival_passages (organization_id, archive_id);
+CREATE INDEX source_passages_created_at_id_idx ON source_passages (created_at, id);
+CREATE INDEX ix_source_passages_source_id ON source_passages (source_id);
+CREATE INDEX ix_source_passages_file_id ON source_passages (file_id);
+CREATE INDEX ix_steps_agent_id ON steps (agent_id);
+CREATE INDEX ix_steps_created_at ON steps (created_at);
+CREATE INDEX ix_provider_traces_step_id ON provider_traces (step_id);
+CREATE INDEX ix_agents_created_at ON agents (created_at, id);
+CREATE INDEX ix_agents_organization_id ON agents (organization_id);
+CREATE INDEX ix_block_label ON block (label);
+CREATE INDEX ix_block_organization_id ON block (organization_id);
+CREATE INDEX ix_blocks_agents_block_id ON blocks_agents (block_id);
+CREATE INDEX ix_files_source_id ON files (source_id);
+CREATE INDEX ix_file_contents_file_id ON file_contents (file_id);
+CREATE INDEX ix_jobs_created_at ON jobs (created_at, id);
+ALTER TABLE users ADD CONSTRAINT users_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES organizations (id);
+ALTER TABLE agents ADD CONSTRAINT agents_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES organizations (id);
+ALTER TABLE messages ADD CONSTRAINT messages_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents (id) ON DELETE CASCADE;
+ALTER TABLE messages ADD CONSTRAINT messages_organization_id_fkey FOREIGN KEY (organization_id)
+  REFERENCES organizations (id);
+ALTER TABLE archival_passages ADD CONSTRAINT archival_passages_agent_id_fkey FOREIGN KEY (agent_id)
+  REFERENCES agents (id) ON DELETE CASCADE;
+ALTER TABLE archival_passages ADD CONSTRAINT archival_passages_archive_id_fkey FOREIGN KEY (archive_id)
+  REFERENCES archives (id) ON DELETE CASCADE;
+ALTER TABLE source_passages ADD CONSTRAINT source_passages_source_id_fkey FOREIGN KEY (source_id)
+  REFERENCES sources (id) ON DELETE CASCADE;
+ALTER TABLE source_passages ADD CONSTRAINT source_passages_file_id_fkey FOREIGN KEY (file_id)
+  REFERENCES files (id) ON DELETE CASCADE;
+ALTER TABLE block ADD CONSTRAINT block_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES organizations (id);
+ALTER TABLE blocks_agents ADD CONSTRAINT blocks_agents_agent_id_fkey FOREIGN KEY (agent_id)
+  REFERENCES agents (id) ON DELETE CASCADE;
+ALTER TABLE blocks_agents ADD CONSTRAINT fk_block_id_label FOREIGN KEY (block_id, block_label)
+  REFERENCES block (id, label) ON UPDATE CASCADE DEFERRABLE INITIALLY DEFERRED;
+ALTER TABLE tools_agents ADD CONSTRAINT tools_agents_agent_id_fkey FOREIGN KEY (agent_id)
+  REFERENCES agents (id) ON DELETE CASCADE;
+ALTER TABLE tools_agents ADD CONSTRAINT tools_agents_tool_id_fkey FOREIGN KEY (tool_id)
+  REFERENCES tools (id) ON DELETE CASCADE;
+ALTER TABLE sources_agents ADD CONSTRAINT sources_agents_agent_id_fkey FOREIGN KEY (agent_id)
+  REFERENCES agents (id) ON DELETE CASCADE;
+ALTER TABLE sources_agents ADD CONSTRAINT sources_agents_source_id_fkey FOREIGN KEY (source_id)
+  REFERENCES sources (id) ON DELETE CASCADE;
+ALTER TABLE files ADD CONSTRAINT files_source_id_fkey FOREIGN KEY (source_id) REFERENCES sources (id) ON DELETE CASCADE;
+ALTER TABLE file_contents ADD CONSTRAINT file_contents_file_id_fkey FOREIGN KEY (file_id)
+  REFERENCES files (id) ON DELETE CASCADE;
+ALTER TABLE provider_traces ADD CONSTRAINT provider_traces_step_id_fkey FOREIGN KEY (step_id)
+  REFERENCES steps (id) ON DELETE SET NULL;
+ALTER TABLE jobs ADD CONSTRAINT jobs_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id);
+ALTER TABLE identities_agents ADD CONSTRAINT identities_agents_identity_id_fkey FOREIGN KEY (identity_id)
+  REFERENCES identities (id) ON DELETE CASCADE;
+ALTER TABLE identities_agents ADD CONSTRAINT identities_agents_agent_id_fkey FOREIGN KEY (agent_id)
+  REFERENCES agents (id) ON DELETE CASCADE;
+ALTER TABLE sandbox_environment_variables ADD CONSTRAINT sandbox_environment_variables_sandbox_config_id_fkey
+  FOREIGN KEY (sandbox_config_id) REFERENCES sandbox_configs (id);
+ALTER TABLE groups_agents ADD CONSTRAINT groups_agents_group_id_fkey FOREIGN KEY (group_id)
+  REFERENCES groups (id) ON DELETE CASCADE;
+ALTER TABLE groups_agents ADD CONSTRAINT groups_agents_agent_id_fkey FOREIGN KEY (agent_id)
+  REFERENCES agents (id) ON DELETE CASCADE;
+ALTER TABLE archives_agents ADD CONSTRAINT archives_agents_agent_id_fkey FOREIGN KEY (agent_id)
+  REFERENCES agents (id) ON DELETE CASCADE;
+ALTER TABLE archives_agents ADD CONSTRAINT archives_agents_archive_id_fkey FOREIGN KEY (archive_id)
+  REFERENCES archives (id) ON DELETE CASCADE;
+ALTER TABLE agent_environment_variables ADD CONSTRAINT agent_environment_variables_agent_id_fkey FOREIGN KEY (agent_id)
+  REFERENCES agents (id) ON DELETE CASCADE;
+SELECT setval('message_sequence_id_seq', (SELECT max(sequence_id) FROM messages));
+"""
+
+ORG = "'org-00000000-0000-4000-8000-000000000000'"
+EMBED_CONFIG = ("json_build_object('embedding_endpoint_type', 'openai', 'embedding_model', 'text-embedding-3-large',"
+                " 'embedding_dim', 4096, 'embedding_chunk_size', 300, 'batch_size', 32)")
+LLM_CONFIG = ("json_build_object('model', 'gpt-4o-mini', 'model_endpoint_type', 'openai', 'model_endpoint',"
+              " 'https://api.openai.com/v1', 'context_window', 128000, 'put_inner_thoughts_in_kwargs', true,"
+              " 'temperature', 0.7, 'max_tokens', 4096)")
+SOURCES = 20
+PASSAGE_AGENTS = 40   # agents that own archival passages (KNN and passage queries use them)
+
+
+def agent(expr: str) -> str:
+    return uid("agent", expr)
+
+
+LETTA_PLAN = [
+    ("organizations", None, f"""INSERT INTO organizations (id, name) SELECT {ORG}, 'default_org'
+      FROM generate_series({{lo}}, {{hi}}) i""", 1),
+    ("users", None, f"""INSERT INTO users (id, name, organization_id)
+      SELECT {uid('user', 'i')}, 'user ' || i, {ORG} FROM generate_series({{lo}}, {{hi}}) i""", 3),
+    # Wide: 32 columns, a system prompt of ~2-4 kB, several json configs.
+    ("agents", 0.01, f"""INSERT INTO agents (id, name, description, message_ids, system, agent_type, llm_config,
+        embedding_config, metadata_, tool_rules, organization_id, project_id, message_buffer_autoclear, enable_sleeptime,
+        last_run_completion, last_run_duration_ms, timezone, max_files_open, per_file_view_window_char_limit, hidden,
+        last_stop_reason, created_at, updated_at, _created_by_id)
+      SELECT {agent('i')}, 'agent-' || i, 'Support agent number ' || i,
+        (SELECT json_agg({uid('message', 'i * 100 + k')}) FROM generate_series(1, 3 + i % 5) k),
+        'You are Letta, the latest version of Limnal Corporation''s digital companion. ' ||
+          {words('i', '40 + i % 60')}, 'memgpt_v2_agent', {LLM_CONFIG}, {EMBED_CONFIG},
+        json_build_object('tier', i % 3, 'owner', 'user ' || (1 + i % 3)),
+        json_build_array(json_build_object('tool_name', 'send_message', 'type', 'exit_loop')),
+        {ORG}, 'project-' || (i % 4), false, i % 2 = 0, {ts('i', '1 hour')}, 1000 + i % 5000, 'UTC', 5, 15000,
+        false, 'end_turn', {ts('i', '1 hour')}, {ts('i', '1 hour')}, {uid('user', '1 + i % 3')}
+      FROM generate_series({{lo}}, {{hi}}) i""", None, PASSAGE_AGENTS),
+    ("block", 0.01, f"""INSERT INTO block (id, value, "limit", label, description, metadata_, organization_id,
+        created_at, version)
+      SELECT {uid('block', 'i')}, {words('i', '10 + i % 50')}, 5000,
+        (ARRAY['human','persona','scratchpad'])[1 + i % 3], 'Memory block ' || i, '{{}}'::json, {ORG},
+        {ts('i', '1 hour')}, 1 + i % 4
+      FROM generate_series({{lo}}, {{hi}}) i""", None),
+    ("blocks_agents", None, f"""INSERT INTO blocks_agents (agent_id, block_id, block_label)
+      SELECT {agent('1 + i % {A}')}, {uid('block', 'i')}, (ARRAY['human','persona','scratchpad'])[1 + i % 3]
+      FROM generate_series({{lo}}, {{hi}}) i""", "B"),
+    ("tools", 0.005, f"""INSERT INTO tools (id, name, description, source_type, source_code, json_schema, tags,
+        return_char_limit, organization_id, tool_type, metadata_)
+      SELECT {uid('tool', 'i')}, 'tool_' || i, 'Does thing ' || i, 'python',
+        'def tool_' || i || E'(query: str) -> str:\\n    # ' || {words('i', '5 + i % 20')} || E'\\n    return query\\n',
+        json_build_object('name', 'tool_' || i, 'parameters', json_build_object('type', 'object',
+          'properties', json_build_object('query', json_build_object('type', 'string')))),
+        json_build_array('custom'), 6000, {ORG}, 'custom', '{{}}'::json
+      FROM generate_series({{lo}}, {{hi}}) i""", None, 8),
+    ("tools_agents", None, f"""INSERT INTO tools_agents (agent_id, tool_id)
+      SELECT {agent('1 + (i - 1) / 5')}, {uid('tool', '1 + ((i - 1) / 5 * 3 + (i - 1) % 5) % {T}')}
+      FROM generate_series({{lo}}, {{hi}}) i""", "A5"),
+    ("sources", None, f"""INSERT INTO sources (id, name, description, embedding_config, organization_id)
+      SELECT {uid('source', 'i')}, 'source_' || i, 'Documents ' || i, {EMBED_CONFIG}, {ORG}
+      FROM generate_series({{lo}}, {{hi}}) i""", SOURCES),
+    ("sources_agents", None, f"""INSERT INTO sources_agents (agent_id, source_id)
+      SELECT {agent('i')}, {uid('source', '1 + i % ' + str(SOURCES))} FROM generate_series({{lo}}, {{hi}}) i""", "A"),
+    ("files", 0.004, f"""INSERT INTO files (id, source_id, file_name, original_file_name, file_path, file_type,
+        file_size, processing_status, total_chunks, chunks_embedded, organization_id, created_at)
+      SELECT {uid('file', 'i')}, {uid('source', '1 + i % ' + str(SOURCES))}, 'doc_' || i || '.pdf', 'doc_' || i || '.pdf',
+        '/data/files/' || md5('f' || i) || '.pdf', 'application/pdf', 10000 + i * 7 % 900000, 'completed', 40, 40,
+        {ORG}, {ts('i', '1 hour')}
+      FROM generate_series({{lo}}, {{hi}}) i""", None, 5),
+    ("file_contents", 0.02, f"""INSERT INTO file_contents (id, file_id, text, created_at)
+      SELECT {uid('file_content', 'i')}, {uid('file', 'i')}, {words('i', '100 + i % 400')}, {ts('i', '1 hour')}
+      FROM generate_series({{lo}}, least({{hi}}, {{F}})) i""", None),
+    # The big one: ~45% of SIZE, rows inline (no TOAST), so a ctid range split cuts it evenly.
+    ("messages", 0.45, f"""INSERT INTO messages (id, agent_id, organization_id, role, content, model, tool_calls,
+        tool_call_id, step_id, otid, created_at, updated_at, sequence_id, _created_by_id)
+      SELECT {uid('message', 'i')}, {agent('1 + i % {A}')}, {ORG},
+        (ARRAY['user','assistant','tool','assistant'])[1 + i % 4],
+        jsonb_build_array(jsonb_build_object('type', 'text', 'text', {words('i', '4 + i % 16')})),
+        'gpt-4o-mini',
+        CASE WHEN i % 4 = 1 THEN jsonb_build_array(jsonb_build_object('id', 'call_' || left(md5('c' || i), 24),
+          'type', 'function', 'function', jsonb_build_object('name', 'send_message',
+          'arguments', jsonb_build_object('message', left(md5('a' || i), 20))::text))) END,
+        CASE WHEN i % 4 = 2 THEN 'call_' || left(md5('c' || (i - 1)), 24) END,
+        {uid('step', '1 + i / 4')}, {uid('otid', 'i')}, {ts('i', '3 seconds')}, {ts('i', '3 seconds')}, i,
+        {uid('user', '1 + i % 3')}
+      FROM generate_series({{lo}}, {{hi}}) i""", None),
+    ("archives", None, f"""INSERT INTO archives (id, name, organization_id)
+      SELECT {uid('archive', 'i')}, 'archive of agent ' || i, {ORG} FROM generate_series({{lo}}, {{hi}}) i""", "AP"),
+    ("archives_agents", None, f"""INSERT INTO archives_agents (agent_id, archive_id)
+      SELECT {agent('i')}, {uid('archive', 'i')} FROM generate_series({{lo}}, {{hi}}) i""", "AP"),
+    # 4096-dimensional embeddings (16 kB, incompressible: TOASTed out of line), from a pool of random
+    # vectors plus a per-row offset so that no two rows are equal.
+    ("archival_passages", 0.10, f"""INSERT INTO archival_passages (id, text, embedding_config, metadata_, embedding,
+        tags, agent_id, archive_id, organization_id, created_at, updated_at)
+      SELECT {uid('passage', 'i')}, {words('i', '15 + i % 30')}, {EMBED_CONFIG}, json_build_object('source', 'chat'),
+        p.v + array_fill(((i % 1000) / 100000.0)::real, ARRAY[4096])::vector,
+        json_build_array('memory', 'tag' || i % 9), {agent('1 + i % {AP}')}, {uid('archive', '1 + i % {AP}')},
+        {ORG}, {ts('i', '5 minutes')}, {ts('i', '5 minutes')}
+      FROM generate_series({{lo}}, {{hi}}) i JOIN pg_temp._pool p ON p.k = i % 64""", None),
+    ("source_passages", 0.04, f"""INSERT INTO source_passages (id, text, embedding_config, metadata_, embedding,
+        file_name, file_id, source_id, organization_id, created_at)
+      SELECT {uid('source_passage', 'i')}, {words('i', '15 + i % 30')}, {EMBED_CONFIG},
+        json_build_object('page', i % 40), p.v + array_fill(((i % 777) / 100000.0)::real, ARRAY[4096])::vector,
+        'doc_' || (1 + i % {{F}}) || '.pdf', {uid('file', '1 + i % {F}')},
+        {uid('source', '1 + (1 + i % {F}) % ' + str(SOURCES))}, {ORG}, {ts('i', '5 minutes')}
+      FROM generate_series({{lo}}, {{hi}}) i JOIN pg_temp._pool p ON p.k = (i * 7) % 64""", None),
+    ("steps", 0.035, f"""INSERT INTO steps (id, origin, organization_id, provider_id, agent_id, provider_name,
+        provider_category, model, model_endpoint, context_window_limit, completion_tokens, prompt_tokens, total_tokens,
+        completion_tokens_details, tags, tid, trace_id, status, stop_reason, run_id, created_at, updated_at)
+      SELECT {uid('step', 'i')}, 'https://api.openai.com', {ORG}, {uid('provider', '1 + i % 4')},
+        {agent('1 + i % {A}')}, 'openai', 'base', 'gpt-4o-mini', 'https://api.openai.com/v1', 128000,
+        50 + i % 500, 1000 + i % 8000, 1050 + i % 8500, json_build_object('reasoning_tokens', i % 100),
+        json_build_array(), left(md5('tid' || i), 24), md5('trace' || i), 'success', 'end_turn',
+        {uid('run', '1 + i / 3')}, {ts('i', '12 seconds')}, {ts('i', '12 seconds')}
+      FROM generate_series({{lo}}, {{hi}}) i""", None),
+    ("provider_traces", 0.035, f"""INSERT INTO provider_traces (id, request_json, response_json, step_id,
+        organization_id, created_at)
+      SELECT {uid('provider_trace', 'i')},
+        json_build_object('model', 'gpt-4o-mini', 'messages', (SELECT json_agg(json_build_object('role',
+          (ARRAY['system','user','assistant'])[1 + k % 3], 'content', md5(i::text || k) || ' ' || md5(k::text || i)))
+          FROM generate_series(1, 10 + i % 40) k), 'tools', json_build_array('send_message', 'archival_memory_search')),
+        json_build_object('id', 'chatcmpl-' || md5('r' || i), 'choices', json_build_array(json_build_object(
+          'message', json_build_object('role', 'assistant', 'content', {words('i', '3 + i % 10')})))),
+        {uid('step', '1 + i % {S}')}, {ORG}, {ts('i', '12 seconds')}
+      FROM generate_series({{lo}}, {{hi}}) i""", None),
+    ("jobs", 0.005, f"""INSERT INTO jobs (id, user_id, status, completed_at, metadata_, job_type, agent_id,
+        organization_id, created_at)
+      SELECT {uid('job', 'i')}, {uid('user', '1 + i % 3')}, 'completed', {ts('i', '1 minute')},
+        json_build_object('job_type', 'batch', 'agent_id', {agent('1 + i % {A}')}), 'run', {agent('1 + i % {A}')},
+        {ORG}, {ts('i', '1 minute')}
+      FROM generate_series({{lo}}, {{hi}}) i""", None),
+    ("identities", None, f"""INSERT INTO identities (id, identifier_key, name, identity_type, organization_id, properties)
+      SELECT {uid('identity', 'i')}, 'customer-' || i, 'Customer ' || i, 'user', {ORG}, '[]'::json
+      FROM generate_series({{lo}}, {{hi}}) i""", 20),
+    ("identities_agents", None, f"""INSERT INTO identities_agents (identity_id, agent_id)
+      SELECT {uid('identity', '1 + i % 20')}, {agent('i')} FROM generate_series({{lo}}, {{hi}}) i""", "A"),
+    ("sandbox_configs", None, f"""INSERT INTO sandbox_configs (id, type, config, organization_id)
+      SELECT {uid('sandbox', 'i')}, (ARRAY['local','e2b'])[i], json_build_object('timeout', 180), {ORG}
+      FROM generate_series({{lo}}, {{hi}}) i""", 2),
+    ("sandbox_environment_variables", None, f"""INSERT INTO sandbox_environment_variables (id, key, value,
+        sandbox_config_id, organization_id)
+      SELECT {uid('sandbox-env', 'i')}, 'KEY_' || i, md5('v' || i), {uid('sandbox', '1 + i % 2')}, {ORG}
+      FROM generate_series({{lo}}, {{hi}}) i""", 5),
+    ("providers", None, f"""INSERT INTO providers (id, name, provider_type, api_key, base_url, organization_id)
+      SELECT {uid('provider', 'i')}, 'provider ' || i, (ARRAY['openai','anthropic','ollama','groq'])[i],
+        'sk-' || md5('k' || i), 'https://llm' || i || '.example.com', {ORG} FROM generate_series({{lo}}, {{hi}}) i""", 4),
+    ("groups", None, f"""INSERT INTO groups (id, description, manager_type, manager_agent_id, agent_ids, organization_id)
+      SELECT {uid('group', 'i')}, 'group ' || i, 'round_robin', {agent('i')},
+        json_build_array({agent('i')}, {agent('i + 1')}), {ORG} FROM generate_series({{lo}}, {{hi}}) i""", 5),
+    ("groups_agents", None, f"""INSERT INTO groups_agents (group_id, agent_id)
+      SELECT {uid('group', '1 + (i - 1) / 2')}, {agent('1 + (i - 1) / 2 + (i - 1) % 2')}
+      FROM generate_series({{lo}}, {{hi}}) i""", 10),
+    ("agent_environment_variables", None, f"""INSERT INTO agent_environment_variables (id, key, value, agent_id,
+        organization_id)
+      SELECT {uid('agent-env', 'i')}, 'KEY_' || i, md5('v' || i), {agent('i')}, {ORG}
+      FROM generate_series({{lo}}, {{hi}}) i""", 10),
+]
+
+LETTA_POOL = """CREATE TEMP TABLE _pool AS
+  SELECT k, (SELECT array_agg(random()::real) FROM generate_series(1, 4096) g WHERE k >= 0)::vector(4096) AS v
+  FROM generate_series(0, 63) k"""
+
+
+# --- filling -------------------------------------------------------------------
+
+def render(template: str, **values: int) -> str:
+    """Fill {lo}, {hi} and the context counts ({W}, {E}, ...); other braces are SQL/JSON text."""
+    return re.sub(r"\{(lo|hi|[A-Z]+)\}", lambda m: str(values[m.group(1)]), template)
+
+
+def _table_bytes(conn: psycopg.Connection, table: str) -> int:
+    return conn.execute("SELECT pg_table_size(%s::regclass)", (f'"{table}"',)).fetchone()[0]
+
+
+def fill(conn: psycopg.Connection, table: str, template: str, ctx: dict, target_bytes: int,
+         min_rows: int = 1, max_batch_bytes: int = 48_000_000) -> int:
+    """Insert rows in batches until the table's size reaches target_bytes; returns the row count."""
+    rows, size = 0, 0
+    batch = max(min_rows, 20)
+    while True:
+        lo, hi = rows + 1, rows + batch
+        conn.execute(render(template, lo=lo, hi=hi, **ctx))
+        inserted = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] if "least(" in template else hi
+        if inserted == rows:            # the generator hit its own upper bound (e.g. execution_data <= E)
+            return rows
+        rows = inserted
+        size = _table_bytes(conn, table)
+        if size >= target_bytes * 0.98 and rows >= min_rows:
+            return rows
+        per_row = max(size / rows, 1.0)
+        batch = max(int((target_bytes - size) / per_row) + 1, 1)
+        batch = min(batch, max(int(max_batch_bytes / per_row), 1), max(rows * 8, 100))
+
+
+def fixed_count(spec, ctx: dict) -> int:
+    if isinstance(spec, int):
+        return spec
+    rules = {"W3": lambda: max(ctx["W"] // 3, 1), "W10": lambda: max(ctx["W"] // 10, 1), "W3x": lambda: ctx["W"] * 3,
+             "A5": lambda: ctx["A"] * 5}
+    return rules[spec]() if spec in rules else ctx[spec]
+
+
+def run_plan(conn: psycopg.Connection, name: str, plan: list, size: int, ctx: dict, log) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for step in plan:
+        table, share, template, fixed = step[:4]
+        min_rows = step[4] if len(step) > 4 else 1
+        started = time.monotonic()
+        if share is None:
+            n = fixed_count(fixed, ctx)
+            conn.execute(render(template, lo=1, hi=n, **ctx))
+        else:
+            n = fill(conn, table, template, ctx, int(size * share), min_rows=min_rows)
+        counts[table] = n
+        # Context for the tables that refer to this one.
+        key = {"workflow_entity": "W", "execution_entity": "E", "execution_data": "D", "agents": "A",
+               "block": "B", "tools": "T", "files": "F", "steps": "S"}.get(table)
+        if key:
+            ctx[key] = n
+            if key == "W":
+                ctx["C"] = max(min(n // 4, 500), 5)
+            if key == "A":
+                ctx["AP"] = min(n, PASSAGE_AGENTS)
+        mb = _table_bytes(conn, table) / 1e6
+        log(f"  {name}.{table}: {n} rows, {mb:.1f} MB ({time.monotonic() - started:.1f} s)")
+    return counts
+
+
+def generate_n8n(server: Server, size: int, log) -> dict:
+    with server.connect() as conn:
+        conn.execute(N8N_TABLES)
+        counts = run_plan(conn, N8N, N8N_PLAN, size, {}, log)
+        started = time.monotonic()
+        conn.execute(N8N_CONSTRAINTS)
+        log(f"  {N8N}: keys, indexes, foreign keys ({time.monotonic() - started:.1f} s)")
+    return counts
+
+
+def generate_letta(server: Server, size: int, log) -> dict:
+    with server.connect() as conn:
+        conn.execute("SET search_path = letta")
+        conn.execute(LETTA_TABLES)
+        conn.execute(LETTA_POOL)
+        counts = run_plan(conn, LETTA, LETTA_PLAN, size, {}, log)
+        conn.execute("DROP TABLE pg_temp._pool")
+        started = time.monotonic()
+        conn.execute(LETTA_CONSTRAINTS)
+        log(f"  {LETTA}: keys, indexes, foreign keys ({time.monotonic() - started:.1f} s)")
+    return counts
+
+
+def finish(server: Server, log) -> None:
+    """Hint bits, visibility map and statistics set once, then a checkpoint."""
+    started = time.monotonic()
+    with server.connect() as conn:
+        conn.execute("VACUUM (FREEZE, ANALYZE)")
+        conn.execute("CHECKPOINT")
+    log(f"  {server.name}: VACUUM (FREEZE, ANALYZE) + CHECKPOINT ({time.monotonic() - started:.1f} s)")
+
+
+# --- the sources as containers on data volumes ------------------------------------
+
+SOURCES_SPEC = {
+    N8N: {"image_key": "N8N_DB_IMAGE", "user": "n8n", "dbname": "n8n_restore", "schema": "public"},
+    LETTA: {"image_key": "LETTA_DB_IMAGE", "user": "letta", "dbname": "letta", "schema": "letta"},
+}
+
+
+def size_tag(size: int) -> str:
+    return f"{size // 1_000_000}mb"
+
+
+def volume_name(db: str, size: int, image: str) -> str:
+    key = hashlib.sha256(f"{RECIPE} {image}".encode()).hexdigest()[:8]
+    return f"consolidation-bench-{db}-{size_tag(size)}-{key}"
+
+
+def _marker(server: Server) -> dict | None:
+    with server.connect() as conn:
+        text = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database"
+                            " WHERE datname = current_database()").fetchone()[0]
+    if text and text.startswith(MARK + " "):
+        return json.loads(text[len(MARK) + 1:])
+    return None
+
+
+def start_source(db: str, size: int, images: dict, run_id: str) -> tuple[Server, bool]:
+    """Start a source container on its data volume; returns (server, has complete data)."""
+    spec = SOURCES_SPEC[db]
+    image = images[spec["image_key"]]
+    vname = volume_name(db, size, image)
+    for stale in dockerkit.bench_volumes():   # same database and size from an older recipe or image
+        labels = stale.attrs.get("Labels") or {}
+        if labels.get("consolidation.bench.db") == db and labels.get("consolidation.bench.size") == str(size) \
+                and stale.name != vname:
+            stale.remove(force=True)
+    volume = dockerkit.find_volume(vname)
+    if volume is None:
+        volume = dockerkit.create_volume(vname, {"consolidation.bench.db": db, "consolidation.bench.size": str(size),
+                                                 "consolidation.bench.password": dockerkit.new_password()})
+    password = volume.attrs["Labels"]["consolidation.bench.password"]
+    init_sql = dockerkit.ROOT / "compose/letta-db/init.sql" if db == LETTA else None
+    server = dockerkit.start_postgres(image, f"bench-{run_id}-{db}-src", user=spec["user"], dbname=spec["dbname"],
+                                      password=password, data_volume=vname, init_sql=init_sql)
+    marker = _marker(server)
+    return server, bool(marker and marker.get("recipe") == RECIPE and marker.get("size") == size)
+
+
+def ensure_sources(size: int, images: dict, run_id: str, log) -> dict[str, Server]:
+    """Running source servers holding complete generated data of this size (generating what is missing)."""
+    servers: dict[str, Server] = {}
+    missing: list[str] = []
+    try:
+        for db in SOURCES_SPEC:
+            server, complete = start_source(db, size, images, run_id)
+            if not complete:
+                with server.connect() as conn:
+                    schema = SOURCES_SPEC[db]["schema"]
+                    n = conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                                     " WHERE n.nspname = %s", (schema,)).fetchone()[0]
+                if n:   # a half-generated volume: start over from an empty data directory
+                    vname = next(m["Name"] for m in server.container.attrs["Mounts"]
+                                 if m["Destination"] == dockerkit.PGDATA)
+                    labels = dockerkit.find_volume(vname).attrs["Labels"]
+                    server.remove()
+                    dockerkit.find_volume(vname).remove(force=True)
+                    dockerkit.create_volume(vname, {k: v for k, v in labels.items() if k != dockerkit.LABEL})
+                    server, complete = start_source(db, size, images, run_id)
+                missing.append(db)
+            servers[db] = server
+        if missing:
+            generate(servers, missing, size, log)
+        return servers
+    except BaseException:
+        for server in servers.values():
+            server.remove()
+        raise
+
+
+def generate(servers: dict[str, Server], dbs: list[str], size: int, log) -> None:
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        with lock:
+            log(line)
+
+    shares = {N8N: sum(s[1] or 0 for s in N8N_PLAN), LETTA: sum(s[1] or 0 for s in LETTA_PLAN)}
+    total_share = sum(shares.values())
+    scale = 1 / total_share     # shares are relative: the plans together fill SIZE
+
+    def one(db: str) -> dict:
+        started = time.monotonic()
+        say(f"bench-data: generating {db} ({size_tag(size)} in total over both sources)")
+        server = servers[db]
+        counts = (generate_n8n if db == N8N else generate_letta)(server, int(size * scale), say)
+        finish(server, say)
+        with server.connect() as conn:
+            marker = json.dumps({"recipe": RECIPE, "size": size, "rows": counts})
+            conn.execute(f"COMMENT ON DATABASE {server.dbname} IS {sql.quote(MARK + ' ' + marker)}")
+        say(f"bench-data: {db} done in {time.monotonic() - started:.0f} s")
+        return counts
+
+    with ThreadPoolExecutor(max_workers=len(dbs)) as pool:
+        for future in [pool.submit(one, db) for db in dbs]:
+            future.result()
+
+
+def source_inventory(server: Server, schema: str) -> list[dict]:
+    """Per table: rows (exact), table bytes (heap + TOAST), index bytes."""
+    with server.connect() as conn:
+        rows = conn.execute(
+            "SELECT c.relname, c.reltuples::bigint, pg_table_size(c.oid), pg_indexes_size(c.oid), c.relpages"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relkind = 'r' ORDER BY 3 DESC", (schema,)).fetchall()
+    return [{"table": r[0], "rows": int(r[1]), "table_bytes": int(r[2]), "index_bytes": int(r[3]),
+             "heap_pages": int(r[4])} for r in rows]
