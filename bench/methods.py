@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import psycopg
 from psycopg import sql
 
 from bench import activity, dockerkit
