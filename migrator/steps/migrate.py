@@ -34,8 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
-    run(settings, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format,
-        work_dir=args.work_dir or settings.config_file.parent / "backups" / "work")
+    timings = run(settings, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format,
+                  work_dir=args.work_dir or settings.config_file.parent / "backups" / "work")
+    console.write_json(reports_dir / "migration.json", {"phase_seconds": timings, "jobs": args.jobs,
+                                                         "split_mb": args.split_mb, "format": args.format})
     return 0
 
 
