@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -183,6 +184,13 @@ def locate_ranges(source: psycopg.Connection, target: psycopg.Connection, src_ta
             for b in bad[:5]]
 
 
+def _target_checksum(conn: psycopg.Connection, schema: str, table: str) -> tuple[int, str]:
+    try:
+        return _checksum(conn, schema, table)
+    except psycopg.errors.UndefinedTable:
+        return -1, "missing"
+
+
 def _inventory(conn: psycopg.Connection, schemas: list[str], strip: list[str]) -> dict[tuple[str, str], str]:
     found = {}
     for kind, query in INVENTORY_SQL.items():
@@ -257,15 +265,14 @@ def verify_source(settings: Settings, mapping: SourceMapping) -> SourceResult:
         source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         _session(source, [mapping.schema, *_extension_schemas(source)])
         _session(target, [*mapping.target_schemas, "extensions"])
-        for t in catalog.tables(source, mapping.schema):
-            if not t.copies_data:
-                continue
-            schema = mapping.route(t.name, t.has_vector)
-            src_rows, src_hash = _checksum(source, t.schema, t.name)
-            try:
-                tgt_rows, tgt_hash = _checksum(target, schema, t.name)
-            except psycopg.errors.UndefinedTable:
-                tgt_rows, tgt_hash = -1, "missing"
+        tables = [t for t in catalog.tables(source, mapping.schema) if t.copies_data]
+        placed = [(t, mapping.route(t.name, t.has_vector)) for t in tables]
+        # Both servers hash at the same time: verify takes the longer side, not the sum.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            src_future = pool.submit(lambda: [_checksum(source, t.schema, t.name) for t, _ in placed])
+            tgt_future = pool.submit(lambda: [_target_checksum(target, schema, t.name) for t, schema in placed])
+            src_sums, tgt_sums = src_future.result(), tgt_future.result()
+        for (t, schema), (src_rows, src_hash), (tgt_rows, tgt_hash) in zip(placed, src_sums, tgt_sums):
             found = TableResult(t.name, f"{schema}.{t.name}", src_rows, tgt_rows, src_hash, tgt_hash)
             if not found.ok and tgt_rows >= 0:
                 found.ranges = locate_ranges(source, target, t.name, t.name, t.schema, schema)
