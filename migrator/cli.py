@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="mapping file naming the target and the sources (default: %(default)s)")
     parser.add_argument("--reports-dir", type=Path, default=None,
                         help="where JSON/Markdown reports go (default: reports/ beside the config)")
-    parser.add_argument("--wait", dest="global_wait", type=float, default=60.0,
+    parser.add_argument("--wait", dest="global_wait", metavar="S", type=float, default=60.0,
                         help="seconds to wait for a database that is still starting (default: %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
