@@ -46,7 +46,9 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def state_path(env_dir: Path) -> Path:
+def state_path(settings) -> Path:
+    """Beside the apps' env files (the folder of the first app's env file; env/ without apps)."""
+    env_dir = next(iter(settings.apps.values())).env_file.parent if settings.apps else Path("env")
     return env_dir / ".cutover.json"
 
 

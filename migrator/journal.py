@@ -10,9 +10,12 @@ recorded too: only those may be dropped on a redo or a rollback.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 
+from migrator.db import connect
 from migrator.errors import ConsolidationError
 
 SCHEMA = "_consolidation"
@@ -51,6 +54,15 @@ def acquire_lock(conn: psycopg.Connection) -> None:
             (LOCK_KEY,)).fetchone()
         who = f" (pid {holder[0]}, started {holder[2]:%Y-%m-%d %H:%M:%S})" if holder else ""
         raise ConsolidationError(f"another migrator is already running against this target{who}")
+
+
+@contextmanager
+def locked_target(settings) -> Iterator[psycopg.Connection]:
+    """The target, with the journal in place and this run's advisory lock held."""
+    with connect(settings.target) as conn:
+        ensure(conn)
+        acquire_lock(conn)
+        yield conn
 
 
 def step_done(conn: psycopg.Connection, source: str, step: str) -> bool:

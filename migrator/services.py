@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 import docker
-from docker.errors import DockerException, NotFound
+from docker.errors import DockerException
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from migrator.errors import ConsolidationError
@@ -147,10 +147,3 @@ def process_env(c: docker.DockerClient, svc: Service) -> dict[str, str]:
     raw = container.exec_run(["cat", "/proc/1/environ"]).output
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
-
-def exists(c: docker.DockerClient, svc: Service) -> bool:
-    try:
-        container_of(c, svc)
-        return True
-    except (ServiceError, NotFound):
-        return False

@@ -89,6 +89,15 @@ class Settings:
     def databases(self) -> tuple[DatabaseSettings, ...]:
         return (self.target, *self.sources)
 
+    @property
+    def backups_dir(self) -> Path:
+        """Dumps and the engine's work files live here (a volume in the compose stack)."""
+        return self.config_file.parent / "backups"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.backups_dir / "work"
+
     def app(self, name: str) -> AppSettings:
         if name not in self.apps:
             raise ConfigError(f"{self.config_file}: no [apps.{name}] table (url, env_file)")

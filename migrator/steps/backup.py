@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
-    run(settings, args.backup_dir or settings.config_file.parent / "backups", jobs=args.jobs)
+    run(settings, args.backup_dir or settings.backups_dir, jobs=args.jobs)
     return 0
 
 

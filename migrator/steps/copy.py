@@ -48,9 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
-    with connect(settings.target) as target:
-        journal.ensure(target)
-        journal.acquire_lock(target)
+    with journal.locked_target(settings) as target:
         for mapping in load_mappings(settings):
             run(settings, mapping, target, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format)
     return 0
@@ -172,8 +170,8 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
         totals["sequences"] = read_sequences(holder.conn, mapping)
     finally:
         holder.close()
-    rows = sum(r for r, _ in journal.done_units(target, mapping.name).values())
-    nbytes = sum(b for _, b in journal.done_units(target, mapping.name).values())
+    finished = journal.done_units(target, mapping.name).values()
+    rows, nbytes = sum(r for r, _ in finished), sum(b for _, b in finished)
     journal.finish_step(target, mapping.name, STEP, {"rows": rows, "bytes": nbytes, **totals})
     console.console.print(f"  {mapping.name}: {rows} rows, {nbytes / 1e6:.1f} MB copied"
                           f" ({len(units)} units this run, {len(done)} from an earlier run)")

@@ -85,10 +85,9 @@ def env_updates(settings: Settings, app: str, current: dict[str, str], passwords
     raise ConsolidationError(f"no env rewrite rule for app '{app}'")
 
 
-def rewrite_env(settings: Settings, state: cutover_state.CutoverState, state_file: Path) -> dict[str, dict]:
+def rewrite_env(settings: Settings, state: cutover_state.CutoverState, state_file: Path) -> None:
     cfg = roles.RolesConfig.from_settings(settings)
     passwords = roles.load_passwords(cfg)
-    applied = {}
     for name, app in settings.apps.items():
         current = app.env()
         updates, removed = env_updates(settings, name, current, passwords, cfg)
@@ -104,8 +103,6 @@ def rewrite_env(settings: Settings, state: cutover_state.CutoverState, state_fil
         diff = envfile.masked_diff(app.env_file, result.before, result.after)
         if diff:
             console.console.print(diff, markup=False)
-        applied[name] = {**updates}
-    return applied
 
 
 # The database settings each app's env file may carry; a key of these that the
@@ -147,8 +144,7 @@ def summary(timer: Timer, downtime: float | None) -> Table:
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
-    env_dir = next(iter(settings.apps.values())).env_file.parent if settings.apps else Path("env")
-    state_file = cutover_state.state_path(env_dir)
+    state_file = cutover_state.state_path(settings)
     state = cutover_state.load(state_file)
     if state and state.phase == "done":
         console.console.print("already cut over (env/.cutover.json says done); `rollback` undoes it")
@@ -165,13 +161,12 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
             cutover_state.save(state, state_file)
         timer.run("assess", lambda: assess.run(settings, reports_dir))
         if not args.skip_backup:
-            timer.run("backup", lambda: backup.run(settings, settings.config_file.parent / "backups", jobs=args.jobs),
+            timer.run("backup", lambda: backup.run(settings, settings.backups_dir, jobs=args.jobs),
                       lambda path: str(path.name))
         stopped_at = time.monotonic()
         timer.run("stop writers", lambda: stop_apps(settings))
         state.move_to("apps-stopped", state_file)
-        work_dir = settings.config_file.parent / "backups" / "work"
-        timer.run("migrate", lambda: migrate.run(settings, jobs=args.jobs, work_dir=work_dir),
+        timer.run("migrate", lambda: migrate.run(settings, jobs=args.jobs, work_dir=settings.work_dir),
                   lambda t: ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
         results = timer.run("verify", lambda: verify.run(settings, reports_dir),
                             lambda rs: f"{sum(t.source_rows for r in rs for t in r.tables):,} rows identical")
@@ -185,7 +180,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
         state.move_to("apps-started", state_file)
         timer.run("smoke (fingerprint)", lambda: compare_fingerprint(settings, reports_dir))
         state.move_to("done", state_file)
-    except (ConsolidationError, Exception) as raw:  # noqa: BLE001 - anything after the writers stopped is undone
+    except Exception as raw:  # noqa: BLE001 - anything after the writers stopped is undone
         exc = raw if isinstance(raw, ConsolidationError) else ConsolidationError(
             f"internal error: {type(raw).__name__}: {raw}")
         console.fail(f"cutover stopped: {exc.message}")

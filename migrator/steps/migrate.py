@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     timings = run(settings, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format,
-                  work_dir=args.work_dir or settings.config_file.parent / "backups" / "work")
+                  work_dir=args.work_dir or settings.work_dir)
     console.write_json(reports_dir / "migration.json", {"phase_seconds": timings, "jobs": args.jobs,
                                                          "split_mb": args.split_mb, "format": args.format})
     return 0

@@ -41,11 +41,6 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     return 0
 
 
-def _state_file(settings: Settings) -> Path:
-    env_dir = next(iter(settings.apps.values())).env_file.parent if settings.apps else Path("env")
-    return cutover_state.state_path(env_dir)
-
-
 def restore_env_files(state: cutover_state.CutoverState) -> list[str]:
     restored = []
     for app, record in state.env_files.items():
@@ -94,7 +89,7 @@ def run(settings: Settings, reports_dir: Path, *, drop_schemas: bool = False, sm
     from migrator.steps import cutover   # circular: cutover calls rollback on failure
 
     console.step("R", "rollback" + (f" ({reason})" if reason else ""))
-    state_file = _state_file(settings)
+    state_file = cutover_state.state_path(settings)
     state = cutover_state.load(state_file)
     if state is None:
         console.console.print("nothing was cut over (no env/.cutover.json): nothing to roll back")

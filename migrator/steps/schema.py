@@ -33,10 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
-    work_dir = args.work_dir or settings.config_file.parent / "backups" / "work"
-    with connect(settings.target) as target:
-        journal.ensure(target)
-        journal.acquire_lock(target)
+    work_dir = args.work_dir or settings.work_dir
+    with journal.locked_target(settings) as target:
         for mapping in load_mappings(settings):
             run(settings, mapping, target, work_dir)
     return 0
