@@ -154,6 +154,7 @@ def phases_from_probe(probe: dict, wall: float) -> dict[str, float]:
     sequences = total(fn("post_data.set_sequences"))
     matviews = total(fn("post_data.refresh_matviews"))
     ownership = total(fn("migrate.hand_over"))
+    wait_tables = total(fn("migrate.wait_for_tables"))
     first_schema = min((e["start"] for e in events if e["function"].endswith("schema.run")), default=None)
     checks = (first_schema - run["start"]) if run and first_schema is not None else 0.0
     phases = {
@@ -165,13 +166,16 @@ def phases_from_probe(probe: dict, wall: float) -> dict[str, float]:
                                                                              "pg_dump of the remapped scratch database")),
         "  of which pre-data restore": total(lambda e: e["label"].startswith("pg_restore pre-data")),
         "copy (COPY source -> target)": copy,
-        "post-data: indexes, constraints (pg_restore)": restore_post,
+        "  alongside: per-table indexes + ANALYZE (sum over tables; overlaps the copy, not in the total)":
+            total(fn("post_data.finish_table")),
+        "post-data: waiting for per-table builds after the last row": wait_tables,
+        "post-data: final pass (FKs, triggers, rest; pg_restore)": restore_post,
         "post-data: sequences + matviews": sequences + matviews,
-        "post-data: ANALYZE": analyze,
+        "post-data: ANALYZE (what was not done per table)": analyze,
         "post-data: rest (TOC listing, journal)": post - restore_post - analyze - sequences - matviews,
         "ownership hand-over": ownership,
     }
-    accounted = phases["startup (container, Python, connect)"] + checks + schema + copy + post + ownership
+    accounted = phases["startup (container, Python, connect)"] + checks + schema + copy + wait_tables + post + ownership
     phases["other (journal, between steps)"] = wall - accounted
     return {k: round(v, 2) for k, v in phases.items()}
 

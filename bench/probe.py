@@ -56,12 +56,13 @@ def install() -> None:
 
     wrap(migrate, "run", "migrate")
     wrap(migrate, "hand_over", "migrate.hand_over")
+    wrap(migrate, "wait_for_tables", "migrate.wait_for_tables")
     for attr in ("check", "check_space", "run", "remap_in_scratch", "install_extensions", "restore_pre_data",
                  "drop_our_schemas"):
         wrap(schema, attr, f"schema.{attr}")
     for attr in ("run", "_copy_all", "read_sequences"):
         wrap(copy, attr, f"copy.{attr}")
-    for attr in ("run", "clear_post_data", "set_sequences", "refresh_matviews", "analyze"):
+    for attr in ("run", "clear_post_data", "set_sequences", "refresh_matviews", "analyze", "finish_table"):
         wrap(post_data, attr, f"post_data.{attr}")
     wrap(pgtools, "run", "pgtools.run")
 

@@ -168,7 +168,7 @@ def markdown(report: dict) -> str:
         wall = next((r["seconds_median"] for r in report["methods"] if r["key"] == "migrate"), None)
         lines += ["", "## consolidate migrate: phases (median)", ""]
         lines += _md_table(["phase", "s", "% of wall"],
-                           [[k.replace("  of which", "&nbsp;&nbsp;of which"), v,
+                           [[("&nbsp;&nbsp;" + k[2:]) if k.startswith("  ") else k, v,
                              round(100 * v / wall) if wall and v is not None else None]
                             for k, v in report["migrate_phases"].items()])
     if report.get("server_activity"):

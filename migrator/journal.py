@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.units (
   rows bigint NOT NULL, bytes bigint NOT NULL, seconds double precision,
   finished_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (source, schema_name, table_name, chunk));
+CREATE TABLE IF NOT EXISTS {SCHEMA}.finished_tables (
+  source text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL, toc_ids integer[] NOT NULL,
+  seconds double precision, finished_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (source, schema_name, table_name));
 CREATE TABLE IF NOT EXISTS {SCHEMA}.created_schemas (
   schema_name text PRIMARY KEY, source text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS {SCHEMA}.events (
@@ -102,6 +106,25 @@ def record_unit(conn: psycopg.Connection, source: str, schema: str, table: str, 
                  " VALUES (%s, %s, %s, %s, %s, %s, %s)", (source, schema, table, chunk, rows, nbytes, seconds))
 
 
+def finished_tables(conn: psycopg.Connection, source: str) -> dict[tuple[str, str], list[int]]:
+    """Tables whose indexes/keys were built (and ANALYZEd) as soon as their rows were in."""
+    rows = conn.execute(f"SELECT schema_name, table_name, toc_ids FROM {SCHEMA}.finished_tables"
+                        " WHERE source = %s", (source,)).fetchall()
+    return {(s, t): list(ids) for s, t, ids in rows}
+
+
+def record_finished_table(conn: psycopg.Connection, source: str, schema: str, table: str,
+                          toc_ids: list[int], seconds: float) -> None:
+    conn.execute(f"INSERT INTO {SCHEMA}.finished_tables (source, schema_name, table_name, toc_ids, seconds)"
+                 " VALUES (%s, %s, %s, %s, %s)", (source, schema, table, toc_ids, seconds))
+
+
+def forget_rows(conn: psycopg.Connection, source: str) -> None:
+    """Forget which rows (and per-table indexes) are in: the schemas are rebuilt or out of date."""
+    for table in ("units", "finished_tables"):
+        conn.execute(f"DELETE FROM {SCHEMA}.{table} WHERE source = %s", (source,))
+
+
 def record_created_schema(conn: psycopg.Connection, schema: str, source: str) -> None:
     conn.execute(f"INSERT INTO {SCHEMA}.created_schemas (schema_name, source) VALUES (%s, %s)"
                  " ON CONFLICT (schema_name) DO NOTHING", (schema, source))
@@ -124,7 +147,7 @@ def created_schemas(conn: psycopg.Connection, source: str | None = None) -> list
 
 def forget_source(conn: psycopg.Connection, source: str) -> None:
     """Clear a source's progress (used when its schemas are rebuilt from scratch)."""
-    for table in ("steps", "units", "created_schemas"):
+    for table in ("steps", "units", "finished_tables", "created_schemas"):
         conn.execute(f"DELETE FROM {SCHEMA}.{table} WHERE source = %s", (source,))
 
 

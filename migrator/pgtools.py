@@ -4,13 +4,17 @@ argv, where `ps` would show them), and stderr is redacted before it is shown."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from migrator.errors import ConsolidationError, DatabaseError
 from migrator.redact import redact
 from migrator.settings import DatabaseSettings
+
+PSQL_FENCE = re.compile(r"^\\(un)?restrict \S+\s*$")
 
 
 def _binary(name: str) -> str:
@@ -53,3 +57,18 @@ def client_version(tool: str = "pg_dump") -> str:
 def restore_list(dump: Path, db: DatabaseSettings) -> list[str]:
     """The table of contents of a custom/directory dump (pg_restore --list)."""
     return run("pg_restore", ["--list", str(dump)], db, what="--list").stdout.splitlines()
+
+
+def restore_script(dump: Path, toc_lines: list[str], db: DatabaseSettings, what: str = "") -> str:
+    """The SQL pg_restore would run for these TOC entries (no connection: -f -)."""
+    listing = dump.parent / f".{dump.name}.{os.getpid()}.{threading.get_ident()}.list"
+    listing.write_text("\n".join(toc_lines) + "\n")
+    try:
+        script = run("pg_restore", ["--no-owner", "--no-acl", "-L", str(listing), "-f", "-", str(dump)],
+                     db, what=what).stdout
+    finally:
+        listing.unlink(missing_ok=True)
+    # Since 17.6 scripts are fenced with psql meta-commands (\restrict KEY ... \unrestrict KEY)
+    # against injected meta-commands; we run the SQL ourselves, not through psql.
+    return "".join(line for line in script.splitlines(keepends=True)
+                   if not PSQL_FENCE.match(line))

@@ -127,6 +127,15 @@ def test_migrates_every_edge_case_and_verifies(config, target, sources):
                            " WHERE n.nspname = 'public'").fetchone()[0] == 0
         assert tgt.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '_consolidation_scratch%'"
                            ).fetchone()[0] == 0
+        # Plain tables got their indexes and keys while the copy ran (journal: which
+        # TOC entries); partitions and their parent were left to the final pass.
+        early = dict(tgt.execute("SELECT schema_name || '.' || table_name, cardinality(toc_ids)"
+                                 " FROM _consolidation.finished_tables").fetchall())
+        assert early["n8n.everything"] == 5       # primary key + 4 indexes
+        assert early["letta_agents.messages"] == 2 and early["n8n.empty_one"] == 1
+        assert not {"n8n.events", "n8n.events_2024", "n8n.events_2025"} & set(early)
+        assert tgt.execute("SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'n8n'"
+                           " AND relname = 'everything' AND last_analyze IS NOT NULL").fetchone()[0] == 1
     # Sources were only read.
     assert {name: source_fingerprint(s) for name, s in sources.items()} == before
 
@@ -277,6 +286,8 @@ def test_kill_9_during_copy_then_rerun_resumes_and_verifies(tmp_path, images, ta
                 assert tgt.execute("SELECT finished_at FROM _consolidation.units WHERE table_name = 'big'"
                                    " AND chunk = %s", (chunk,)).fetchone()[0] == finished_at
             assert tgt.execute("SELECT count(*), sum(id) FROM n8n.big").fetchone() == (150000, 11250075000)
+            assert tgt.execute("SELECT array_agg(table_name ORDER BY table_name) FROM _consolidation.finished_tables"
+                               ).fetchone()[0] == ["big", "small"]
     finally:
         src.container.stop()
 
@@ -294,6 +305,22 @@ def test_interrupted_post_data_is_cleared_and_redone(config, target):
     assert_ok(result)
     assert "n8n: removed 2 objects left by an interrupted post-data" in result.stdout
     assert_ok(run_migrator(config, "verify"))
+
+
+def test_final_post_data_rerun_keeps_what_tables_built_early(config, target):
+    """A crash in the final pass after tables got their keys early: the rerun
+    clears only final-pass objects and builds the rest, without rebuilding keys."""
+    assert_ok(run_migrator(config, "migrate"))
+    with target.connect() as tgt:
+        pkey = tgt.execute("SELECT oid FROM pg_class WHERE relname = 'tree_pkey'").fetchone()[0]
+        tgt.execute("UPDATE _consolidation.steps SET status = 'running' WHERE source = 'n8n' AND step = 'post-data'")
+    result = run_migrator(config, "post-data")
+    assert_ok(result)
+    assert "n8n: removed" in result.stdout
+    assert_ok(run_migrator(config, "verify"))
+    with target.connect() as tgt:
+        assert tgt.execute("SELECT oid FROM pg_class WHERE relname = 'tree_pkey'").fetchone()[0] == pkey
+        assert tgt.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'tree_parent_fkey'").fetchone()[0] == 1
 
 
 def wait_for_units(target, minimum: int, timeout: float) -> int:

@@ -1,8 +1,10 @@
 """copy: stream every table's rows from the sources into the target with COPY.
 
 All workers of one source read ONE exported snapshot (repeatable read, read
-only), so the copy is a single point in time. Tables are copied in parallel,
-largest first; tables over a threshold are split into ctid ranges. Each unit
+only), so each source is copied as of a single point in time. The units of
+all sources share one pool of workers, largest first, so a big table of one
+source never leaves a worker idle while another source still has work; tables
+over a threshold are split into ctid ranges. Each unit
 (table or range) is written in one target transaction together with its
 journal row, so after a crash it is either complete or absent. The target
 session runs with session_replication_role = replica, so no trigger fires on
@@ -17,7 +19,8 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -36,6 +39,7 @@ HELP = "stream all rows source -> target (parallel COPY, one snapshot per source
 STEP = "copy"
 DEFAULT_SPLIT_MB = 512
 PAGES_PER_MB = 128  # 8 kB pages
+PROGRESS_EVERY = 1 << 20  # bytes between progress updates (a rich update per row costs more than the row)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,14 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     with journal.locked_target(settings) as target:
-        for mapping in load_mappings(settings):
-            run(settings, mapping, target, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format)
+        run(settings, load_mappings(settings), target, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format)
     return 0
 
 
 @dataclass(frozen=True)
 class Unit:
     """One piece of work: a whole table, or a ctid range of a large one."""
+    source: str                       # the mapping's name
     source_table: catalog.TableInfo
     target_schema: str
     chunk: int
@@ -66,6 +70,10 @@ class Unit:
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.target_schema, self.source_table.name, self.chunk)
+
+    @property
+    def table_key(self) -> tuple[str, str]:
+        return (self.target_schema, self.source_table.name)
 
     @property
     def estimated_bytes(self) -> int:
@@ -84,13 +92,13 @@ def plan_units(mapping: SourceMapping, tables: list[catalog.TableInfo], split_mb
             continue
         schema = mapping.route(t.name, t.has_vector)
         if t.pages <= chunk_pages:
-            units.append(Unit(t, schema, 0))
+            units.append(Unit(mapping.name, t, schema, 0))
             continue
         starts = list(range(0, t.pages, chunk_pages))
         for i, start in enumerate(starts):
             # The last range is open-ended: pages added after ANALYZE are not missed.
             end = starts[i + 1] if i + 1 < len(starts) else None
-            units.append(Unit(t, schema, i, start, end))
+            units.append(Unit(mapping.name, t, schema, i, start, end))
     return sorted(units, key=lambda u: u.estimated_bytes, reverse=True)
 
 
@@ -141,41 +149,96 @@ def copy_unit(unit: Unit, src: psycopg.Connection, tgt: psycopg.Connection, mapp
     copy_in = sql.SQL("COPY {} ({}) FROM STDIN {}").format(
         sql.Identifier(unit.target_schema, t.name), cols, opts)
     started = time.monotonic()
-    nbytes = 0
+    nbytes = unreported = 0
     with tgt.transaction():
         with src.cursor() as scur, tgt.cursor() as tcur:
             with scur.copy(copy_out) as reader, tcur.copy(copy_in) as writer:
-                for block in reader:
+                for block in reader:          # one row per block: keep this loop lean
                     writer.write(block)
-                    nbytes += len(block)
-                    on_bytes(len(block))
+                    unreported += len(block)
+                    if unreported >= PROGRESS_EVERY:
+                        on_bytes(unreported)
+                        nbytes += unreported
+                        unreported = 0
             rows = tcur.rowcount
+        on_bytes(unreported)
+        nbytes += unreported
         elapsed = time.monotonic() - started
         journal.record_unit(tgt, mapping.name, unit.target_schema, t.name, unit.chunk, rows, nbytes, elapsed)
     return rows, nbytes, elapsed
 
 
-def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, *, jobs: int,
-        split_mb: int = DEFAULT_SPLIT_MB, fmt: str = "binary") -> dict:
-    if journal.step_done(target, mapping.name, STEP):
-        console.console.print(f"  {mapping.name}: copy already done on a previous run, skipping")
-        return {}
-    journal.start_step(target, mapping.name, STEP)
-    holder = SnapshotHolder(mapping)
-    try:
-        tables = catalog.tables(holder.conn, mapping.schema)
-        done = journal.done_units(target, mapping.name)
-        units = [u for u in plan_units(mapping, tables, split_mb) if u.key not in done]
-        totals = _copy_all(settings, mapping, holder.snapshot, units, jobs, fmt)
-        totals["sequences"] = read_sequences(holder.conn, mapping)
-    finally:
-        holder.close()
-    finished = journal.done_units(target, mapping.name).values()
+@dataclass
+class SourceCopy:
+    """One source's share of the copy: its snapshot, its remaining units, its hook."""
+    mapping: SourceMapping
+    holder: SnapshotHolder
+    units: list[Unit]
+    done_before: int
+    on_unit_done: object = None
+    stats: dict = field(default_factory=lambda: {"units": 0, "rows_this_run": 0})
+
+
+def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Connection, *, jobs: int,
+        split_mb: int = DEFAULT_SPLIT_MB, fmt: str = "binary", finisher=None) -> dict[str, dict]:
+    """Copy every source not yet copied, all through one pool of `jobs` workers.
+    With a finisher (post_data.TableFinisher), each table is handed to it as soon
+    as its last unit is in, so its indexes build while the rest copies."""
+    results: dict[str, dict] = {}
+    with ExitStack() as holders:
+        sources = []
+        for mapping in mappings:
+            if journal.step_done(target, mapping.name, STEP):
+                console.console.print(f"  {mapping.name}: copy already done on a previous run, skipping")
+                continue
+            journal.start_step(target, mapping.name, STEP)
+            holder = SnapshotHolder(mapping)
+            holders.callback(holder.close)
+            tables = catalog.tables(holder.conn, mapping.schema)
+            done = journal.done_units(target, mapping.name)
+            planned = plan_units(mapping, tables, split_mb)
+            sources.append(SourceCopy(mapping, holder, [u for u in planned if u.key not in done], len(done),
+                                      _hand_over_finished_tables(mapping, holder.conn, tables, target, planned,
+                                                                 done, finisher)))
+        seconds = _copy_all(settings, sources, jobs, fmt)
+        for sc in sources:
+            detail = {**sc.stats, "seconds": seconds, "sequences": read_sequences(sc.holder.conn, sc.mapping)}
+            results[sc.mapping.name] = _finish_source(target, sc, detail)
+    return results
+
+
+def _finish_source(target: psycopg.Connection, sc: SourceCopy, detail: dict) -> dict:
+    name = sc.mapping.name
+    finished = journal.done_units(target, name).values()
     rows, nbytes = sum(r for r, _ in finished), sum(b for _, b in finished)
-    journal.finish_step(target, mapping.name, STEP, {"rows": rows, "bytes": nbytes, **totals})
-    console.console.print(f"  {mapping.name}: {rows} rows, {nbytes / 1e6:.1f} MB copied"
-                          f" ({len(units)} units this run, {len(done)} from an earlier run)")
+    journal.finish_step(target, name, STEP, {"rows": rows, "bytes": nbytes, **detail})
+    console.console.print(f"  {name}: {rows} rows, {nbytes / 1e6:.1f} MB copied"
+                          f" ({len(sc.units)} units this run, {sc.done_before} from an earlier run)")
     return {"rows": rows, "bytes": nbytes}
+
+
+def _hand_over_finished_tables(mapping: SourceMapping, source: psycopg.Connection, tables, target,
+                               planned: list[Unit], done, finisher):
+    """A callback for each copied unit that gives a table to the finisher once
+    all its units are in (tables complete from an earlier run go at once)."""
+    if finisher is None:
+        return None
+    early = finisher.plan(mapping, source, tables, target)
+    remaining: dict[tuple[str, str], int] = {}
+    for unit in planned:
+        remaining[unit.table_key] = remaining.get(unit.table_key, 0) + (unit.key not in done)
+    for key in early:
+        if remaining.get(key) == 0:
+            finisher.submit(mapping, key)
+    lock = threading.Lock()
+
+    def on_unit_done(unit: Unit) -> None:
+        with lock:
+            remaining[unit.table_key] -= 1
+            complete = remaining[unit.table_key] == 0
+        if complete and unit.table_key in early:
+            finisher.submit(mapping, unit.table_key)   # raises the finisher's first failure, if any
+    return on_unit_done
 
 
 def read_sequences(conn: psycopg.Connection, mapping: SourceMapping) -> dict[str, list]:
@@ -188,68 +251,84 @@ def read_sequences(conn: psycopg.Connection, mapping: SourceMapping) -> dict[str
     return values
 
 
-def _copy_all(settings: Settings, mapping: SourceMapping, snapshot: str, units: list[Unit], jobs: int,
-              fmt: str) -> dict:
+def _copy_all(settings: Settings, sources: list[SourceCopy], jobs: int, fmt: str) -> float:
+    """Run every unit of every source, largest first; the first failure stops the rest."""
+    by_name = {sc.mapping.name: sc for sc in sources}
+    units = sorted((u for sc in sources for u in sc.units), key=lambda u: u.estimated_bytes, reverse=True)
     if not units:
-        return {"units": 0}
+        return 0.0
     local = threading.local()
     sessions: list[psycopg.Connection] = []
     lock = threading.Lock()
     counters = {"rows": 0, "units": 0}
     started = time.monotonic()
 
-    def sessions_for_thread() -> tuple[psycopg.Connection, psycopg.Connection]:
-        if not hasattr(local, "src"):
-            local.src = _source_session(mapping, snapshot)
-            local.tgt = _target_session(settings)
+    def sessions_for(sc: SourceCopy) -> tuple[psycopg.Connection, psycopg.Connection]:
+        """Per worker thread: one target session, one session per source on its snapshot."""
+        if not hasattr(local, "tgt"):
+            local.tgt, local.src = _target_session(settings), {}
             with lock:
-                sessions.extend([local.src, local.tgt])
-        return local.src, local.tgt
+                sessions.append(local.tgt)
+        if sc.mapping.name not in local.src:
+            local.src[sc.mapping.name] = _source_session(sc.mapping, sc.holder.snapshot)
+            with lock:
+                sessions.append(local.src[sc.mapping.name])
+        return local.src[sc.mapping.name], local.tgt
 
+    label = " + ".join(by_name)
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=console.console, transient=False) as progress:
-        total = progress.add_task(f"{mapping.name}: {len(units)} units", total=sum(u.estimated_bytes for u in units))
+        total = progress.add_task(f"{label}: {len(units)} units", total=sum(u.estimated_bytes for u in units))
 
-        def work(unit: Unit) -> tuple[int, int, float]:
-            src, tgt = sessions_for_thread()
+        def work(unit: Unit) -> None:
+            sc = by_name[unit.source]
+            src, tgt = sessions_for(sc)
             name = f"  {unit.target_schema}.{unit.source_table.name}" + (f"#{unit.chunk}" if unit.page_from is not None else "")
             task = progress.add_task(name, total=unit.estimated_bytes)
 
             def on_bytes(n: int) -> None:
                 progress.advance(task, n)
                 progress.advance(total, n)
-            try:
-                try:
-                    result = copy_unit(unit, src, tgt, mapping, fmt, on_bytes)
-                except psycopg.Error as exc:
-                    if fmt != "binary" or "binary" not in str(exc).lower():
-                        raise
-                    # A type without binary I/O: this unit again, as text (the failed
-                    # attempt rolled back with its transaction).
-                    src.rollback()
-                    _reattach(src, snapshot)
-                    result = copy_unit(unit, src, tgt, mapping, "text", on_bytes)
-            except psycopg.Error as exc:
-                raise DatabaseError("unified", "target", f"copy of {mapping.name}.{unit.source_table.name} "
-                                    f"failed: {str(exc).strip().splitlines()[0]}") from None
+            rows = _copy_one(unit, sc, src, tgt, fmt, on_bytes)
             progress.remove_task(task)
+            if sc.on_unit_done is not None:
+                sc.on_unit_done(unit)
             with lock:
-                counters["rows"] += result[0]
+                counters["rows"] += rows
                 counters["units"] += 1
-                progress.update(total, description=f"{mapping.name}: {counters['units']}/{len(units)} units, "
+                sc.stats["units"] += 1
+                sc.stats["rows_this_run"] += rows
+                progress.update(total, description=f"{label}: {counters['units']}/{len(units)} units, "
                                                    f"{counters['rows']:,} rows")
-            return result
 
-        with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-            futures = [pool.submit(work, u) for u in units]
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in finished:
-                if f.exception():
-                    for other in futures:
-                        other.cancel()
-                    raise f.exception()
-            results = [f.result() for f in futures]
-    for conn in sessions:
-        conn.close()
-    return {"units": len(units), "seconds": round(time.monotonic() - started, 3),
-            "rows_this_run": sum(r for r, _, _ in results)}
+        try:
+            with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+                futures = [pool.submit(work, u) for u in units]
+                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for f in finished:
+                    if f.exception():
+                        for other in futures:
+                            other.cancel()
+                        raise f.exception()
+        finally:
+            for conn in sessions:
+                conn.close()
+    return round(time.monotonic() - started, 3)
+
+
+def _copy_one(unit: Unit, sc: SourceCopy, src: psycopg.Connection, tgt: psycopg.Connection, fmt: str,
+              on_bytes) -> int:
+    try:
+        try:
+            return copy_unit(unit, src, tgt, sc.mapping, fmt, on_bytes)[0]
+        except psycopg.Error as exc:
+            if fmt != "binary" or "binary" not in str(exc).lower():
+                raise
+            # A type without binary I/O: this unit again, as text (the failed
+            # attempt rolled back with its transaction).
+            src.rollback()
+            _reattach(src, sc.holder.snapshot)
+            return copy_unit(unit, src, tgt, sc.mapping, "text", on_bytes)[0]
+    except psycopg.Error as exc:
+        raise DatabaseError("unified", "target", f"copy of {sc.mapping.name}.{unit.source_table.name} "
+                            f"failed: {str(exc).strip().splitlines()[0]}") from None

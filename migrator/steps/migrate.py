@@ -67,15 +67,30 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
         if pending and not journal.exists(target):
             schema_step.check_space(pending, target)
         journal.ensure(target)
-        for number, (title, action) in enumerate([
-            ("schema", lambda m: schema_step.run(settings, m, target, work_dir)),
-            ("copy", lambda m: copy_step.run(settings, m, target, jobs=jobs, split_mb=split_mb, fmt=fmt)),
-            ("post-data", lambda m: post_data_step.run(settings, m, target, work_dir, jobs=jobs)),
-            ("ownership", lambda m: hand_over(target, m)),
-        ], start=1):
-            console.step(f"M{number}", title)
-            started = time.monotonic()
-            for mapping in mappings:
-                action(mapping)
-            timings[title] = round(time.monotonic() - started, 3)
+        # Per-table indexes/keys/ANALYZE run while the copy goes on (both sources);
+        # the post-data phase first waits for what is still building.
+        finisher = post_data_step.TableFinisher(settings, work_dir, jobs)
+        phases = [
+            ("schema", lambda: [schema_step.run(settings, m, target, work_dir) for m in mappings]),
+            ("copy", lambda: copy_step.run(settings, mappings, target, jobs=jobs, split_mb=split_mb, fmt=fmt,
+                                           finisher=finisher)),
+            ("post-data", lambda: (wait_for_tables(finisher),
+                                   [post_data_step.run(settings, m, target, work_dir, jobs=jobs) for m in mappings])),
+            ("ownership", lambda: [hand_over(target, m) for m in mappings]),
+        ]
+        try:
+            for number, (title, action) in enumerate(phases, start=1):
+                console.step(f"M{number}", title)
+                started = time.monotonic()
+                action()
+                timings[title] = round(time.monotonic() - started, 3)
+        finally:
+            finisher.close()
     return timings
+
+
+def wait_for_tables(finisher: post_data_step.TableFinisher) -> None:
+    started = time.monotonic()
+    count = finisher.wait()
+    console.console.print(f"  {count} tables got their indexes, keys and ANALYZE while copying"
+                          f" ({time.monotonic() - started:.1f} s waited after the last row)")

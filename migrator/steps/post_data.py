@@ -2,22 +2,33 @@
 materialized view contents and ANALYZE, once the rows are in.
 
 Post-data comes from the same remapped pg_dump as the pre-data (schema step).
-It is restored with pg_restore -j (indexes and constraints build in parallel).
-If an earlier attempt died half-way, the objects it left in our schemas are
-dropped first, so a rerun starts post-data clean. Sequence positions are those the copy step read in its
-snapshot, so they match the copied rows.
+Under `migrate` most of it runs early: a TableFinisher builds one table's
+indexes and keys and ANALYZEs it the moment the copy step has that table's
+last rows in, while other tables are still copying (one transaction per
+table, recorded in the journal with it). The final pass (`run`) then restores
+the rest with pg_restore -j: foreign keys (they need both tables), triggers,
+policies, partitions' indexes, whatever a table did not get early.
+If an earlier final pass died half-way, the objects it left in our schemas are
+dropped first, so a rerun starts it clean. Sequence positions are those the
+copy step read in its snapshot, so they match the copied rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from migrator import console, journal, pgtools
+from migrator import catalog, console, journal, pgtools
+from migrator.db import connect
+from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping, load_mappings
 from migrator.settings import Settings
 from migrator.steps import copy as copy_step
@@ -48,33 +59,172 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
         console.console.print(f"  {mapping.name}: post-data already done on a previous run, skipping")
         return
     if journal.step_started(target, mapping.name, STEP):
-        cleared = clear_post_data(target, list(mapping.target_schemas))
+        cleared = clear_post_data(target, mapping)
         console.console.print(f"  {mapping.name}: removed {cleared} objects left by an interrupted post-data")
     journal.start_step(target, mapping.name, STEP)
-    dump = work_dir / f"{mapping.name}.target-schema.dump"
+    dump = target_dump(work_dir, mapping)
+    finished = journal.finished_tables(target, mapping.name)
+    built = {toc_id for ids in finished.values() for toc_id in ids}
     listing = dump.with_suffix(".post-data.list")
-    listing.write_text("\n".join(schema_step.filtered_list(dump, settings.target, set(mapping.target_schemas)))
-                       + "\n")
+    listing.write_text("\n".join(line for line in schema_step.filtered_list(dump, settings.target,
+                                                                            set(mapping.target_schemas))
+                                 if toc_id_of(line) not in built) + "\n")
     pgtools.run("pg_restore", ["--exit-on-error", f"--jobs={max(jobs, 1)}", "--no-owner", "--no-acl",
                                "--section=post-data", "-L", str(listing), "-d", settings.target.dbname, str(dump)],
                 settings.target, what="post-data into the target")
     set_sequences(target, mapping)
     refresh_matviews(target, mapping)
-    analyze(target, mapping)
+    analyze(target, mapping, skip=set(finished))
     journal.finish_step(target, mapping.name, STEP)
-    console.console.print(f"  {mapping.name}: indexes, constraints, triggers, sequences, ANALYZE done")
+    console.console.print(f"  {mapping.name}: indexes, constraints, triggers, sequences, ANALYZE done"
+                          f" ({len(finished)} tables had theirs built while copying)")
+
+
+def target_dump(work_dir: Path, mapping: SourceMapping) -> Path:
+    """The remapped schema dump the schema step wrote."""
+    return work_dir / f"{mapping.name}.target-schema.dump"
+
+
+def toc_id_of(toc_line: str) -> int | None:
+    head = toc_line.split(";", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+# --- per table, while the copy runs -------------------------------------------------
+
+# A pg_restore --list line: "<id>; <catalog oid> <oid> <type> <schema> <tag> <owner>".
+# For an INDEX the tag is the index name, for a CONSTRAINT "<table> <name>".
+# "INDEX ATTACH" (partitions) and "FK CONSTRAINT" stay for the final pass.
+EARLY_ENTRY = re.compile(r"^(\d+); \d+ \d+ (INDEX|CONSTRAINT) (?!ATTACH )(\S+) (.+) \S*$")
+TABLE_OF_ENTRY = """
+SELECT 'INDEX', i.relname, t.relname FROM pg_index x
+  JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+  JOIN pg_namespace n ON n.oid = t.relnamespace
+ WHERE n.nspname = %(schema)s AND t.relkind = 'r' AND NOT t.relispartition
+UNION ALL
+SELECT 'CONSTRAINT', t.relname || ' ' || k.conname, t.relname FROM pg_constraint k
+  JOIN pg_class t ON t.oid = k.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+ WHERE n.nspname = %(schema)s AND k.contype IN ('p', 'u', 'x') AND t.relkind = 'r' AND NOT t.relispartition
+"""
+
+TableKey = tuple[str, str]   # (target schema, table)
+
+
+def early_entries(toc_lines: list[str], source: psycopg.Connection, mapping: SourceMapping,
+                  tables: set[TableKey]) -> dict[TableKey, list[tuple[int, str]]]:
+    """The TOC entries (indexes, primary/unique/exclusion keys) that belong to one table
+    and need nothing but that table, per table. An entry we cannot place is left
+    to the final pass, which is always correct, only later."""
+    table_of = {(kind, tag): table for kind, tag, table in
+                source.execute(TABLE_OF_ENTRY, {"schema": mapping.schema}).fetchall()}
+    plan: dict[TableKey, list[tuple[int, str]]] = {key: [] for key in tables}
+    for line in toc_lines:
+        match = EARLY_ENTRY.match(line)
+        if not match:
+            continue
+        key = (match[3], table_of.get((match[2], match[4])))
+        if key in plan:
+            plan[key].append((int(match[1]), line))
+    return plan
+
+
+def finish_table(conn: psycopg.Connection, settings: Settings, mapping: SourceMapping, dump: Path,
+                 key: TableKey, entries: list[tuple[int, str]]) -> None:
+    """Build one table's indexes and keys and ANALYZE it, in one transaction with its journal row."""
+    schema, table = key
+    started = time.monotonic()
+    script = pgtools.restore_script(dump, [line for _, line in entries], settings.target,
+                                    what=f"indexes of {schema}.{table}") if entries else ""
+    try:
+        with conn.transaction():
+            if script:
+                conn.execute(script)
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, table)))
+            journal.record_finished_table(conn, mapping.name, schema, table, [i for i, _ in entries],
+                                          round(time.monotonic() - started, 3))
+    except psycopg.Error as exc:
+        raise DatabaseError("unified", "target", f"indexes of {schema}.{table} failed: "
+                            f"{str(exc).strip().splitlines()[0]}") from None
+
+
+class TableFinisher:
+    """Runs finish_table for each table the copy step reports complete, on its own
+    pool of target sessions, so index builds overlap the rest of the copy."""
+
+    def __init__(self, settings: Settings, work_dir: Path, jobs: int):
+        self.settings, self.work_dir = settings, work_dir
+        self.pool = ThreadPoolExecutor(max_workers=max(jobs, 1), thread_name_prefix="post-data")
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.sessions: list[psycopg.Connection] = []
+        self.futures = []
+        self.plans: dict[str, dict[TableKey, list[tuple[int, str]]]] = {}
+        self.failure: BaseException | None = None
+
+    def plan(self, mapping: SourceMapping, source: psycopg.Connection, tables: list[catalog.TableInfo],
+             target: psycopg.Connection) -> set[TableKey]:
+        """The tables this finisher will take (partitions and done ones excluded)."""
+        toc = schema_step.filtered_list(target_dump(self.work_dir, mapping), self.settings.target,
+                                        set(mapping.target_schemas))
+        keys = {(mapping.route(t.name, t.has_vector), t.name) for t in tables if t.copies_data and not t.is_partition}
+        done = journal.finished_tables(target, mapping.name)
+        self.plans[mapping.name] = {k: v for k, v in early_entries(toc, source, mapping, keys).items()
+                                    if k not in done}
+        return set(self.plans[mapping.name])
+
+    def submit(self, mapping: SourceMapping, key: TableKey) -> None:
+        self.raise_if_failed()
+        self.futures.append(self.pool.submit(self._finish, mapping, key))
+
+    def raise_if_failed(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def wait(self) -> int:
+        """Block until every submitted table is finished; the first failure is raised."""
+        for future in self.futures:
+            future.result()
+        return len(self.futures)
+
+    def close(self) -> None:
+        """Cancel what has not started, let what runs finish (each is one transaction)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for conn in self.sessions:
+            conn.close()
+
+    def _finish(self, mapping: SourceMapping, key: TableKey) -> None:
+        if self.failure is not None:
+            return
+        try:
+            finish_table(self._session(), self.settings, mapping, target_dump(self.work_dir, mapping), key,
+                         self.plans[mapping.name][key])
+        except BaseException as exc:
+            self.failure = self.failure or exc
+            raise
+
+    def _session(self) -> psycopg.Connection:
+        if not hasattr(self.local, "conn"):
+            self.local.conn = connect(self.settings.target)
+            with self.lock:
+                self.sessions.append(self.local.conn)
+        return self.local.conn
 
 
 # What post-data creates, in an order that drops dependants first. Inherited
 # constraints/indexes of partitions go with their parent's.
+# Keys and indexes of tables finished early (journal) are kept: the final pass skips them.
+NOT_FINISHED_EARLY = (f" AND (n.nspname, c.relname) NOT IN (SELECT schema_name, table_name"
+                      f" FROM {journal.SCHEMA}.finished_tables WHERE source = %s)")
 DROP_CONSTRAINTS = ("SELECT format('ALTER TABLE %%I.%%I DROP CONSTRAINT IF EXISTS %%I', n.nspname, c.relname,"
                     " k.conname) FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
                     " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                    " WHERE n.nspname = ANY(%s) AND k.contype = %s AND k.conparentid = 0 AND k.coninhcount = 0")
+                    " WHERE n.nspname = ANY(%s) AND k.contype = %s AND k.conparentid = 0 AND k.coninhcount = 0"
+                    " AND (k.contype = 'f'" + NOT_FINISHED_EARLY.replace(" AND ", " OR ", 1) + ")")
 DROP_INDEXES = ("SELECT format('DROP INDEX IF EXISTS %%I.%%I CASCADE', n.nspname, i.relname) FROM pg_index x"
-                " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace"
+                " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid"
+                " JOIN pg_namespace n ON n.oid = i.relnamespace"
                 " WHERE n.nspname = ANY(%s) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid)"
-                " AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.oid)")
+                " AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.oid)" + NOT_FINISHED_EARLY)
 DROP_TRIGGERS = ("SELECT format('DROP TRIGGER IF EXISTS %%I ON %%I.%%I', t.tgname, n.nspname, c.relname)"
                  " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
                  " WHERE n.nspname = ANY(%s) AND NOT t.tgisinternal AND t.tgparentid = 0")
@@ -82,13 +232,16 @@ DROP_POLICIES = ("SELECT format('DROP POLICY IF EXISTS %%I ON %%I.%%I', policyna
                  " FROM pg_policies WHERE schemaname = ANY(%s)")
 
 
-def clear_post_data(target: psycopg.Connection, schemas: list[str]) -> int:
-    """Drop what an interrupted post-data left (FKs, keys, indexes, triggers, policies)."""
+def clear_post_data(target: psycopg.Connection, mapping: SourceMapping) -> int:
+    """Drop what an interrupted final pass left (FKs, keys, indexes, triggers, policies);
+    what tables got early, and the journal recorded, stays."""
+    schemas = list(mapping.target_schemas)
     statements: list[str] = []
     with target.transaction():
         for contype in ("f", "p", "u", "x"):    # foreign keys first: they depend on the keys
-            statements += [r[0] for r in target.execute(DROP_CONSTRAINTS, (schemas, contype)).fetchall()]
-        for query in (DROP_INDEXES, DROP_TRIGGERS, DROP_POLICIES):
+            statements += [r[0] for r in target.execute(DROP_CONSTRAINTS, (schemas, contype, mapping.name)).fetchall()]
+        statements += [r[0] for r in target.execute(DROP_INDEXES, (schemas, mapping.name)).fetchall()]
+        for query in (DROP_TRIGGERS, DROP_POLICIES):
             statements += [r[0] for r in target.execute(query, (schemas,)).fetchall()]
         for stmt in statements:
             target.execute(stmt)
@@ -126,9 +279,11 @@ def refresh_matviews(target: psycopg.Connection, mapping: SourceMapping) -> None
         target.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.Identifier(schema, name)))
 
 
-def analyze(target: psycopg.Connection, mapping: SourceMapping) -> None:
+def analyze(target: psycopg.Connection, mapping: SourceMapping, skip: set[TableKey] = frozenset()) -> None:
     for schema in mapping.target_schemas:
         rows = target.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                               " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')", (schema,)).fetchall()
         for (name,) in rows:
+            if (schema, name) in skip:
+                continue
             target.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, name)))

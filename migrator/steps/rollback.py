@@ -79,7 +79,7 @@ def mark_migration_stale(settings: Settings) -> None:
             if journal.exists(target):
                 for mapping in load_mappings(settings):
                     target.execute(f"DELETE FROM {journal.SCHEMA}.steps WHERE source = %s", (mapping.name,))
-                    target.execute(f"DELETE FROM {journal.SCHEMA}.units WHERE source = %s", (mapping.name,))
+                    journal.forget_rows(target, mapping.name)
     except ConsolidationError as exc:
         console.console.print(f"  warning: could not mark the migrated schemas stale ({exc.message})")
 

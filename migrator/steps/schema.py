@@ -146,7 +146,7 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
 def drop_our_schemas(target: psycopg.Connection, mapping: SourceMapping) -> None:
     for schema in journal.created_schemas(target, mapping.name):
         target.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-    target.execute(f"DELETE FROM {journal.SCHEMA}.units WHERE source = %s", (mapping.name,))
+    journal.forget_rows(target, mapping.name)
 
 
 def filtered_list(dump: Path, db, schemas: set[str], section: str | None = None) -> list[str]:
