@@ -261,6 +261,7 @@ def test_kill_9_during_copy_then_rerun_resumes_and_verifies(tmp_path, images, ta
             conn.execute("CREATE TABLE big (id bigint PRIMARY KEY, payload text);"
                          "INSERT INTO big SELECT i, repeat(md5(i::text), 20) FROM generate_series(1, 150000) i;"
                          "CREATE TABLE small (id int PRIMARY KEY); INSERT INTO small SELECT generate_series(1, 10);"
+                         "CREATE TABLE wide (id int PRIMARY KEY, doc text); INSERT INTO wide VALUES (1, repeat('x', 100000));"
                          "ANALYZE")
         config = write_stack_config(tmp_path, target, {"n8n": src},
                                     '[sources.n8n]\nschema = "public"\ntarget_schema = "n8n"\n')
@@ -287,7 +288,10 @@ def test_kill_9_during_copy_then_rerun_resumes_and_verifies(tmp_path, images, ta
                                    " AND chunk = %s", (chunk,)).fetchone()[0] == finished_at
             assert tgt.execute("SELECT count(*), sum(id) FROM n8n.big").fetchone() == (150000, 11250075000)
             assert tgt.execute("SELECT array_agg(table_name ORDER BY table_name) FROM _consolidation.finished_tables"
-                               ).fetchone()[0] == ["big", "small"]
+                               ).fetchone()[0] == ["big", "small", "wide"]
+            # Large values were stored with lz4 (the default), the value itself unchanged.
+            assert tgt.execute("SELECT pg_column_compression(doc), doc = repeat('x', 100000) FROM n8n.wide"
+                               ).fetchone() == ("lz4", True)
     finally:
         src.container.stop()
 

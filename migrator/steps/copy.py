@@ -47,13 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="parallel COPY workers per source (default: CPU count)")
     parser.add_argument("--split-mb", type=int, default=DEFAULT_SPLIT_MB,
                         help="split tables larger than this into ranges (default: %(default)s)")
+    add_toast_argument(parser)
     parser.add_argument("--format", choices=("binary", "text"), default="binary",
                         help="COPY format (default: binary; text if a type has no binary I/O)")
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     with journal.locked_target(settings) as target:
-        run(settings, load_mappings(settings), target, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format)
+        run(settings, load_mappings(settings), target, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format,
+            toast_compression=args.toast_compression)
     return 0
 
 
@@ -126,10 +128,24 @@ def _reattach(conn: psycopg.Connection, snapshot: str) -> None:
     conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
 
 
-def _target_session(settings: Settings) -> psycopg.Connection:
+def add_toast_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--toast-compression", choices=("lz4", "server"), default="lz4",
+                        help="compress large copied values with lz4 (default; several times cheaper than pglz"
+                             " for the target's CPU) or with the server's default_toast_compression")
+
+
+def _target_session(settings: Settings, toast_compression: str = "server") -> psycopg.Connection:
     conn = connect(settings.target, autocommit=False)
     conn.execute("SET session_replication_role = replica")   # no triggers, no FK checks on copied rows
     conn.execute("SET synchronous_commit = off")              # durability is settled by the final verify
+    if toast_compression == "lz4":
+        # Only how values are stored changes, not the values (verify compares them). A
+        # server built without lz4 refuses the setting: then its own default stays.
+        try:
+            with conn.transaction():
+                conn.execute("SET default_toast_compression = lz4")
+        except psycopg.errors.InvalidParameterValue:
+            pass
     conn.commit()
     return conn
 
@@ -180,7 +196,8 @@ class SourceCopy:
 
 
 def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Connection, *, jobs: int,
-        split_mb: int = DEFAULT_SPLIT_MB, fmt: str = "binary", finisher=None) -> dict[str, dict]:
+        split_mb: int = DEFAULT_SPLIT_MB, fmt: str = "binary", finisher=None,
+        toast_compression: str = "server") -> dict[str, dict]:
     """Copy every source not yet copied, all through one pool of `jobs` workers.
     With a finisher (post_data.TableFinisher), each table is handed to it as soon
     as its last unit is in, so its indexes build while the rest copies."""
@@ -200,7 +217,7 @@ def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Conne
             sources.append(SourceCopy(mapping, holder, [u for u in planned if u.key not in done], len(done),
                                       _hand_over_finished_tables(mapping, holder.conn, tables, target, planned,
                                                                  done, finisher)))
-        seconds = _copy_all(settings, sources, jobs, fmt)
+        seconds = _copy_all(settings, sources, jobs, fmt, toast_compression)
         for sc in sources:
             detail = {**sc.stats, "seconds": seconds, "sequences": read_sequences(sc.holder.conn, sc.mapping)}
             results[sc.mapping.name] = _finish_source(target, sc, detail)
@@ -251,7 +268,8 @@ def read_sequences(conn: psycopg.Connection, mapping: SourceMapping) -> dict[str
     return values
 
 
-def _copy_all(settings: Settings, sources: list[SourceCopy], jobs: int, fmt: str) -> float:
+def _copy_all(settings: Settings, sources: list[SourceCopy], jobs: int, fmt: str,
+              toast_compression: str = "server") -> float:
     """Run every unit of every source, largest first; the first failure stops the rest."""
     by_name = {sc.mapping.name: sc for sc in sources}
     units = sorted((u for sc in sources for u in sc.units), key=lambda u: u.estimated_bytes, reverse=True)
@@ -266,7 +284,7 @@ def _copy_all(settings: Settings, sources: list[SourceCopy], jobs: int, fmt: str
     def sessions_for(sc: SourceCopy) -> tuple[psycopg.Connection, psycopg.Connection]:
         """Per worker thread: one target session, one session per source on its snapshot."""
         if not hasattr(local, "tgt"):
-            local.tgt, local.src = _target_session(settings), {}
+            local.tgt, local.src = _target_session(settings, toast_compression), {}
             with lock:
                 sessions.append(local.tgt)
         if sc.mapping.name not in local.src:

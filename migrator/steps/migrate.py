@@ -29,14 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="parallel COPY workers per source (default: CPU count)")
     parser.add_argument("--split-mb", type=int, default=copy_step.DEFAULT_SPLIT_MB,
                         help="split tables larger than this into ranges (default: %(default)s)")
+    copy_step.add_toast_argument(parser)
     parser.add_argument("--format", choices=("binary", "text"), default="binary", help="COPY format")
     parser.add_argument("--work-dir", type=Path, default=None, help="where dumps go (default: backups/work)")
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     timings = run(settings, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format,
-                  work_dir=args.work_dir or settings.work_dir)
+                  work_dir=args.work_dir or settings.work_dir, toast_compression=args.toast_compression)
     console.write_json(reports_dir / "migration.json", {"phase_seconds": timings, "jobs": args.jobs,
+                                                         "toast_compression": args.toast_compression,
                                                          "split_mb": args.split_mb, "format": args.format})
     return 0
 
@@ -54,7 +56,7 @@ def hand_over(target, mapping) -> None:
 
 
 def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLIT_MB, fmt: str = "binary",
-        work_dir: Path) -> dict[str, float]:
+        work_dir: Path, toast_compression: str = "lz4") -> dict[str, float]:
     mappings = load_mappings(settings)
     timings: dict[str, float] = {}
     with connect(settings.target) as target:
@@ -73,7 +75,7 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
         phases = [
             ("schema", lambda: [schema_step.run(settings, m, target, work_dir) for m in mappings]),
             ("copy", lambda: copy_step.run(settings, mappings, target, jobs=jobs, split_mb=split_mb, fmt=fmt,
-                                           finisher=finisher)),
+                                           finisher=finisher, toast_compression=toast_compression)),
             ("post-data", lambda: (wait_for_tables(finisher),
                                    [post_data_step.run(settings, m, target, work_dir, jobs=jobs) for m in mappings])),
             ("ownership", lambda: [hand_over(target, m) for m in mappings]),
