@@ -327,6 +327,32 @@ def test_final_post_data_rerun_keeps_what_tables_built_early(config, target):
         assert tgt.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'tree_parent_fkey'").fetchone()[0] == 1
 
 
+def test_failed_index_build_stops_with_one_line_and_rerun_completes(config, target):
+    """A per-table index build that fails (here an event trigger on the target
+    refuses one CREATE INDEX) stops migrate with one line naming the table; the
+    failed build left nothing, and a rerun builds it and verifies."""
+    with target.connect() as tgt:
+        tgt.execute("CREATE FUNCTION public.refuse_jb() RETURNS event_trigger LANGUAGE plpgsql AS $$"
+                    " BEGIN IF current_query() LIKE '%everything_jb%' THEN"
+                    " RAISE EXCEPTION 'refused by test'; END IF; END $$;"
+                    "CREATE EVENT TRIGGER refuse_jb ON ddl_command_start WHEN TAG IN ('CREATE INDEX')"
+                    " EXECUTE FUNCTION public.refuse_jb()")
+    failed = run_migrator(config, "migrate")
+    assert failed.returncode != 0
+    assert failed.stderr.strip() == "FAILED: target database 'unified': indexes of n8n.everything failed: refused by test"
+    assert "Traceback" not in failed.stdout + failed.stderr
+    with target.connect() as tgt:
+        assert tgt.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'n8n' AND tablename = 'everything'"
+                           ).fetchone()[0] == 0      # the primary key too: one transaction per table
+        tgt.execute("DROP EVENT TRIGGER refuse_jb; DROP FUNCTION public.refuse_jb()")
+    assert_ok(run_migrator(config, "migrate"))
+    verify = run_migrator(config, "verify")
+    assert_ok(verify)
+    with target.connect() as tgt:
+        assert tgt.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'n8n' AND tablename = 'everything'"
+                           ).fetchone()[0] == 5
+
+
 def wait_for_units(target, minimum: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     with target.connect() as conn:
