@@ -82,8 +82,10 @@ CREATE TABLE no_key (a integer, b text);
 INSERT INTO no_key SELECT i % 7, 'dup' FROM generate_series(1, 100) i;
 
 -- Self-referencing tree and deferred circular FKs.
-CREATE TABLE tree (id integer PRIMARY KEY, parent integer REFERENCES tree(id), label text);
-INSERT INTO tree VALUES (1, NULL, 'root'), (2, 1, 'a'), (3, 1, 'b'), (4, 3, 'c');
+-- Columns named like the aliases verify's queries use (t, r, x).
+CREATE TABLE tree (id integer PRIMARY KEY, parent integer REFERENCES tree(id), label text, t integer, r text, x text);
+INSERT INTO tree VALUES (1, NULL, 'root', 0, 'r', 'x'), (2, 1, 'a', 0, 'r', 'x'), (3, 1, 'b', 0, 'r', 'x'),
+  (4, 3, 'c', 0, 'r', 'x');
 CREATE TABLE chicken (id integer PRIMARY KEY, egg_id integer);
 CREATE TABLE egg (id integer PRIMARY KEY, chicken_id integer REFERENCES chicken(id) DEFERRABLE INITIALLY DEFERRED);
 ALTER TABLE chicken ADD CONSTRAINT chicken_egg_fk FOREIGN KEY (egg_id) REFERENCES egg(id) DEFERRABLE INITIALLY DEFERRED;
