@@ -121,6 +121,7 @@ def record_finished_table(conn: psycopg.Connection, source: str, schema: str, ta
 
 def forget_rows(conn: psycopg.Connection, source: str) -> None:
     """Forget which rows (and per-table indexes) are in: the schemas are rebuilt or out of date."""
+    ensure(conn)    # a journal from an older version gains the tables named below
     for table in ("units", "finished_tables"):
         conn.execute(f"DELETE FROM {SCHEMA}.{table} WHERE source = %s", (source,))
 
@@ -147,6 +148,7 @@ def created_schemas(conn: psycopg.Connection, source: str | None = None) -> list
 
 def forget_source(conn: psycopg.Connection, source: str) -> None:
     """Clear a source's progress (used when its schemas are rebuilt from scratch)."""
+    ensure(conn)
     for table in ("steps", "units", "finished_tables", "created_schemas"):
         conn.execute(f"DELETE FROM {SCHEMA}.{table} WHERE source = %s", (source,))
 

@@ -133,7 +133,8 @@ def test_migrates_every_edge_case_and_verifies(config, target, sources):
                                  " FROM _consolidation.finished_tables").fetchall())
         assert early["n8n.everything"] == 5       # primary key + 4 indexes
         assert early["letta_agents.messages"] == 2 and early["n8n.empty_one"] == 1
-        assert not {"n8n.events", "n8n.events_2024", "n8n.events_2025"} & set(early)
+        assert not {"n8n.events", "n8n.events_2024", "n8n.events_2025", "n8n.animals"} & set(early)
+        assert early["n8n.dogs"] == 0             # no index of its own, analyzed early
         assert tgt.execute("SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'n8n'"
                            " AND relname = 'everything' AND last_analyze IS NOT NULL").fetchone()[0] == 1
     # Sources were only read.
@@ -305,9 +306,11 @@ def test_interrupted_post_data_is_cleared_and_redone(config, target):
         tgt.execute("INSERT INTO _consolidation.steps (source, step, status) VALUES ('n8n', 'post-data', 'running')")
         tgt.execute("ALTER TABLE n8n.tree ADD CONSTRAINT tree_pkey PRIMARY KEY (id)")
         tgt.execute("CREATE INDEX everything_jb ON n8n.everything USING gin (jb)")
+        tgt.execute("CREATE UNIQUE INDEX codes_code ON n8n.codes (code)")   # an FK onto it must not shield it
+        tgt.execute("ALTER TABLE n8n.uses_code ADD CONSTRAINT uses_code_c_fkey FOREIGN KEY (c) REFERENCES n8n.codes (code)")
     result = run_migrator(config, "post-data")
     assert_ok(result)
-    assert "n8n: removed 2 objects left by an interrupted post-data" in result.stdout
+    assert "n8n: removed 4 objects left by an interrupted post-data" in result.stdout
     assert_ok(run_migrator(config, "verify"))
 
 

@@ -8,12 +8,11 @@ One advisory lock on the target keeps a second migrator out.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 from migrator import console, journal, ownership
-from migrator.db import connect
+from migrator.db import DEFAULT_JOBS, connect
 from migrator.mapping import load_mappings
 from migrator.settings import Settings
 from migrator.steps import copy as copy_step
@@ -25,10 +24,12 @@ HELP = "move every object and row into the target schemas (resumable)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
-                        help="parallel COPY workers per source (default: CPU count)")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+                        help="parallel COPY workers per source (default: CPU count, at most 8)")
     parser.add_argument("--split-mb", type=int, default=copy_step.DEFAULT_SPLIT_MB,
                         help="split tables larger than this into ranges (default: %(default)s)")
+    parser.add_argument("--index-jobs", type=int, default=None,
+                        help="parallel per-table index builds during the copy (default: same as --jobs)")
     copy_step.add_toast_argument(parser)
     parser.add_argument("--format", choices=("binary", "text"), default="binary", help="COPY format")
     parser.add_argument("--work-dir", type=Path, default=None, help="where dumps go (default: backups/work)")
@@ -36,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     timings = run(settings, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format,
-                  work_dir=args.work_dir or settings.work_dir, toast_compression=args.toast_compression)
+                  work_dir=args.work_dir or settings.work_dir, toast_compression=args.toast_compression,
+                  index_jobs=args.index_jobs)
     console.write_json(reports_dir / "migration.json", {"phase_seconds": timings, "jobs": args.jobs,
                                                          "toast_compression": args.toast_compression,
                                                          "split_mb": args.split_mb, "format": args.format})
@@ -56,7 +58,7 @@ def hand_over(target, mapping) -> None:
 
 
 def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLIT_MB, fmt: str = "binary",
-        work_dir: Path, toast_compression: str = "lz4") -> dict[str, float]:
+        work_dir: Path, toast_compression: str = "lz4", index_jobs: int | None = None) -> dict[str, float]:
     mappings = load_mappings(settings)
     timings: dict[str, float] = {}
     with connect(settings.target) as target:
@@ -71,7 +73,7 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
         journal.ensure(target)
         # Per-table indexes/keys/ANALYZE run while the copy goes on (both sources);
         # the post-data phase first waits for what is still building.
-        finisher = post_data_step.TableFinisher(settings, work_dir, jobs)
+        finisher = post_data_step.TableFinisher(settings, work_dir, index_jobs or jobs)
         phases = [
             ("schema", lambda: [schema_step.run(settings, m, target, work_dir) for m in mappings]),
             ("copy", lambda: copy_step.run(settings, mappings, target, jobs=jobs, split_mb=split_mb, fmt=fmt,

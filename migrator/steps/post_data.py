@@ -16,7 +16,6 @@ copy step read in its snapshot, so they match the copied rows.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import threading
 import time
@@ -27,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from migrator import catalog, console, journal, pgtools
-from migrator.db import connect
+from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping, load_mappings
 from migrator.settings import Settings
@@ -41,8 +40,8 @@ STEP = "post-data"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", type=Path, default=None, help="where the schema step left its dumps")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
-                        help="parallel index/constraint builds (default: CPU count)")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+                        help="parallel index/constraint builds (default: CPU count, at most 8)")
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
@@ -107,6 +106,9 @@ SELECT 'CONSTRAINT', t.relname || ' ' || k.conname, t.relname FROM pg_constraint
  WHERE n.nspname = %(schema)s AND k.contype IN ('p', 'u', 'x') AND t.relkind = 'r' AND NOT t.relispartition
 """
 
+INHERITANCE_PARENTS = ("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                       " WHERE n.nspname = %s AND c.relkind = 'r' AND c.relhassubclass")
+
 TableKey = tuple[str, str]   # (target schema, table)
 
 
@@ -115,8 +117,11 @@ def early_entries(toc_lines: list[str], source: psycopg.Connection, mapping: Sou
     """The TOC entries (indexes, primary/unique/exclusion keys) that belong to one table
     and need nothing but that table, per table. An entry we cannot place is left
     to the final pass, which is always correct, only later."""
-    table_of = {(kind, tag): table for kind, tag, table in
-                source.execute(TABLE_OF_ENTRY, {"schema": mapping.schema}).fetchall()}
+    owners: dict[tuple[str, str], set[str]] = {}
+    for kind, tag, table in source.execute(TABLE_OF_ENTRY, {"schema": mapping.schema}).fetchall():
+        owners.setdefault((kind, tag), set()).add(table)
+    # A tag two tables could own ("a b" + "c" vs "a" + "b c") is left to the final pass.
+    table_of = {entry: next(iter(tables)) for entry, tables in owners.items() if len(tables) == 1}
     plan: dict[TableKey, list[tuple[int, str]]] = {key: [] for key in tables}
     for line in toc_lines:
         match = EARLY_ENTRY.match(line)
@@ -166,7 +171,10 @@ class TableFinisher:
         """The tables this finisher will take (partitions and done ones excluded)."""
         toc = schema_step.filtered_list(target_dump(self.work_dir, mapping), self.settings.target,
                                         set(mapping.target_schemas))
-        keys = {(mapping.route(t.name, t.has_vector), t.name) for t in tables if t.copies_data and not t.is_partition}
+        # Inheritance parents stay out: their ANALYZE samples children still copying.
+        parents = {r[0] for r in source.execute(INHERITANCE_PARENTS, (mapping.schema,)).fetchall()}
+        keys = {(mapping.route(t.name, t.has_vector), t.name) for t in tables
+                if t.copies_data and not t.is_partition and t.name not in parents}
         done = journal.finished_tables(target, mapping.name)
         self.plans[mapping.name] = {k: v for k, v in early_entries(toc, source, mapping, keys).items()
                                     if k not in done}
@@ -181,16 +189,21 @@ class TableFinisher:
             raise self.failure
 
     def wait(self) -> int:
-        """Block until every submitted table is finished; the first failure is raised."""
-        for future in self.futures:
-            future.result()
-        return len(self.futures)
+        """Block until every submitted table is finished; the first failure is raised.
+        The sessions close here, before the final pass opens its own."""
+        try:
+            for future in self.futures:
+                future.result()
+            return len(self.futures)
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Cancel what has not started, let what runs finish (each is one transaction)."""
         self.pool.shutdown(wait=True, cancel_futures=True)
         for conn in self.sessions:
             conn.close()
+        self.sessions.clear()
 
     def _finish(self, mapping: SourceMapping, key: TableKey) -> None:
         if self.failure is not None:
@@ -223,7 +236,8 @@ DROP_CONSTRAINTS = ("SELECT format('ALTER TABLE %%I.%%I DROP CONSTRAINT IF EXIST
 DROP_INDEXES = ("SELECT format('DROP INDEX IF EXISTS %%I.%%I CASCADE', n.nspname, i.relname) FROM pg_index x"
                 " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid"
                 " JOIN pg_namespace n ON n.oid = i.relnamespace"
-                " WHERE n.nspname = ANY(%s) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid)"
+                " WHERE n.nspname = ANY(%s) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid"
+                " AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u', 'x'))"  # not FKs: they name others' indexes
                 " AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.oid)" + NOT_FINISHED_EARLY)
 DROP_TRIGGERS = ("SELECT format('DROP TRIGGER IF EXISTS %%I ON %%I.%%I', t.tgname, n.nspname, c.relname)"
                  " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace"

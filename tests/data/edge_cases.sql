@@ -94,6 +94,19 @@ INSERT INTO chicken VALUES (1, 1), (2, 2);
 INSERT INTO egg VALUES (1, 1), (2, 2);
 COMMIT;
 
+-- A foreign key onto a plain unique index (not a constraint).
+CREATE TABLE codes (code text NOT NULL);
+CREATE UNIQUE INDEX codes_code ON codes (code);
+CREATE TABLE uses_code (id integer PRIMARY KEY, c text REFERENCES codes (code));
+INSERT INTO codes VALUES ('a'), ('b');
+INSERT INTO uses_code VALUES (1, 'a'), (2, 'b'), (3, NULL);
+
+-- Old-style inheritance (copied ONLY per table; the parent is analyzed last).
+CREATE TABLE animals (id integer PRIMARY KEY, name text);
+CREATE TABLE dogs (breed text) INHERITS (animals);
+INSERT INTO animals VALUES (1, 'generic');
+INSERT INTO dogs VALUES (2, 'rex', 'collie'), (3, 'fido', NULL);
+
 -- Partitioned table.
 CREATE TABLE events (id bigserial, at date NOT NULL, payload jsonb, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
