@@ -17,7 +17,8 @@ class TableInfo:
     is_partition: bool
     has_vector: bool
     size_bytes: int
-    pages: int
+    pages: int              # physical heap pages, not the relpages estimate: a resumed copy
+                            # must cut the same ctid ranges, and the (quiet) files do not change
     est_rows: int
 
     @property
@@ -34,7 +35,8 @@ SELECT n.nspname, c.relname, c.relkind, c.relpersistence, c.relispartition,
                LEFT JOIN pg_type et ON et.oid = t.typelem
                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                  AND (t.typname = 'vector' OR et.typname = 'vector')) AS has_vector,
-       pg_table_size(c.oid), c.relpages, greatest(c.reltuples, 0)::bigint
+       pg_table_size(c.oid), (pg_relation_size(c.oid) / current_setting('block_size')::int)::int,
+       greatest(c.reltuples, 0)::bigint
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relkind IN ('r', 'p')
 ORDER BY c.relname

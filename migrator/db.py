@@ -3,6 +3,8 @@ and one clear, secret-free sentence for every way a connection can fail."""
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 from tenacity import RetryError, retry, retry_if_exception, stop_after_delay, wait_exponential
 
@@ -25,6 +27,10 @@ _TRANSIENT_MARKERS = (
 # How long connect() waits for a server that is still starting; the CLI's
 # --wait sets it for the whole run.
 DEFAULT_WAIT_SECONDS = 60.0
+# Parallel sessions per pool (COPY workers, index builds, pg_dump -j): the CPU count,
+# capped because each is a connection and the target's max_connections (100 on
+# Supabase) is shared with Supabase's own services; migrate uses up to 2x this.
+DEFAULT_JOBS = min(os.cpu_count() or 2, 8)
 
 
 class _Transient(Exception):

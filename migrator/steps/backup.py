@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 from migrator import console, pgtools
-from migrator.db import connect
+from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import ConsolidationError
 from migrator.settings import DatabaseSettings, Settings
 
@@ -26,7 +25,7 @@ HELP = "dump every source (and the target's current state) with a checksummed ma
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backup-dir", type=Path, default=None, help="default: backups/ beside the config")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="pg_dump parallel jobs")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="pg_dump parallel jobs")
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:

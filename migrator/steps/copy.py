@@ -15,7 +15,6 @@ their values (COPY writes them as given).
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -29,7 +28,7 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, Time
                            TransferSpeedColumn)
 
 from migrator import catalog, console, journal
-from migrator.db import connect
+from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping, load_mappings
 from migrator.settings import Settings
@@ -43,8 +42,8 @@ PROGRESS_EVERY = 1 << 20  # bytes between progress updates (a rich update per ro
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
-                        help="parallel COPY workers per source (default: CPU count)")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+                        help="parallel COPY workers per source (default: CPU count, at most 8)")
     parser.add_argument("--split-mb", type=int, default=DEFAULT_SPLIT_MB,
                         help="split tables larger than this into ranges (default: %(default)s)")
     add_toast_argument(parser)

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from rich.table import Table
 
 from migrator import console, cutover_state, envfile, services
-from migrator.db import connect
+from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import ConsolidationError, VerificationError
 from migrator.mapping import load_mappings
 from migrator.settings import Settings
@@ -35,7 +35,7 @@ BEFORE = "before-cutover"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="parallel workers")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="parallel workers")
     parser.add_argument("--app-timeout", type=float, default=300.0,
                         help="seconds each app gets to become healthy on the new instance (default: %(default)s)")
     parser.add_argument("--skip-backup", action="store_true", help="do not dump the sources first (not advised)")
