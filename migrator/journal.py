@@ -148,8 +148,8 @@ def created_schemas(conn: psycopg.Connection, source: str | None = None) -> list
 
 def forget_source(conn: psycopg.Connection, source: str) -> None:
     """Clear a source's progress (used when its schemas are rebuilt from scratch)."""
-    ensure(conn)
-    for table in ("steps", "units", "finished_tables", "created_schemas"):
+    forget_rows(conn, source)
+    for table in ("steps", "created_schemas"):
         conn.execute(f"DELETE FROM {SCHEMA}.{table} WHERE source = %s", (source,))
 
 

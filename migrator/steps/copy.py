@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections import Counter
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -212,10 +213,10 @@ def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Conne
             holders.callback(holder.close)
             tables = catalog.tables(holder.conn, mapping.schema)
             done = journal.done_units(target, mapping.name)
-            planned = plan_units(mapping, tables, split_mb)
-            sources.append(SourceCopy(mapping, holder, [u for u in planned if u.key not in done], len(done),
-                                      _hand_over_finished_tables(mapping, holder.conn, tables, target, planned,
-                                                                 done, finisher)))
+            pending = [u for u in plan_units(mapping, tables, split_mb) if u.key not in done]
+            sources.append(SourceCopy(mapping, holder, pending, len(done),
+                                      _hand_over_finished_tables(mapping, holder.conn, tables, target, pending,
+                                                                 finisher)))
         seconds = _copy_all(settings, sources, jobs, fmt, toast_compression)
         for sc in sources:
             detail = {**sc.stats, "seconds": seconds, "sequences": read_sequences(sc.holder.conn, sc.mapping)}
@@ -234,17 +235,15 @@ def _finish_source(target: psycopg.Connection, sc: SourceCopy, detail: dict) -> 
 
 
 def _hand_over_finished_tables(mapping: SourceMapping, source: psycopg.Connection, tables, target,
-                               planned: list[Unit], done, finisher):
+                               pending: list[Unit], finisher):
     """A callback for each copied unit that gives a table to the finisher once
     all its units are in (tables complete from an earlier run go at once)."""
     if finisher is None:
         return None
     early = finisher.plan(mapping, source, tables, target)
-    remaining: dict[tuple[str, str], int] = {}
-    for unit in planned:
-        remaining[unit.table_key] = remaining.get(unit.table_key, 0) + (unit.key not in done)
+    remaining = Counter(unit.table_key for unit in pending)
     for key in early:
-        if remaining.get(key) == 0:
+        if remaining[key] == 0:
             finisher.submit(mapping, key)
     lock = threading.Lock()
 
@@ -277,7 +276,6 @@ def _copy_all(settings: Settings, sources: list[SourceCopy], jobs: int, fmt: str
     local = threading.local()
     sessions: list[psycopg.Connection] = []
     lock = threading.Lock()
-    counters = {"rows": 0, "units": 0}
     started = time.monotonic()
 
     def sessions_for(sc: SourceCopy) -> tuple[psycopg.Connection, psycopg.Connection]:
@@ -311,12 +309,10 @@ def _copy_all(settings: Settings, sources: list[SourceCopy], jobs: int, fmt: str
             if sc.on_unit_done is not None:
                 sc.on_unit_done(unit)
             with lock:
-                counters["rows"] += rows
-                counters["units"] += 1
                 sc.stats["units"] += 1
                 sc.stats["rows_this_run"] += rows
-                progress.update(total, description=f"{label}: {counters['units']}/{len(units)} units, "
-                                                   f"{counters['rows']:,} rows")
+                progress.update(total, description=f"{label}: {sum(s.stats['units'] for s in sources)}/{len(units)}"
+                                f" units, {sum(s.stats['rows_this_run'] for s in sources):,} rows")
 
         try:
             with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:

@@ -226,19 +226,19 @@ class TableFinisher:
 # What post-data creates, in an order that drops dependants first. Inherited
 # constraints/indexes of partitions go with their parent's.
 # Keys and indexes of tables finished early (journal) are kept: the final pass skips them.
-NOT_FINISHED_EARLY = (f" AND (n.nspname, c.relname) NOT IN (SELECT schema_name, table_name"
-                      f" FROM {journal.SCHEMA}.finished_tables WHERE source = %s)")
+FINISHED_EARLY = (f"(n.nspname, c.relname) IN (SELECT schema_name, table_name"
+                  f" FROM {journal.SCHEMA}.finished_tables WHERE source = %s)")
 DROP_CONSTRAINTS = ("SELECT format('ALTER TABLE %%I.%%I DROP CONSTRAINT IF EXISTS %%I', n.nspname, c.relname,"
                     " k.conname) FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
                     " JOIN pg_namespace n ON n.oid = c.relnamespace"
                     " WHERE n.nspname = ANY(%s) AND k.contype = %s AND k.conparentid = 0 AND k.coninhcount = 0"
-                    " AND (k.contype = 'f'" + NOT_FINISHED_EARLY.replace(" AND ", " OR ", 1) + ")")
+                    " AND (k.contype = 'f' OR NOT " + FINISHED_EARLY + ")")
 DROP_INDEXES = ("SELECT format('DROP INDEX IF EXISTS %%I.%%I CASCADE', n.nspname, i.relname) FROM pg_index x"
                 " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid"
                 " JOIN pg_namespace n ON n.oid = i.relnamespace"
                 " WHERE n.nspname = ANY(%s) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid"
                 " AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u', 'x'))"  # not FKs: they name others' indexes
-                " AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.oid)" + NOT_FINISHED_EARLY)
+                " AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.oid) AND NOT " + FINISHED_EARLY)
 DROP_TRIGGERS = ("SELECT format('DROP TRIGGER IF EXISTS %%I ON %%I.%%I', t.tgname, n.nspname, c.relname)"
                  " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
                  " WHERE n.nspname = ANY(%s) AND NOT t.tgisinternal AND t.tgparentid = 0")
