@@ -33,6 +33,18 @@ DEFAULT_WAIT_SECONDS = 60.0
 DEFAULT_JOBS = min(os.cpu_count() or 2, 8)
 
 
+# Every session the migrator opens resolves functions, operators and types in
+# pg_catalog only (pg_temp is never searched for functions): a `format` or a
+# `hashtextextended` that an app role, Supabase's `postgres` or a legacy
+# database's owner planted in their own schema or in `public` is never picked
+# over the built-in one, whatever the role's or database's default search_path.
+PINNED_SEARCH_PATH = "pg_catalog,pg_temp"
+# Views are code (and so are foreign tables): a session that must only read
+# plain tables refuses them instead of running them (PostgreSQL 12.20/13.16/
+# 14.13/15.8/16.4/17.0 and later; on older servers the relkind checks remain).
+RESTRICTED_KINDS = "view,foreign-table"
+
+
 class _Transient(Exception):
     """Internal: a connection failure worth retrying (message already explained)."""
 
@@ -64,19 +76,24 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def connect(db: DatabaseSettings, wait_seconds: float | None = None, *, autocommit: bool = True,
-            read_only: bool | None = None, **overrides: object) -> psycopg.Connection:
+            read_only: bool | None = None, restrict_views: bool = True,
+            **overrides: object) -> psycopg.Connection:
     """Connect, waiting up to ``wait_seconds`` for a server that is still starting.
 
     Sources are opened read-only by default: the migration never writes them.
+    Every session has its search_path pinned to pg_catalog; with ``restrict_views``
+    (the default) it also refuses to expand views and foreign tables, so reading
+    what should be a table never runs someone else's query with this session's rights.
     """
     if wait_seconds is None:
         wait_seconds = DEFAULT_WAIT_SECONDS
     if read_only is None:
         read_only = db.role == "source"
-    options = "-c default_transaction_read_only=on" if read_only else None
+    options = f"-c search_path={PINNED_SEARCH_PATH}"
+    if read_only:
+        options += " -c default_transaction_read_only=on"
     params = db.conninfo(connect_timeout=5, autocommit=autocommit, **overrides)
-    if options:
-        params["options"] = options
+    params["options"] = options
 
     @retry(retry=retry_if_exception(_is_transient), stop=stop_after_delay(wait_seconds),
            wait=wait_exponential(multiplier=0.25, max=2), reraise=False)
@@ -90,7 +107,21 @@ def connect(db: DatabaseSettings, wait_seconds: float | None = None, *, autocomm
             raise DatabaseError(db.name, db.role, reason) from None
 
     try:
-        return attempt()
+        conn = attempt()
     except RetryError as exc:
         last = exc.last_attempt.exception()
         raise DatabaseError(db.name, db.role, f"{last} - gave up after {wait_seconds:g} s") from None
+    if restrict_views:
+        restrict_relation_kinds(conn)
+    return conn
+
+
+def restrict_relation_kinds(conn: psycopg.Connection) -> None:
+    """Refuse views and foreign tables in this session, where the server knows the setting."""
+    known = conn.execute("SELECT pg_catalog.count(*) FROM pg_catalog.pg_settings"
+                         " WHERE name OPERATOR(pg_catalog.=) 'restrict_nonsystem_relation_kind'").fetchone()[0]
+    if known:
+        conn.execute("SELECT pg_catalog.set_config('restrict_nonsystem_relation_kind', %s, false)",
+                     (RESTRICTED_KINDS,))
+    if not conn.autocommit:
+        conn.commit()   # a snapshot session must start its transaction fresh

@@ -17,6 +17,9 @@ import psycopg
 
 from migrator.db import connect
 from migrator.errors import ConsolidationError
+from migrator.loader import PREFIX as LOADER_PREFIX
+
+LOADER_PATTERN = LOADER_PREFIX.replace("_", "\\_") + "%"
 
 SCHEMA = "_consolidation"
 LOCK_KEY = 0x636F6E73  # "cons": one migrator at a time per target instance
@@ -41,6 +44,26 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.created_schemas (
   schema_name text PRIMARY KEY, source text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS {SCHEMA}.events (
   id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), source text, step text, message text);
+-- A loader role (migrator/loader.py) records its own source's units and tables, in the
+-- same transaction as their data, and nothing else: app code that runs as one loader
+-- cannot mark another source's work as done. (A CHECK, not a policy: loaders bypass
+-- RLS, and COPY sessions run with session_replication_role = replica, without triggers.)
+DO $$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['units', 'finished_tables'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint
+                   WHERE conrelid OPERATOR(pg_catalog.=) pg_catalog.format('{SCHEMA}.%I', t)::pg_catalog.regclass
+                     AND conname OPERATOR(pg_catalog.=) 'written_by_own_loader') THEN
+      EXECUTE pg_catalog.format('ALTER TABLE {SCHEMA}.%I ADD CONSTRAINT written_by_own_loader CHECK ('
+                                'CURRENT_USER::pg_catalog.text OPERATOR(pg_catalog.!~~) %L'
+                                ' OR CURRENT_USER::pg_catalog.text OPERATOR(pg_catalog.=) (%L OPERATOR(pg_catalog.||) source))',
+                                t, '{LOADER_PATTERN}', '{LOADER_PREFIX}');
+    END IF;
+  END LOOP;
+END
+$$;
 """
 
 

@@ -36,9 +36,18 @@ def _env(db: DatabaseSettings, dbname: str | None = None) -> dict[str, str]:
     return env
 
 
+def private_dir(path: Path) -> Path:
+    """A directory only the migrator's user can read (dumps hold every row of a database)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
 def run(tool: str, args: list[str], db: DatabaseSettings, dbname: str | None = None,
         what: str = "") -> subprocess.CompletedProcess:
-    proc = subprocess.run([_binary(tool), *args], env=_env(db, dbname), capture_output=True, text=True)
+    # umask 077: dumps and listings hold data (the target's dump holds auth and vault), owner-only.
+    proc = subprocess.run([_binary(tool), *args], env=_env(db, dbname), capture_output=True, text=True,
+                          umask=0o077)
     if proc.returncode != 0:
         lines = [line for line in redact(proc.stderr).splitlines() if line.strip()]
         detail = lines[-1] if lines else f"exit code {proc.returncode}"

@@ -74,7 +74,9 @@ def run(settings: Settings, backup_dir: Path, *, jobs: int) -> Path:
     console.step("B", "backup: dump every source and the target's current state")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = backup_dir / stamp
-    run_dir.mkdir(parents=True, exist_ok=False)
+    pgtools.private_dir(backup_dir)
+    run_dir.mkdir(mode=0o700, exist_ok=False)
+    run_dir.chmod(0o700)      # whatever the umask: these dumps hold every row
     facts = {db.name: database_facts(db) for db in settings.databases}
     check_space(run_dir, int(sum(size for _, size in facts.values()) * 1.2))
     manifest = {"created_at": stamp, "pg_dump": pgtools.client_version(), "dumps": []}

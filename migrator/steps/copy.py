@@ -28,11 +28,11 @@ from psycopg import sql
 from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                            TransferSpeedColumn)
 
-from migrator import catalog, console, journal
+from migrator import catalog, console, journal, loader
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping, load_mappings
-from migrator.settings import Settings
+from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "copy"
 HELP = "stream all rows source -> target (parallel COPY, one snapshot per source)"
@@ -54,8 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     with journal.locked_target(settings) as target:
-        run(settings, load_mappings(settings), target, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format,
-            toast_compression=args.toast_compression)
+        mappings = load_mappings(settings)
+        with loader.logins(target, settings, mappings):
+            for mapping in mappings:
+                if not journal.step_done(target, mapping.name, STEP):
+                    loader.take_over(target, settings, mapping)
+            run(settings, mappings, target, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format,
+                toast_compression=args.toast_compression)
     return 0
 
 
@@ -134,8 +139,10 @@ def add_toast_argument(parser: argparse.ArgumentParser) -> None:
                              " for the target's CPU) or with the server's default_toast_compression")
 
 
-def _target_session(settings: Settings, toast_compression: str = "server") -> psycopg.Connection:
-    conn = connect(settings.target, autocommit=False)
+def _target_session(hands: DatabaseSettings, toast_compression: str = "server") -> psycopg.Connection:
+    """A session of the source's loader role: the rows' CHECKs, domains and generated
+    columns run with its rights, never the superuser's (migrator/loader.py)."""
+    conn = connect(hands, autocommit=False, restrict_views=False)
     conn.execute("SET session_replication_role = replica")   # no triggers, no FK checks on copied rows
     conn.execute("SET synchronous_commit = off")              # durability is settled by the final verify
     if toast_compression == "lz4":
@@ -157,9 +164,11 @@ def copy_unit(unit: Unit, src: psycopg.Connection, tgt: psycopg.Connection, mapp
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     where = sql.SQL("")
     if unit.page_from is not None:
-        where = sql.SQL(" WHERE ctid >= {}::tid").format(sql.Literal(f"({unit.page_from},0)"))
+        where = sql.SQL(" WHERE ctid OPERATOR(pg_catalog.>=) {}::pg_catalog.tid").format(
+            sql.Literal(f"({unit.page_from},0)"))
         if unit.page_to is not None:
-            where += sql.SQL(" AND ctid < {}::tid").format(sql.Literal(f"({unit.page_to},0)"))
+            where += sql.SQL(" AND ctid OPERATOR(pg_catalog.<) {}::pg_catalog.tid").format(
+                sql.Literal(f"({unit.page_to},0)"))
     opts = sql.SQL("(FORMAT binary)") if fmt == "binary" else sql.SQL("")
     copy_out = sql.SQL("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT {}").format(cols, t.ident(), where, opts)
     copy_in = sql.SQL("COPY {} ({}) FROM STDIN {}").format(
@@ -188,6 +197,7 @@ def copy_unit(unit: Unit, src: psycopg.Connection, tgt: psycopg.Connection, mapp
 class SourceCopy:
     """One source's share of the copy: its snapshot, its remaining units, its hook."""
     mapping: SourceMapping
+    hands: DatabaseSettings           # the loader's login: every target write goes through it
     holder: SnapshotHolder
     units: list[Unit]
     done_before: int
@@ -209,15 +219,16 @@ def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Conne
                 console.console.print(f"  {mapping.name}: copy already done on a previous run, skipping")
                 continue
             journal.start_step(target, mapping.name, STEP)
+            hands = loader.ensure(target, settings, mapping)
             holder = SnapshotHolder(mapping)
             holders.callback(holder.close)
             tables = catalog.tables(holder.conn, mapping.schema)
             done = journal.done_units(target, mapping.name)
             pending = [u for u in plan_units(mapping, tables, split_mb) if u.key not in done]
-            sources.append(SourceCopy(mapping, holder, pending, len(done),
+            sources.append(SourceCopy(mapping, hands, holder, pending, len(done),
                                       _hand_over_finished_tables(mapping, holder.conn, tables, target, pending,
                                                                  finisher)))
-        seconds = _copy_all(settings, sources, jobs, fmt, toast_compression)
+        seconds = _copy_all(sources, jobs, fmt, toast_compression)
         for sc in sources:
             detail = {**sc.stats, "seconds": seconds, "sequences": read_sequences(sc.holder.conn, sc.mapping)}
             results[sc.mapping.name] = _finish_source(target, sc, detail)
@@ -266,8 +277,7 @@ def read_sequences(conn: psycopg.Connection, mapping: SourceMapping) -> dict[str
     return values
 
 
-def _copy_all(settings: Settings, sources: list[SourceCopy], jobs: int, fmt: str,
-              toast_compression: str = "server") -> float:
+def _copy_all(sources: list[SourceCopy], jobs: int, fmt: str, toast_compression: str = "server") -> float:
     """Run every unit of every source, largest first; the first failure stops the rest."""
     by_name = {sc.mapping.name: sc for sc in sources}
     units = sorted((u for sc in sources for u in sc.units), key=lambda u: u.estimated_bytes, reverse=True)
@@ -279,16 +289,16 @@ def _copy_all(settings: Settings, sources: list[SourceCopy], jobs: int, fmt: str
     started = time.monotonic()
 
     def sessions_for(sc: SourceCopy) -> tuple[psycopg.Connection, psycopg.Connection]:
-        """Per worker thread: one target session, one session per source on its snapshot."""
-        if not hasattr(local, "tgt"):
-            local.tgt, local.src = _target_session(settings, toast_compression), {}
+        """Per worker thread and source: a session on its snapshot, one as its loader."""
+        if not hasattr(local, "src"):
+            local.src, local.tgt = {}, {}
+        name = sc.mapping.name
+        if name not in local.src:
+            local.src[name] = _source_session(sc.mapping, sc.holder.snapshot)
+            local.tgt[name] = _target_session(sc.hands, toast_compression)
             with lock:
-                sessions.append(local.tgt)
-        if sc.mapping.name not in local.src:
-            local.src[sc.mapping.name] = _source_session(sc.mapping, sc.holder.snapshot)
-            with lock:
-                sessions.append(local.src[sc.mapping.name])
-        return local.src[sc.mapping.name], local.tgt
+                sessions.extend((local.src[name], local.tgt[name]))
+        return local.src[name], local.tgt[name]
 
     label = " + ".join(by_name)
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),

@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from migrator import console, journal, ownership
+from migrator import console, journal, loader, ownership
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.mapping import load_mappings
 from migrator.settings import Settings
@@ -51,7 +51,7 @@ def hand_over(target, mapping) -> None:
         return
     if not target.execute("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)", (mapping.owner,)).fetchone()[0]:
         console.console.print(f"  {mapping.name}: role '{mapping.owner}' does not exist yet; objects stay with the "
-                              "migrator until `consolidate roles` hands them over")
+                              f"loader role '{loader.name_of(mapping)}' until `consolidate roles` hands them over")
         return
     changed = sum(len(ownership.hand_over_schema(target, schema, mapping.owner)) for schema in mapping.target_schemas)
     console.console.print(f"  {mapping.name}: {changed} objects handed over to role '{mapping.owner}'")
@@ -71,6 +71,8 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
         if pending and not journal.exists(target):
             schema_step.check_space(pending, target)
         journal.ensure(target)
+        for mapping in pending:               # work left: the loader owns the schemas again
+            loader.take_over(target, settings, mapping)
         # Per-table indexes/keys/ANALYZE run while the copy goes on (both sources);
         # the post-data phase first waits for what is still building.
         finisher = post_data_step.TableFinisher(settings, work_dir, index_jobs or jobs)
@@ -83,11 +85,12 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
             ("ownership", lambda: [hand_over(target, m) for m in mappings]),
         ]
         try:
-            for number, (title, action) in enumerate(phases, start=1):
-                console.step(f"M{number}", title)
-                started = time.monotonic()
-                action()
-                timings[title] = round(time.monotonic() - started, 3)
+            with loader.logins(target, settings, mappings):
+                for number, (title, action) in enumerate(phases, start=1):
+                    console.step(f"M{number}", title)
+                    started = time.monotonic()
+                    action()
+                    timings[title] = round(time.monotonic() - started, 3)
         finally:
             finisher.close()
     return timings

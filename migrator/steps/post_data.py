@@ -11,6 +11,10 @@ policies, partitions' indexes, whatever a table did not get early.
 If an earlier final pass died half-way, the objects it left in our schemas are
 dropped first, so a rerun starts it clean. Sequence positions are those the
 copy step read in its snapshot, so they match the copied rows.
+
+All of it runs as the source's loader role, the tables' owner while they are
+built (migrator/loader.py): index expressions, constraint checks, matview
+queries and ANALYZE run the source's code, never with the superuser's rights.
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import catalog, console, journal, pgtools
+from migrator import catalog, console, journal, loader, pgtools
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping, load_mappings
-from migrator.settings import Settings
+from migrator.settings import DatabaseSettings, Settings
 from migrator.steps import copy as copy_step
 from migrator.steps import schema as schema_step
 
@@ -47,8 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     work_dir = args.work_dir or settings.work_dir
     with journal.locked_target(settings) as target:
-        for mapping in load_mappings(settings):
-            run(settings, mapping, target, work_dir, jobs=args.jobs)
+        mappings = load_mappings(settings)
+        with loader.logins(target, settings, mappings):
+            for mapping in mappings:
+                if not journal.step_done(target, mapping.name, STEP):
+                    loader.take_over(target, settings, mapping)
+            for mapping in mappings:
+                run(settings, mapping, target, work_dir, jobs=args.jobs)
     return 0
 
 
@@ -61,6 +70,7 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
         cleared = clear_post_data(target, mapping)
         console.console.print(f"  {mapping.name}: removed {cleared} objects left by an interrupted post-data")
     journal.start_step(target, mapping.name, STEP)
+    hands = loader.ensure(target, settings, mapping)
     dump = target_dump(work_dir, mapping)
     finished = journal.finished_tables(target, mapping.name)
     built = {toc_id for ids in finished.values() for toc_id in ids}
@@ -70,10 +80,12 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
                                  if toc_id_of(line) not in built) + "\n")
     pgtools.run("pg_restore", ["--exit-on-error", f"--jobs={max(jobs, 1)}", "--no-owner", "--no-acl",
                                "--section=post-data", "-L", str(listing), "-d", settings.target.dbname, str(dump)],
-                settings.target, what="post-data into the target")
-    set_sequences(target, mapping)
-    refresh_matviews(target, mapping)
-    analyze(target, mapping, skip=set(finished))
+                hands, what="post-data into the target")
+    values = _sequence_values(target, mapping)
+    with connect(hands, restrict_views=False) as conn:
+        set_sequences(conn, mapping, values)
+        refresh_matviews(conn, mapping)
+        analyze(conn, mapping, skip=set(finished))
     journal.finish_step(target, mapping.name, STEP)
     console.console.print(f"  {mapping.name}: indexes, constraints, triggers, sequences, ANALYZE done"
                           f" ({len(finished)} tables had theirs built while copying)")
@@ -164,6 +176,7 @@ class TableFinisher:
         self.sessions: list[psycopg.Connection] = []
         self.futures = []
         self.plans: dict[str, dict[TableKey, list[tuple[int, str]]]] = {}
+        self.hands: dict[str, DatabaseSettings] = {}
         self.failure: BaseException | None = None
 
     def plan(self, mapping: SourceMapping, source: psycopg.Connection, tables: list[catalog.TableInfo],
@@ -176,6 +189,7 @@ class TableFinisher:
         keys = {(mapping.route(t.name, t.has_vector), t.name) for t in tables
                 if t.copies_data and not t.is_partition and t.name not in parents}
         done = journal.finished_tables(target, mapping.name)
+        self.hands[mapping.name] = loader.ensure(target, self.settings, mapping)
         self.plans[mapping.name] = {k: v for k, v in early_entries(toc, source, mapping, keys).items()
                                     if k not in done}
         return set(self.plans[mapping.name])
@@ -209,18 +223,21 @@ class TableFinisher:
         if self.failure is not None:
             return
         try:
-            finish_table(self._session(), self.settings, mapping, target_dump(self.work_dir, mapping), key,
+            finish_table(self._session(mapping), self.settings, mapping, target_dump(self.work_dir, mapping), key,
                          self.plans[mapping.name][key])
         except BaseException as exc:
             self.failure = self.failure or exc
             raise
 
-    def _session(self) -> psycopg.Connection:
-        if not hasattr(self.local, "conn"):
-            self.local.conn = connect(self.settings.target)
+    def _session(self, mapping: SourceMapping) -> psycopg.Connection:
+        """Per worker thread and source: a session of that source's loader (the tables' owner)."""
+        if not hasattr(self.local, "conns"):
+            self.local.conns = {}
+        if mapping.name not in self.local.conns:
+            self.local.conns[mapping.name] = connect(self.hands[mapping.name])
             with self.lock:
-                self.sessions.append(self.local.conn)
-        return self.local.conn
+                self.sessions.append(self.local.conns[mapping.name])
+        return self.local.conns[mapping.name]
 
 
 # What post-data creates, in an order that drops dependants first. Inherited
@@ -275,12 +292,12 @@ def sequence_schema(target: psycopg.Connection, mapping: SourceMapping, name: st
     return row[0] if row else None
 
 
-def set_sequences(target: psycopg.Connection, mapping: SourceMapping) -> None:
-    for name, (last_value, is_called) in _sequence_values(target, mapping).items():
+def set_sequences(target: psycopg.Connection, mapping: SourceMapping, values: dict[str, list]) -> None:
+    for name, (last_value, is_called) in values.items():
         schema = sequence_schema(target, mapping, name)
         if schema is None:
             raise psycopg.errors.UndefinedTable(f"sequence {name} of {mapping.name} has no counterpart on the target")
-        target.execute("SELECT setval(%s::regclass, %s, %s)",
+        target.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, %s)",
                        (sql.Identifier(schema, name).as_string(target), last_value, is_called))
 
 

@@ -7,6 +7,12 @@ schema, route tables by the mapping rules (types and sequences follow the
 tables that use them), then dump the result and restore its pre-data section
 into the target database. Post-data (indexes, constraints, triggers) waits
 until the data is in (see post_data.py). Sources are only read.
+
+Restoring a definition can run its code (PostgreSQL folds immutable calls in
+CHECK and index expressions while it prepares them), so everything that
+restores or moves the source's objects runs as the source's loader role
+(migrator/loader.py), which owns the scratch database and the target schemas;
+the superuser only creates databases, schemas and extensions.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import catalog, console, journal, pgtools
+from migrator import catalog, console, journal, loader, pgtools
 from migrator.db import connect
 from migrator.errors import ConsolidationError, DatabaseError
 from migrator.mapping import SourceMapping, load_mappings
-from migrator.settings import Settings
+from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "schema"
 HELP = "recreate object definitions (pre-data) in the target schemas"
@@ -35,8 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     work_dir = args.work_dir or settings.work_dir
     with journal.locked_target(settings) as target:
-        for mapping in load_mappings(settings):
-            run(settings, mapping, target, work_dir)
+        mappings = load_mappings(settings)
+        with loader.logins(target, settings, mappings):
+            for mapping in mappings:
+                if not journal.step_done(target, mapping.name, STEP):
+                    loader.take_over(target, settings, mapping)
+            for mapping in mappings:
+                run(settings, mapping, target, work_dir)
     return 0
 
 
@@ -128,17 +139,19 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
         console.console.print(f"  {mapping.name}: schema already done on a previous run, skipping")
         return
     exts, routes = check(mapping, target)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    pgtools.private_dir(work_dir)
     journal.start_step(target, mapping.name, STEP)
     drop_our_schemas(target, mapping)          # a half-done earlier attempt is redone from scratch
+    hands = loader.ensure(target, settings, mapping)
     source_dump = work_dir / f"{mapping.name}.source-schema.dump"
     pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "--no-publications",
                             "--no-subscriptions", "--no-security-labels", "--no-tablespaces",
                             "-n", mapping.schema, "-f", str(source_dump)], mapping.db, what="--schema-only")
     remapped = work_dir / f"{mapping.name}.target-schema.dump"
-    remap_in_scratch(settings, mapping, target, source_dump, remapped, exts, routes)
+    remap_in_scratch(settings, mapping, target, hands, source_dump, remapped, exts, routes)
     install_extensions(target, exts)
-    restore_pre_data(settings, mapping, target, remapped)
+    loader.grant_extensions(target, mapping)
+    restore_pre_data(settings, mapping, target, hands, remapped)
     journal.finish_step(target, mapping.name, STEP, {"tables": len(routes)})
     console.console.print(f"  {mapping.name}: {len(routes)} tables defined in {', '.join(mapping.target_schemas)}")
 
@@ -165,37 +178,50 @@ def filtered_list(dump: Path, db, schemas: set[str], section: str | None = None)
 
 
 def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg.Connection,
-                     source_dump: Path, out_dump: Path, exts, routes: dict[str, str]) -> None:
+                     hands: DatabaseSettings, source_dump: Path, out_dump: Path, exts,
+                     routes: dict[str, str]) -> None:
     scratch = scratch_name(mapping)
     target.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
-    target.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(scratch)))
+    target.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8'").format(
+        sql.Identifier(scratch), sql.Identifier(hands.user)))
     try:
         with connect(settings.target, dbname=scratch) as conn:
-            conn.execute("CREATE SCHEMA IF NOT EXISTS extensions")
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(mapping.schema)))
-            for ext in exts:  # where the dump expects them, then moved where Supabase keeps them
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(ext.schema)))
-                conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}").format(
-                    sql.Identifier(ext.name), sql.Identifier(ext.schema)))
+            prepare_scratch(conn, mapping, exts, hands.user)
         listing = out_dump.with_suffix(".source.list")
         listing.write_text("\n".join(filtered_list(source_dump, mapping.db, {mapping.schema})) + "\n")
         pgtools.run("pg_restore", ["--exit-on-error", "--single-transaction", "--no-owner", "--no-acl",
                                    "-L", str(listing), "-d", scratch, str(source_dump)],
-                    settings.target, dbname=scratch, what="into scratch")
+                    hands, dbname=scratch, what="into scratch")
         with connect(settings.target, dbname=scratch) as conn, conn.transaction():
-            relocate(conn, mapping, exts, routes)
+            for ext in exts:  # extensions belong to the superuser: it moves them
+                if ext.schema != "extensions" and ext.relocatable:
+                    conn.execute(sql.SQL("ALTER EXTENSION {} SET SCHEMA extensions").format(sql.Identifier(ext.name)))
+        with connect(hands, dbname=scratch) as conn, conn.transaction():
+            relocate(conn, mapping, routes)
         pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "-f", str(out_dump),
                                 *[f"--schema={s}" for s in mapping.target_schemas]],
-                    settings.target, dbname=scratch, what="of the remapped scratch database")
+                    hands, dbname=scratch, what="of the remapped scratch database")
     finally:
         target.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
 
 
-def relocate(conn: psycopg.Connection, mapping: SourceMapping, exts, routes: dict[str, str]) -> None:
-    """In the scratch database: extensions -> extensions, schema -> target schemas."""
+def prepare_scratch(conn: psycopg.Connection, mapping: SourceMapping, exts, role: str) -> None:
+    """As the superuser: the source's schema (owned by the loader) and its extensions,
+    where the dump expects them."""
+    conn.execute("CREATE SCHEMA IF NOT EXISTS extensions")
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+        sql.Identifier(mapping.schema), sql.Identifier(role)))
+    conn.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(mapping.schema), sql.Identifier(role)))
     for ext in exts:
-        if ext.schema != "extensions" and ext.relocatable:
-            conn.execute(sql.SQL("ALTER EXTENSION {} SET SCHEMA extensions").format(sql.Identifier(ext.name)))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(ext.schema)))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(ext.schema), sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}").format(
+            sql.Identifier(ext.name), sql.Identifier(ext.schema)))
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA extensions TO {}").format(sql.Identifier(role)))
+
+
+def relocate(conn: psycopg.Connection, mapping: SourceMapping, routes: dict[str, str]) -> None:
+    """In the scratch database, as the loader: schema -> target schemas (extensions moved already)."""
     conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
         sql.Identifier(mapping.schema), sql.Identifier(mapping.target_schema)))
     for schema in mapping.target_schemas[1:]:
@@ -249,12 +275,15 @@ def install_extensions(target: psycopg.Connection, exts) -> None:
             sql.Identifier(ext.name)))
 
 
-def restore_pre_data(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, dump: Path) -> None:
+def restore_pre_data(settings: Settings, mapping: SourceMapping, target: psycopg.Connection,
+                     hands: DatabaseSettings, dump: Path) -> None:
     for schema in mapping.target_schemas:
         journal.record_created_schema(target, schema, mapping.name)
-        target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+            sql.Identifier(schema), sql.Identifier(hands.user)))
+    loader.own_schemas(target, mapping, list(mapping.target_schemas))   # one `consolidate roles` made already
     listing = dump.with_suffix(".pre-data.list")
     listing.write_text("\n".join(filtered_list(dump, settings.target, set(mapping.target_schemas))) + "\n")
     pgtools.run("pg_restore", ["--exit-on-error", "--single-transaction", "--no-owner", "--no-acl",
                                "--section=pre-data", "-L", str(listing), "-d", settings.target.dbname, str(dump)],
-                settings.target, what="pre-data into the target")
+                hands, what="pre-data into the target")

@@ -10,9 +10,16 @@ order-independent, so the two servers need not agree on row order.
 
 Objects: columns (type, nullability, default, generated/identity), constraints,
 indexes (and validity), triggers (and enabled state), views, policies and RLS
-flags, comments, and sequence positions. Names are compared with each session's
-search_path set to the schemas involved, so `letta.vector` and
-`extensions.vector` both print as `vector`.
+flags, comments, and sequence positions. Both sessions keep the migrator's
+pinned search_path (pg_catalog only); the schema qualifiers that differ by
+design (`letta.vector` vs `extensions.vector`) are stripped before comparing.
+
+Trust: the target side reads as the source's loader role (migrator/loader.py),
+given SELECT on exactly that source's tables for the length of the run, never
+as the superuser. Only plain tables are read, on both sides: a relation that
+is no longer a table (say, a view calling the app's own function) is refused
+and reported, not read. Every function and operator in the hashing queries is
+schema-qualified.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import psycopg
 from psycopg import sql
 from rich.table import Table
 
-from migrator import catalog, console
+from migrator import catalog, console, loader
 from migrator.db import connect
 from migrator.errors import VerificationError
 from migrator.mapping import SourceMapping, load_mappings
@@ -43,9 +50,16 @@ PINNED = ("SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZ
 # far more than hashing it. A lateral unnest, unlike an OFFSET 0 subquery, keeps the
 # scan parallel. sum(bigint) is exact (numeric result), as the ::numeric sum was.
 # Aliases are qualified (`_row.*`, `_text.txt`): a table may have columns named t or r.
-CHECKSUM_SQL = ("SELECT count(*), coalesce(sum(hashtextextended(_text.txt, 0)), 0)::text,"
-                " coalesce(sum(hashtextextended(_text.txt, 1)), 0)::text"
-                " FROM ONLY {} AS _row CROSS JOIN LATERAL unnest(ARRAY[(_row.*)::text]) AS _text(txt)")
+CHECKSUM_SQL = ("SELECT pg_catalog.count(*),"
+                " coalesce(pg_catalog.sum(pg_catalog.hashtextextended(_text.txt, 0::pg_catalog.int8)), 0)"
+                "::pg_catalog.text,"
+                " coalesce(pg_catalog.sum(pg_catalog.hashtextextended(_text.txt, 1::pg_catalog.int8)), 0)"
+                "::pg_catalog.text"
+                " FROM ONLY {} AS _row"
+                " CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[(_row.*)::pg_catalog.text]) AS _text(txt)")
+RELKIND_SQL = ("SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+               " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+               " WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relname OPERATOR(pg_catalog.=) %s")
 
 # Object inventories: each query yields (kind, key, value) with names resolved via search_path.
 INVENTORY_SQL = {
@@ -123,10 +137,13 @@ class SourceResult:
 
     @property
     def differences(self) -> list[str]:
-        data = [f"table {t.target}: source {t.source_rows} rows / target {t.target_rows} rows"
+        refused = [f"table {t.target}: target relation is {t.target_hash}" for t in self.tables
+                   if t.target_hash.startswith("not a table")]
+        data = refused + [
+                f"table {t.target}: source {t.source_rows} rows / target {t.target_rows} rows"
                 + ("" if t.source_rows != t.target_rows else " (same count, different content)")
                 + (f"; differing key ranges: {'; '.join(t.ranges)}" if t.ranges else "")
-                for t in self.tables if not t.ok]
+                for t in self.tables if not t.ok and not t.target_hash.startswith("not a table")]
         return data + self.sequence_differences + self.object_differences
 
 
@@ -139,9 +156,8 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     return 0
 
 
-def _session(conn: psycopg.Connection, search_path: list[str]) -> None:
+def _session(conn: psycopg.Connection) -> None:
     conn.execute(PINNED)
-    conn.execute(sql.SQL("SET search_path = {}").format(sql.SQL(", ").join(map(sql.Identifier, search_path))))
 
 
 def _checksum(conn: psycopg.Connection, schema: str, table: str) -> tuple[int, str]:
@@ -162,8 +178,9 @@ SELECT a.attname FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid 
 WHERE x.indrelid = %s::regclass AND x.indisprimary AND x.indnkeyatts = 1
   AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
 """
-RANGE_SQL = ("SELECT ({col} - {lo}) / {width} AS bucket, count(*),"
-             " sum(hashtextextended((_row.*)::text, 0)::numeric)::text FROM ONLY {tbl} AS _row GROUP BY 1")
+RANGE_SQL = ("SELECT ({col} OPERATOR(pg_catalog.-) {lo}) OPERATOR(pg_catalog./) {width} AS bucket,"
+             " pg_catalog.count(*), pg_catalog.sum(pg_catalog.hashtextextended((_row.*)::pg_catalog.text,"
+             " 0::pg_catalog.int8)::pg_catalog.numeric)::pg_catalog.text FROM ONLY {tbl} AS _row GROUP BY 1")
 
 
 def locate_ranges(source: psycopg.Connection, target: psycopg.Connection, src_table: str, tgt_table: str,
@@ -173,7 +190,7 @@ def locate_ranges(source: psycopg.Connection, target: psycopg.Connection, src_ta
     if not pk:
         return []
     col = sql.Identifier(pk[0])
-    lo, hi = source.execute(sql.SQL("SELECT min({0}), max({0}) FROM ONLY {1}").format(
+    lo, hi = source.execute(sql.SQL("SELECT pg_catalog.min({0}), pg_catalog.max({0}) FROM ONLY {1}").format(
         col, sql.Identifier(schema, src_table))).fetchone()
     lo, hi = lo or 0, hi or 0
     width = max((hi - lo) // BUCKETS + 1, 1)
@@ -191,10 +208,14 @@ def locate_ranges(source: psycopg.Connection, target: psycopg.Connection, src_ta
 
 
 def _target_checksum(conn: psycopg.Connection, schema: str, table: str) -> tuple[int, str]:
-    try:
-        return _checksum(conn, schema, table)
-    except psycopg.errors.UndefinedTable:
+    """Count and hash a target table; a missing relation, or one that is not a plain
+    table any more, is reported and never read (reading a view runs its code)."""
+    found = conn.execute(RELKIND_SQL, (schema, table)).fetchone()
+    if found is None:
         return -1, "missing"
+    if found[0] != "r":
+        return -1, f"not a table (relkind '{found[0]}'): refused to read it"
+    return _checksum(conn, schema, table)
 
 
 def _inventory(conn: psycopg.Connection, schemas: list[str], strip: list[str]) -> dict[tuple[str, str], str]:
@@ -265,12 +286,24 @@ def compare_sequences(source: psycopg.Connection, target: psycopg.Connection, ma
     return diffs
 
 
-def verify_source(settings: Settings, mapping: SourceMapping) -> SourceResult:
+def verify_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection) -> SourceResult:
+    """One source against its target schemas; the target is read as the source's loader,
+    with SELECT on that source's tables granted for this call only."""
+    hands = loader.ensure(admin, settings, mapping)
+    loader.revoke_reads(admin, mapping)        # what a killed earlier verify left
+    loader.grant_reads(admin, mapping)
+    try:
+        return _compare(settings, mapping, hands)
+    finally:
+        loader.revoke_reads(admin, mapping)
+
+
+def _compare(settings: Settings, mapping: SourceMapping, hands) -> SourceResult:
     result = SourceResult(mapping.name)
-    with connect(mapping.db, autocommit=False) as source, connect(settings.target) as target:
+    with connect(mapping.db, autocommit=False) as source, connect(hands) as target:
         source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        _session(source, [mapping.schema, *_extension_schemas(source)])
-        _session(target, [*mapping.target_schemas, "extensions"])
+        _session(source)
+        _session(target)
         tables = [t for t in catalog.tables(source, mapping.schema) if t.copies_data]
         placed = [(t, mapping.route(t.name, t.has_vector)) for t in tables]
         # Both servers hash at the same time: verify takes the longer side, not the sum.
@@ -317,7 +350,9 @@ def markdown(results: list[SourceResult]) -> str:
 
 def run(settings: Settings, reports_dir: Path | None) -> list[SourceResult]:
     console.step("V", "verify: row counts, checksums and objects, source vs target")
-    results = [verify_source(settings, m) for m in load_mappings(settings)]
+    mappings = load_mappings(settings)
+    with connect(settings.target) as admin, loader.logins(admin, settings, mappings):
+        results = [verify_source(settings, m, admin) for m in mappings]
     console.print_table(render(results))
     if reports_dir is not None:
         console.write_json(reports_dir / "verification.json", [

@@ -1,0 +1,211 @@
+"""Loader roles: the migrator's non-superuser hands for one source's data.
+
+Whoever controls a legacy database controls the code in it: CHECK and domain
+constraints, defaults, generated columns, index expressions, triggers,
+materialized view queries, policies. COPY, index builds, ANALYZE and REFRESH
+run that code as the session user or the table owner, so if either were the
+superuser, a legacy database could take over the unified instance. So every
+step that touches a source's objects on the target (the scratch restore,
+pre-data, COPY, index/key builds, ANALYZE, matview refresh, sequence values,
+the final post-data pass, verify's reads) logs in as that source's loader role,
+``consolidation_loader_<source>``:
+
+- a plain login role: no SUPERUSER, CREATEROLE, CREATEDB or REPLICATION, member
+  of no role and with no members; it owns only its source's target schemas
+  (and only while the migration needs it: the app role gets them afterwards);
+- BYPASSRLS, so verify counts every row without running a policy (it can read
+  nothing but its own source's tables, so this reaches no other data);
+- USAGE on ``extensions`` (pgvector), SET on ``session_replication_role`` (the
+  copy fires no trigger), INSERT into its own rows of the journal;
+- a fresh random password every run, known only to this process, and NOLOGIN
+  again when the run ends. Nothing is stored.
+
+App code that runs as a loader can do what the source's own app role can do to
+its own schemas, nothing more. Never ``SET ROLE`` instead: code running after
+SET ROLE can ``RESET ROLE`` back to the superuser.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import psycopg
+from psycopg import sql
+
+from migrator.errors import DatabaseError
+from migrator.mapping import SourceMapping
+from migrator.redact import register_secret
+from migrator.settings import DatabaseSettings, Settings
+
+PREFIX = "consolidation_loader_"
+JOURNAL_SCHEMA = "_consolidation"
+# Journal tables a loader writes in the same transaction as the data they record.
+JOURNAL_TABLES = ("units", "finished_tables")
+
+# One password per loader per process: every session of this run shares it.
+_passwords: dict[tuple[str, int, str], str] = {}
+
+
+def name_of(mapping: SourceMapping) -> str:
+    return PREFIX + mapping.name
+
+
+def settings_for(settings: Settings, mapping: SourceMapping, password: str) -> DatabaseSettings:
+    """Connection settings of the loader (the target's address, the loader's login)."""
+    return replace(settings.target, user=name_of(mapping), password=password)
+
+
+def ensure(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping) -> DatabaseSettings:
+    """Create or reset the loader of ``mapping`` (as the superuser) and return its login.
+
+    :raises DatabaseError: a role of that name exists and is a superuser or has memberships
+        that this function cannot take away (it never adopts someone else's role).
+    """
+    role = name_of(mapping)
+    key = (settings.target.host, settings.target.port, role)
+    if key in _passwords:     # set up earlier in this run
+        return settings_for(settings, mapping, _passwords[key])
+    with admin.transaction():
+        _create_or_check(admin, role, settings.target.name)
+        password = secrets.token_urlsafe(32)
+        register_secret(password)
+        verifier = admin.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+        register_secret(verifier)
+        admin.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))
+        _grant_basics(admin, role)
+    _passwords[key] = password
+    return settings_for(settings, mapping, password)
+
+
+def _create_or_check(admin: psycopg.Connection, role: str, target: str) -> None:
+    found = admin.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %s",
+                          (role,)).fetchone()
+    if found and found[0]:
+        raise DatabaseError(target, "target", f"role '{role}' exists and is a superuser; the migrator will not "
+                                              "load data through it (rename or drop that role)")
+    if not found:
+        admin.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(
+            sql.Identifier(role), sql.Literal("consolidation: loads one source's data (no superuser rights)")))
+    admin.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS NOINHERIT"
+                          " CONNECTION LIMIT -1").format(sql.Identifier(role)))
+    admin.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(sql.Identifier(role)))
+    for granted, member, grantor in admin.execute(
+            "SELECT m.roleid::pg_catalog.regrole::pg_catalog.text, m.member::pg_catalog.regrole::pg_catalog.text,"
+            " m.grantor::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_auth_members m"
+            " WHERE m.member OPERATOR(pg_catalog.=) %s::pg_catalog.regrole"
+            " OR m.roleid OPERATOR(pg_catalog.=) %s::pg_catalog.regrole", (role, role)).fetchall():
+        admin.execute(sql.SQL("REVOKE {} FROM {} GRANTED BY {}").format(
+            sql.SQL(granted), sql.SQL(member), sql.SQL(grantor)))
+
+
+def _grant_basics(admin: psycopg.Connection, role: str) -> None:
+    ident = sql.Identifier(role)
+    admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+        sql.Identifier(admin.info.dbname), ident))
+    admin.execute(sql.SQL("GRANT SET ON PARAMETER session_replication_role TO {}").format(ident))
+    if admin.execute("SELECT pg_catalog.to_regnamespace('extensions') IS NOT NULL").fetchone()[0]:
+        admin.execute(sql.SQL("GRANT USAGE ON SCHEMA extensions TO {}").format(ident))
+    if admin.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (f"{JOURNAL_SCHEMA}.units",)).fetchone()[0]:
+        admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(JOURNAL_SCHEMA), ident))
+        for table in JOURNAL_TABLES:
+            admin.execute(sql.SQL("GRANT INSERT ON {} TO {}").format(
+                sql.Identifier(JOURNAL_SCHEMA, table), ident))
+
+
+def grant_extensions(admin: psycopg.Connection, mapping: SourceMapping) -> None:
+    """USAGE on `extensions` once it exists (the schema step may have just created it)."""
+    admin.execute(sql.SQL("GRANT USAGE ON SCHEMA extensions TO {}").format(sql.Identifier(name_of(mapping))))
+
+
+def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping) -> None:
+    """The run is over: the loader can no longer log in (its grants stay for the next run)."""
+    role = name_of(mapping)
+    _passwords.pop((settings.target.host, settings.target.port, role), None)
+    if admin.execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %s)",
+                     (role,)).fetchone()[0]:
+        admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(role)))
+
+
+def own_schemas(admin: psycopg.Connection, mapping: SourceMapping, schemas: list[str]) -> None:
+    """Give the loader these target schemas and everything in them (the migration is not
+    finished: they may be empty, ours from an earlier attempt, or handed to the app already)."""
+    from migrator.ownership import hand_over_schema   # ownership is the general mechanism
+    for schema in schemas:
+        if admin.execute("SELECT pg_catalog.to_regnamespace(%s) IS NOT NULL", (schema,)).fetchone()[0]:
+            hand_over_schema(admin, schema, name_of(mapping))
+
+
+def take_over(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping) -> DatabaseSettings:
+    """The loader, owning whatever exists of the source's target schemas (work is pending)."""
+    hands = ensure(admin, settings, mapping)
+    own_schemas(admin, mapping, list(mapping.target_schemas))
+    return hands
+
+
+@contextmanager
+def logins(admin: psycopg.Connection, settings: Settings, mappings: list[SourceMapping]) -> Iterator[None]:
+    """For the length of a command: loaders log in when needed, and never after it."""
+    try:
+        yield
+    finally:
+        for mapping in mappings:
+            try:
+                retire(admin, settings, mapping)
+            except psycopg.Error:
+                pass   # the server went away; the next run resets the password anyway
+
+
+# --- verify: read access to the tables it checks, for as long as it checks --------
+
+_READ_GRANTS = """
+SELECT c.oid::pg_catalog.regclass::pg_catalog.text, c.relkind
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+WHERE n.nspname OPERATOR(pg_catalog.=) ANY (%(schemas)s) AND c.relkind IN ('r', 'p', 'S')
+  AND c.relowner OPERATOR(pg_catalog.<>) %(role)s::pg_catalog.regrole
+  AND NOT pg_catalog.has_table_privilege(%(role)s, c.oid, 'SELECT')
+"""
+_GRANTED_READS = """
+SELECT c.oid::pg_catalog.regclass::pg_catalog.text
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace,
+     LATERAL pg_catalog.aclexplode(c.relacl) a
+WHERE n.nspname OPERATOR(pg_catalog.=) ANY (%(schemas)s)
+  AND c.relowner OPERATOR(pg_catalog.<>) %(role)s::pg_catalog.regrole
+  AND a.grantee OPERATOR(pg_catalog.=) %(role)s::pg_catalog.regrole
+GROUP BY c.oid
+"""
+
+
+def grant_reads(admin: psycopg.Connection, mapping: SourceMapping) -> None:
+    """SELECT on the tables and sequences of the source's target schemas that the loader
+    does not own (after the hand-over to the app role), USAGE on those schemas."""
+    role = name_of(mapping)
+    schemas = list(mapping.target_schemas)
+    with admin.transaction():
+        for schema in schemas:
+            if admin.execute("SELECT pg_catalog.to_regnamespace(%s) IS NOT NULL", (schema,)).fetchone()[0]:
+                admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                    sql.Identifier(schema), sql.Identifier(role)))
+        for relation, _ in admin.execute(_READ_GRANTS, {"schemas": schemas, "role": role}).fetchall():
+            admin.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.SQL(relation), sql.Identifier(role)))
+
+
+def revoke_reads(admin: psycopg.Connection, mapping: SourceMapping) -> None:
+    """Take back every privilege the loader holds on objects it does not own in the source's
+    schemas (what grant_reads gave, also after a killed run), and USAGE on schemas it does not own."""
+    role = name_of(mapping)
+    schemas = list(mapping.target_schemas)
+    if not admin.execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %s)",
+                         (role,)).fetchone()[0]:
+        return
+    with admin.transaction():
+        for (relation,) in admin.execute(_GRANTED_READS, {"schemas": schemas, "role": role}).fetchall():
+            admin.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.SQL(relation), sql.Identifier(role)))
+        for (schema,) in admin.execute(
+                "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) ANY (%s)"
+                " AND nspowner OPERATOR(pg_catalog.<>) %s::pg_catalog.regrole", (schemas, role)).fetchall():
+            admin.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(
+                sql.Identifier(schema), sql.Identifier(role)))
