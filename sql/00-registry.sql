@@ -10,6 +10,10 @@
 -- Apply all files in order, in one transaction (README "Roles and schema
 -- isolation" has the psql command). Every file is safe to apply again.
 
+-- Names resolve in pg_catalog only while these files run as a superuser: a function
+-- that an app role or Supabase's `postgres` planted (in `public`, say) is never picked.
+SET search_path = pg_catalog, pg_temp;
+
 CREATE SCHEMA IF NOT EXISTS consolidation_admin;
 REVOKE ALL ON SCHEMA consolidation_admin FROM PUBLIC;
 COMMENT ON SCHEMA consolidation_admin IS
@@ -34,3 +38,20 @@ CREATE TABLE IF NOT EXISTS consolidation_admin.app_schema (
   -- Supabase's API roles may use this schema (opt-in, set by 60-privileges.sql).
   api_access   boolean NOT NULL DEFAULT false
 );
+
+-- Names are plain lower-case identifiers: the isolation guard (40) embeds them
+-- in the body of a function it generates, and nothing else may ever reach it.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'app_role_role_name_plain'
+                   AND conrelid = 'consolidation_admin.app_role'::regclass) THEN
+    ALTER TABLE consolidation_admin.app_role
+      ADD CONSTRAINT app_role_role_name_plain CHECK (role_name::text ~ '^[a-z_][a-z0-9_]{0,62}$');
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'app_schema_schema_name_plain'
+                   AND conrelid = 'consolidation_admin.app_schema'::regclass) THEN
+    ALTER TABLE consolidation_admin.app_schema
+      ADD CONSTRAINT app_schema_schema_name_plain CHECK (schema_name::text ~ '^[a-z_][a-z0-9_]{0,62}$');
+  END IF;
+END
+$$;

@@ -11,6 +11,10 @@
 -- A new application: copy this pattern into its own file 1x-app-<name>.sql
 -- (README "Adding an application schema").
 
+-- Names resolve in pg_catalog only while these files run as a superuser: a function
+-- that an app role or Supabase's `postgres` planted (in `public`, say) is never picked.
+SET search_path = pg_catalog, pg_temp;
+
 INSERT INTO consolidation_admin.app_role AS r
        (app, role_name, kind, connection_limit, statement_timeout, database_create)
 VALUES ('n8n',      :'n8n_role',      'app',      :'n8n_connection_limit',      :'n8n_statement_timeout',      true),

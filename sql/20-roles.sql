@@ -15,6 +15,10 @@
 -- TEMPORARY on the database: Supabase's own services log in through them, and
 -- neither reaches any data. PUBLIC never has CREATE on it.
 
+-- Names resolve in pg_catalog only while these files run as a superuser: a function
+-- that an app role or Supabase's `postgres` planted (in `public`, say) is never picked.
+SET search_path = pg_catalog, pg_temp;
+
 DO $$
 DECLARE
   r record;

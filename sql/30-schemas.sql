@@ -14,6 +14,10 @@
 -- granted. The same happens with CREATE if PUBLIC still holds it (clusters
 -- upgraded from PostgreSQL 14 or older).
 
+-- Names resolve in pg_catalog only while these files run as a superuser: a function
+-- that an app role or Supabase's `postgres` planted (in `public`, say) is never picked.
+SET search_path = pg_catalog, pg_temp;
+
 DO $$
 DECLARE
   s record;

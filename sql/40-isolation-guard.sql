@@ -16,6 +16,10 @@
 -- command (not SECURITY DEFINER), so `current_user` is that role; app roles
 -- cannot read or change the registry.
 
+-- Names resolve in pg_catalog only while these files run as a superuser: a function
+-- that an app role or Supabase's `postgres` planted (in `public`, say) is never picked.
+SET search_path = pg_catalog, pg_temp;
+
 DO $do$
 DECLARE
   allowed jsonb;

@@ -17,6 +17,10 @@
 --     objects); row-level security then decides. Removing a schema from the
 --     list revokes all of it again.
 
+-- Names resolve in pg_catalog only while these files run as a superuser: a function
+-- that an app role or Supabase's `postgres` planted (in `public`, say) is never picked.
+SET search_path = pg_catalog, pg_temp;
+
 SELECT set_config('consolidation.api_schemas', :'api_schemas', false);
 
 CREATE OR REPLACE FUNCTION consolidation_admin.apply_privileges(p_schema name) RETURNS void

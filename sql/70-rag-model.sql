@@ -9,14 +9,22 @@
 --   at most 2000 for an HNSW index), deleted with their document. One HNSW
 --   index for cosine distance: ORDER BY embedding <=> $1 LIMIT k.
 --
--- Changing vector_dimension later: allowed while chunks is empty (the column
--- and its index are rebuilt); refused once it holds rows (they would need
+-- Changing vector_dimension later: allowed while chunks is empty (the table
+-- and its index are recreated); refused once it holds rows (they would need
 -- re-embedding with the new model).
+--
+-- Created by the superuser and then given to the rag role, never through
+-- `SET ROLE rag`: code the rag role wrote (a view in place of a table, a
+-- CHECK calling its own function) could `RESET ROLE` back to the superuser.
+-- The superuser reads only a plain table here, and changes nothing the rag
+-- role defined: it drops an empty table rather than rewrite it (a rewrite
+-- would evaluate the role's constraints with the superuser's rights).
+
+-- Names resolve in pg_catalog only while these files run as a superuser: a function
+-- that an app role or Supabase's `postgres` planted (in `public`, say) is never picked.
+SET search_path = pg_catalog, pg_temp;
 
 SELECT set_config('consolidation.vector_dimension', :'vector_dimension', false);
-
--- Created as the rag role: it owns them, and its default privileges apply.
-SET ROLE :"rag_role";
 
 CREATE TABLE IF NOT EXISTS rag_documents.documents (
   id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -56,9 +64,14 @@ DO $$
 DECLARE
   wanted int := current_setting('consolidation.vector_dimension')::int;
   current_dim int;
+  kind "char";
 BEGIN
   IF wanted NOT BETWEEN 1 AND 2000 THEN
     RAISE EXCEPTION 'vector_dimension must be between 1 and 2000 (the HNSW limit for vector), got %', wanted;
+  END IF;
+  SELECT relkind INTO kind FROM pg_class WHERE oid = to_regclass('rag_embeddings.chunks');
+  IF kind IS NOT NULL AND kind <> 'r' THEN
+    RAISE EXCEPTION 'rag_embeddings.chunks is not a plain table (relkind %); it was replaced outside sql/', kind;
   END IF;
   SELECT atttypmod INTO current_dim FROM pg_attribute
    WHERE attrelid = to_regclass('rag_embeddings.chunks') AND attname = 'embedding' AND NOT attisdropped;
@@ -67,7 +80,7 @@ BEGIN
       RAISE EXCEPTION 'rag_embeddings.chunks.embedding is vector(%) and holds rows; vector_dimension % would need '
                       're-embedding every chunk (empty the table first, or keep %)', current_dim, wanted, current_dim;
     END IF;
-    EXECUTE format('ALTER TABLE rag_embeddings.chunks ALTER COLUMN embedding TYPE extensions.vector(%s)', wanted);
+    DROP TABLE rag_embeddings.chunks;   -- empty: recreated below with the new dimension
   END IF;
 END
 $$;
@@ -89,4 +102,9 @@ COMMENT ON TABLE rag_embeddings.chunks IS
 CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw
   ON rag_embeddings.chunks USING hnsw (embedding extensions.vector_cosine_ops);
 
-RESET ROLE;
+-- The rag role owns what it stores; its schemas' privilege policy (60) applies.
+ALTER TABLE rag_documents.documents OWNER TO :"rag_role";
+ALTER FUNCTION rag_documents.documents_before_write() OWNER TO :"rag_role";
+ALTER TABLE rag_embeddings.chunks OWNER TO :"rag_role";
+SELECT consolidation_admin.apply_privileges(schema_name)
+  FROM consolidation_admin.app_schema WHERE app = 'rag' ORDER BY schema_name;

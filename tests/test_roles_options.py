@@ -103,7 +103,7 @@ def test_vector_dimension_changes_only_while_chunks_is_empty(stack):
     small = stack.apply(replace(stack.cfg, vector_dimension=8))
     assert embedding_type() == "vector(8)"
     chunks = next(c for c in small.changes if c.key == "rag_embeddings.chunks")
-    assert "+embedding vector(8), -embedding vector(1536)" in chunks.detail
+    assert "+embedding extensions.vector(8), -embedding extensions.vector(1536)" in chunks.detail
     with stack.login("rag") as conn:
         doc = conn.execute("INSERT INTO documents (source_uri, content) VALUES ('x', 'y') RETURNING id").fetchone()[0]
         conn.execute("INSERT INTO chunks (document_id, chunk_index, content, embedding, model)"

@@ -57,7 +57,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
 
 
 def exact_rows(conn: psycopg.Connection, t: catalog.TableInfo) -> int:
-    return conn.execute(sql.SQL("SELECT count(*) FROM ONLY {}").format(t.ident())).fetchone()[0]
+    return conn.execute(sql.SQL("SELECT pg_catalog.count(*) FROM ONLY {}").format(t.ident())).fetchone()[0]
 
 
 def assess_source(mapping: SourceMapping) -> dict:

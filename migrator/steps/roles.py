@@ -310,6 +310,9 @@ def apply(conn: psycopg.Connection, cfg: RolesConfig, passwords: dict[str, str],
         if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
             raise DatabaseError(target, "target", "another `consolidate roles` is running against it")
         conn.execute("SET LOCAL lock_timeout = '30s'")  # never queue for long behind a busy app
+        # Pinned whatever the caller's session had: names resolve in pg_catalog only, and the
+        # snapshots before and after deparse types the same way (sql/ pins it too).
+        conn.execute("SET LOCAL search_path = pg_catalog, pg_temp")
         before = access.snapshot(conn)
         for path, script in scripts:
             _run_file(conn, path, script, target)
