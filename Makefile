@@ -39,20 +39,20 @@ clean: ## stop the stack and DELETE its volumes (all data of this stack)
 	@$(COMPOSE) --profile tools --profile apps down -v --remove-orphans
 
 preflight: up ## check every database from the migrator container
-	@$(COMPOSE) run --rm migrator preflight
+	@$(COMPOSE) run --rm db-tools preflight
 
 up-apps: up ## also start n8n, Letta and the embeddings stub (profile apps) on the legacy databases
 	@start=$$(date +%s); $(COMPOSE) --profile apps up -d --wait n8n letta embeddings \
 	  && echo "[up-apps] n8n, letta, embeddings healthy $$(( $$(date +%s) - start )) s after \`up\`"
 
 seed: up-apps ## create data in n8n and Letta through their APIs (SEED_SCALE=1 small; 100 large)
-	@$(COMPOSE) run --rm -e SEED_SCALE=$(SEED_SCALE) migrator seed
+	@$(COMPOSE) run --rm -e SEED_SCALE=$(SEED_SCALE) db-tools seed
 
 fingerprint: ## print what n8n and Letta list through their APIs (apps must be up)
-	@$(COMPOSE) run --rm migrator fingerprint
+	@$(COMPOSE) run --rm db-tools fingerprint
 
 rehearsal: preflight seed ## the local full-stack rehearsal: legacy stack + apps, seed, consolidate, report
-	@$(COMPOSE) run --rm migrator fingerprint --save legacy
+	@$(COMPOSE) run --rm db-tools fingerprint --save legacy
 	@$(COMPOSE) run --rm migrator cutover
 
 rehearsal-rollback: ## after `make rehearsal`: roll the cutover back, apps on the old databases again
