@@ -66,18 +66,17 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
     if journal.step_done(target, mapping.name, STEP):
         console.console.print(f"  {mapping.name}: post-data already done on a previous run, skipping")
         return
-    if journal.step_started(target, mapping.name, STEP):
-        cleared = clear_post_data(target, mapping)
-        console.console.print(f"  {mapping.name}: removed {cleared} objects left by an interrupted post-data")
-    journal.start_step(target, mapping.name, STEP)
-    hands = loader.ensure(target, settings, mapping)
     dump = target_dump(work_dir, mapping)
     finished = journal.finished_tables(target, mapping.name)
     built = {toc_id for ids in finished.values() for toc_id in ids}
+    toc = schema_step.filtered_list(dump, settings.target, set(mapping.target_schemas))
+    if journal.step_started(target, mapping.name, STEP):
+        cleared = clear_post_data(target, mapping, built_early(toc, built))
+        console.console.print(f"  {mapping.name}: removed {cleared} objects left by an interrupted post-data")
+    journal.start_step(target, mapping.name, STEP)
+    hands = loader.ensure(target, settings, mapping)
     listing = dump.with_suffix(".post-data.list")
-    listing.write_text("\n".join(line for line in schema_step.filtered_list(dump, settings.target,
-                                                                            set(mapping.target_schemas))
-                                 if toc_id_of(line) not in built) + "\n")
+    listing.write_text("\n".join(line for line in toc if toc_id_of(line) not in built) + "\n")
     pgtools.run("pg_restore", ["--exit-on-error", f"--jobs={max(jobs, 1)}", "--no-owner", "--no-acl",
                                "--section=post-data", "-L", str(listing), "-d", settings.target.dbname, str(dump)],
                 hands, what="post-data into the target")
@@ -104,16 +103,18 @@ def toc_id_of(toc_line: str) -> int | None:
 # --- per table, while the copy runs -------------------------------------------------
 
 # A pg_restore --list line: "<id>; <catalog oid> <oid> <type> <schema> <tag> <owner>".
+# Tags are compared as text: a constraint's tag "<table> <name>" can exceed the
+# 63 bytes of type name (the UNION would otherwise cut it and lose the match).
 # For an INDEX the tag is the index name, for a CONSTRAINT "<table> <name>".
 # "INDEX ATTACH" (partitions) and "FK CONSTRAINT" stay for the final pass.
 EARLY_ENTRY = re.compile(r"^(\d+); \d+ \d+ (INDEX|CONSTRAINT) (?!ATTACH )(\S+) (.+) \S*$")
 TABLE_OF_ENTRY = """
-SELECT 'INDEX', i.relname, t.relname FROM pg_index x
+SELECT 'INDEX', i.relname::text, t.relname::text FROM pg_index x
   JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
   JOIN pg_namespace n ON n.oid = t.relnamespace
  WHERE n.nspname = %(schema)s AND t.relkind = 'r' AND NOT t.relispartition
 UNION ALL
-SELECT 'CONSTRAINT', t.relname || ' ' || k.conname, t.relname FROM pg_constraint k
+SELECT 'CONSTRAINT', t.relname::text || ' ' || k.conname::text, t.relname::text FROM pg_constraint k
   JOIN pg_class t ON t.oid = k.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
  WHERE n.nspname = %(schema)s AND k.contype IN ('p', 'u', 'x') AND t.relkind = 'r' AND NOT t.relispartition
 """
@@ -240,42 +241,68 @@ class TableFinisher:
         return self.local.conns[mapping.name]
 
 
-# What post-data creates, in an order that drops dependants first. Inherited
-# constraints/indexes of partitions go with their parent's.
-# Keys and indexes of tables finished early (journal) are kept: the final pass skips them.
-FINISHED_EARLY = (f"(n.nspname, c.relname) IN (SELECT schema_name, table_name"
-                  f" FROM {journal.SCHEMA}.finished_tables WHERE source = %s)")
-DROP_CONSTRAINTS = ("SELECT format('ALTER TABLE %%I.%%I DROP CONSTRAINT IF EXISTS %%I', n.nspname, c.relname,"
-                    " k.conname) FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
-                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                    " WHERE n.nspname = ANY(%s) AND k.contype = %s AND k.conparentid = 0 AND k.coninhcount = 0"
-                    " AND (k.contype = 'f' OR NOT " + FINISHED_EARLY + ")")
-DROP_INDEXES = ("SELECT format('DROP INDEX IF EXISTS %%I.%%I CASCADE', n.nspname, i.relname) FROM pg_index x"
-                " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid"
-                " JOIN pg_namespace n ON n.oid = i.relnamespace"
-                " WHERE n.nspname = ANY(%s) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid"
-                " AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u', 'x'))"  # not FKs: they name others' indexes
-                " AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.oid) AND NOT " + FINISHED_EARLY)
-DROP_TRIGGERS = ("SELECT format('DROP TRIGGER IF EXISTS %%I ON %%I.%%I', t.tgname, n.nspname, c.relname)"
-                 " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-                 " WHERE n.nspname = ANY(%s) AND NOT t.tgisinternal AND t.tgparentid = 0")
-DROP_POLICIES = ("SELECT format('DROP POLICY IF EXISTS %%I ON %%I.%%I', policyname, schemaname, tablename)"
-                 " FROM pg_policies WHERE schemaname = ANY(%s)")
+# What a final pass creates, in an order that drops dependants first. Inherited
+# constraints/indexes of partitions go with their parent's. Each query yields
+# (kind, schema, table, name, always); pg_restore's tag for it is "<table> <name>"
+# for constraints and "<name>" otherwise, so what the journal says a table built
+# early (its TOC ids) is recognised exactly and kept. `always`: never built early.
+LEFTOVERS_SQL = (
+    ("SELECT 'CONSTRAINT', n.nspname::text, c.relname::text, k.conname::text, k.contype = 'f'"
+     " FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+     " WHERE n.nspname = ANY(%(schemas)s) AND k.contype IN ('f', 'p', 'u', 'x') AND k.conparentid = 0"
+     " AND k.coninhcount = 0 ORDER BY k.contype <> 'f'"),      # foreign keys first: they depend on the keys
+    ("SELECT 'INDEX', n.nspname::text, NULL, i.relname::text, false FROM pg_index x"
+     " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace"
+     " WHERE n.nspname = ANY(%(schemas)s) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid"
+     " AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u', 'x'))"   # not FKs: they name others' indexes
+     " AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.oid)"),
+    ("SELECT 'TRIGGER', n.nspname::text, c.relname::text, t.tgname::text, true"
+     " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+     " WHERE n.nspname = ANY(%(schemas)s) AND NOT t.tgisinternal AND t.tgparentid = 0"),
+    ("SELECT 'POLICY', schemaname::text, tablename::text, policyname::text, true"
+     " FROM pg_policies WHERE schemaname = ANY(%(schemas)s)"),
+    ("SELECT 'RULE', n.nspname::text, c.relname::text, r.rulename::text, true"
+     " FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace"
+     " WHERE n.nspname = ANY(%(schemas)s) AND r.rulename <> '_RETURN'"),
+    ("SELECT 'STATISTICS', n.nspname::text, NULL, s.stxname::text, true"
+     " FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE n.nspname = ANY(%(schemas)s)"),
+)
+DROP = {
+    "CONSTRAINT": "ALTER TABLE {schema}.{table} DROP CONSTRAINT IF EXISTS {name}",
+    "INDEX": "DROP INDEX IF EXISTS {schema}.{name} CASCADE",
+    "TRIGGER": "DROP TRIGGER IF EXISTS {name} ON {schema}.{table}",
+    "POLICY": "DROP POLICY IF EXISTS {name} ON {schema}.{table}",
+    "RULE": "DROP RULE IF EXISTS {name} ON {schema}.{table}",
+    "STATISTICS": "DROP STATISTICS IF EXISTS {schema}.{name}",
+}
 
 
-def clear_post_data(target: psycopg.Connection, mapping: SourceMapping) -> int:
-    """Drop what an interrupted final pass left (FKs, keys, indexes, triggers, policies);
-    what tables got early, and the journal recorded, stays."""
-    schemas = list(mapping.target_schemas)
-    statements: list[str] = []
+def built_early(toc_lines: list[str], toc_ids: set[int]) -> set[tuple[str, str, str]]:
+    """(kind, schema, tag) of the TOC entries the journal says tables built early."""
+    kept = set()
+    for line in toc_lines:
+        match = EARLY_ENTRY.match(line)
+        if match and int(match[1]) in toc_ids:
+            kept.add((match[2], match[3], match[4]))
+    return kept
+
+
+def clear_post_data(target: psycopg.Connection, mapping: SourceMapping,
+                    kept: set[tuple[str, str, str]] = frozenset()) -> int:
+    """Drop what an interrupted final pass left (FKs, keys, indexes, triggers, policies,
+    rules, extended statistics); the keys and indexes in ``kept`` (built early, per the
+    journal) stay, since the final pass skips them."""
+    params = {"schemas": list(mapping.target_schemas)}
+    statements: list[sql.Composed] = []
     with target.transaction():
-        for contype in ("f", "p", "u", "x"):    # foreign keys first: they depend on the keys
-            statements += [r[0] for r in target.execute(DROP_CONSTRAINTS, (schemas, contype, mapping.name)).fetchall()]
-        statements += [r[0] for r in target.execute(DROP_INDEXES, (schemas, mapping.name)).fetchall()]
-        for query in (DROP_TRIGGERS, DROP_POLICIES):
-            statements += [r[0] for r in target.execute(query, (schemas,)).fetchall()]
-        for stmt in statements:
-            target.execute(stmt)
+        for query in LEFTOVERS_SQL:
+            for kind, schema, table, name, always in target.execute(query, params).fetchall():
+                tag = f"{table} {name}" if kind == "CONSTRAINT" else name
+                if always or (kind, schema, tag) not in kept:
+                    statements.append(sql.SQL(DROP[kind]).format(
+                        schema=sql.Identifier(schema), table=sql.Identifier(table or ""), name=sql.Identifier(name)))
+        for statement in statements:
+            target.execute(statement)
     return len(statements)
 
 
@@ -311,10 +338,13 @@ def refresh_matviews(target: psycopg.Connection, mapping: SourceMapping) -> None
 
 
 def analyze(target: psycopg.Connection, mapping: SourceMapping, skip: set[TableKey] = frozenset()) -> None:
+    """ANALYZE what was not analyzed per table, and again every table with extended
+    statistics: those objects come with the final pass, after the per-table ANALYZE."""
     for schema in mapping.target_schemas:
-        rows = target.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        rows = target.execute("SELECT c.relname, EXISTS (SELECT FROM pg_statistic_ext s WHERE s.stxrelid = c.oid)"
+                              " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                               " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')", (schema,)).fetchall()
-        for (name,) in rows:
-            if (schema, name) in skip:
+        for name, has_statistics in rows:
+            if (schema, name) in skip and not has_statistics:
                 continue
             target.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, name)))
