@@ -45,6 +45,11 @@ PINNED_SEARCH_PATH = "pg_catalog,pg_temp"
 RESTRICTED_KINDS = "view,foreign-table"
 
 
+KEEPALIVE_OPTIONS = "-c tcp_keepalives_idle=15 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+# The same from the client's side: a server that vanished is noticed as quickly.
+CLIENT_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 15, "keepalives_interval": 5, "keepalives_count": 3}
+
+
 class _Transient(Exception):
     """Internal: a connection failure worth retrying (message already explained)."""
 
@@ -89,10 +94,12 @@ def connect(db: DatabaseSettings, wait_seconds: float | None = None, *, autocomm
         wait_seconds = DEFAULT_WAIT_SECONDS
     if read_only is None:
         read_only = db.role == "source"
-    options = f"-c search_path={PINNED_SEARCH_PATH}"
+    # Server-side keepalives: a session whose migrator was killed (-9, a lost host)
+    # ends within about 30 s instead of holding its locks for the kernel's 2 hours.
+    options = f"-c search_path={PINNED_SEARCH_PATH} {KEEPALIVE_OPTIONS}"
     if read_only:
         options += " -c default_transaction_read_only=on"
-    params = db.conninfo(connect_timeout=5, autocommit=autocommit, **overrides)
+    params = db.conninfo(connect_timeout=5, autocommit=autocommit, **{**CLIENT_KEEPALIVES, **overrides})
     params["options"] = options
 
     @retry(retry=retry_if_exception(_is_transient), stop=stop_after_delay(wait_seconds),

@@ -7,6 +7,8 @@ Exit codes (documented in the README):
   3 a source database is unusable (unreachable, auth, missing database, ...)
   4 the target (unified) database is unusable or refuses the change
   5 verification found a difference
+  6 an application (n8n, Letta) or its container is unreachable, unhealthy or refuses a call
+  7 another migrator is already running against the target (try again when it has finished)
 """
 
 from __future__ import annotations
@@ -37,3 +39,9 @@ class DatabaseError(ConsolidationError):
 
 class VerificationError(ConsolidationError):
     exit_code = 5
+
+
+class MigratorBusy(ConsolidationError):
+    """Another migrator holds the target's lock: nothing is wrong, nothing was changed."""
+
+    exit_code = 7

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from psycopg import sql
 
 from migrator.db import connect
-from migrator.errors import ConsolidationError
+from migrator import console
+from migrator.errors import MigratorBusy
 from migrator.loader import PREFIX as LOADER_PREFIX
 
 LOADER_PATTERN = LOADER_PREFIX.replace("_", "\\_") + "%"
@@ -40,6 +42,9 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.finished_tables (
   source text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL, toc_ids integer[] NOT NULL,
   seconds double precision, finished_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (source, schema_name, table_name));
+-- How a source's tables were cut into units: a resumed copy must cut them the same way.
+CREATE TABLE IF NOT EXISTS {SCHEMA}.copy_plans (
+  source text PRIMARY KEY, split_mb integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS {SCHEMA}.created_schemas (
   schema_name text PRIMARY KEY, source text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS {SCHEMA}.events (
@@ -73,14 +78,33 @@ def ensure(conn: psycopg.Connection) -> None:
 
 
 def acquire_lock(conn: psycopg.Connection) -> None:
-    """Hold a session advisory lock for the whole run; a second migrator is refused."""
+    """Hold a session advisory lock for the whole run; a second migrator is refused
+    (MigratorBusy, exit 7). Holding it, every loader session still open belongs to a
+    dead run (kill -9 leaves COPY sessions holding their tables' locks until the server
+    notices): they are ended, so this run never waits behind them."""
     if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
         holder = conn.execute(
             "SELECT pid, coalesce(application_name, '?'), backend_start FROM pg_locks l"
             " JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.objid = %s",
             (LOCK_KEY,)).fetchone()
         who = f" (pid {holder[0]}, started {holder[2]:%Y-%m-%d %H:%M:%S})" if holder else ""
-        raise ConsolidationError(f"another migrator is already running against this target{who}")
+        raise MigratorBusy(f"another migrator is already running against this target{who}")
+    ended = end_leftover_sessions(conn)
+    if ended:
+        console.console.print(f"  ended {ended} session(s) left open by an earlier, interrupted run")
+
+
+# Sessions of loader roles opened by a migrate (not by verify, which runs without the lock).
+LEFTOVERS_SQL = """
+SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid)) FROM pg_catalog.pg_stat_activity a
+WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+  AND a.usename::pg_catalog.text OPERATOR(pg_catalog.~~) %s
+  AND a.application_name OPERATOR(pg_catalog.=) 'consolidation-migrator'
+"""
+
+
+def end_leftover_sessions(conn: psycopg.Connection) -> int:
+    return conn.execute(LEFTOVERS_SQL, (LOADER_PATTERN,)).fetchone()[0]
 
 
 @contextmanager
@@ -145,8 +169,16 @@ def record_finished_table(conn: psycopg.Connection, source: str, schema: str, ta
 def forget_rows(conn: psycopg.Connection, source: str) -> None:
     """Forget which rows (and per-table indexes) are in: the schemas are rebuilt or out of date."""
     ensure(conn)    # a journal from an older version gains the tables named below
-    for table in ("units", "finished_tables"):
+    for table in ("units", "finished_tables", "copy_plans"):
         conn.execute(f"DELETE FROM {SCHEMA}.{table} WHERE source = %s", (source,))
+
+
+def copy_split_mb(conn: psycopg.Connection, source: str, wanted: int) -> int:
+    """The split size this source's copy uses: the journaled one once a copy has begun
+    (units are keyed by chunk number, so another size would skip or repeat rows)."""
+    conn.execute(f"INSERT INTO {SCHEMA}.copy_plans (source, split_mb) VALUES (%s, %s)"
+                 " ON CONFLICT (source) DO NOTHING", (source, wanted))
+    return conn.execute(f"SELECT split_mb FROM {SCHEMA}.copy_plans WHERE source = %s", (source,)).fetchone()[0]
 
 
 def record_created_schema(conn: psycopg.Connection, schema: str, source: str) -> None:
@@ -167,6 +199,14 @@ def created_schemas(conn: psycopg.Connection, source: str | None = None) -> list
         rows = conn.execute(f"SELECT schema_name FROM {SCHEMA}.created_schemas WHERE source = %s ORDER BY 1",
                             (source,)).fetchall()
     return [r[0] for r in rows]
+
+
+def drop_created_schemas(conn: psycopg.Connection, source: str) -> list[str]:
+    """Drop the schemas this tool created for ``source`` (never any other); returns their names."""
+    dropped = created_schemas(conn, source)
+    for schema in dropped:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    return dropped
 
 
 def forget_source(conn: psycopg.Connection, source: str) -> None:

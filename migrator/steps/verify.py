@@ -250,6 +250,16 @@ def cross_version_form(text: str, qualifiers: bool = False) -> str:
     return re.sub(r"\s*([\[\],])\s*", r"\1", text)
 
 
+def differing_part(source: str, target: str, context: int = 40) -> str:
+    """Where two long definitions part ways: the text around the first difference on each side."""
+    at = next((i for i, (a, b) in enumerate(zip(source, target)) if a != b), min(len(source), len(target)))
+    start = max(at - context, 0)
+
+    def excerpt(text: str) -> str:
+        return ("..." if start else "") + text[start:at + context] + ("..." if len(text) > at + context else "")
+    return f"source '{excerpt(source)}' != target '{excerpt(target)}' (from character {at + 1})"
+
+
 def compare_objects(source: psycopg.Connection, target: psycopg.Connection, mapping: SourceMapping) -> list[str]:
     src = _inventory(source, [mapping.schema], [mapping.schema, *_extension_schemas(source)])
     tgt = _inventory(target, list(mapping.target_schemas), [*mapping.target_schemas, "extensions"])
@@ -265,7 +275,7 @@ def compare_objects(source: psycopg.Connection, target: psycopg.Connection, mapp
         elif key not in src:
             diffs.append(f"{kind} {name}: only on the target")
         elif src[key] != tgt[key]:
-            diffs.append(f"{kind} {name}: source '{src[key][:120]}' != target '{tgt[key][:120]}'")
+            diffs.append(f"{kind} {name}: {differing_part(src[key], tgt[key])}")
     return diffs
 
 
@@ -300,7 +310,8 @@ def verify_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Con
 
 def _compare(settings: Settings, mapping: SourceMapping, hands) -> SourceResult:
     result = SourceResult(mapping.name)
-    with connect(mapping.db, autocommit=False) as source, connect(hands) as target:
+    with connect(mapping.db, autocommit=False) as source, \
+            connect(hands, application_name="consolidation-verify") as target:
         source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         _session(source)
         _session(target)
