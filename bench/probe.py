@@ -52,12 +52,14 @@ def wrap(module, attr: str, label: str) -> None:
 
 def install() -> None:
     from migrator import pgtools
+    from migrator import space
     from migrator.steps import copy, migrate, post_data, schema
 
     wrap(migrate, "run", "migrate")
     wrap(migrate, "hand_over", "migrate.hand_over")
     wrap(migrate, "wait_for_tables", "migrate.wait_for_tables")
-    for attr in ("check", "check_space", "run", "remap_in_scratch", "install_extensions", "restore_pre_data",
+    wrap(space, "check", "space.check")
+    for attr in ("check", "run", "remap_in_scratch", "install_extensions", "restore_pre_data",
                  "drop_our_schemas"):
         wrap(schema, attr, f"schema.{attr}")
     for attr in ("run", "_copy_all", "read_sequences"):

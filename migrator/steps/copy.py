@@ -118,7 +118,10 @@ class SnapshotHolder:
         self.snapshot = self.conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
 
     def close(self) -> None:
-        self.conn.rollback()
+        try:
+            self.conn.rollback()
+        except psycopg.Error:
+            pass    # the source went away: its error is the one worth reporting, not this one
         self.conn.close()
 
 
@@ -207,7 +210,7 @@ class SourceCopy:
 
 def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Connection, *, jobs: int,
         split_mb: int = DEFAULT_SPLIT_MB, fmt: str = "binary", finisher=None,
-        toast_compression: str = "server") -> dict[str, dict]:
+        toast_compression: str = "server", checkpoint=None) -> dict[str, dict]:
     """Copy every source not yet copied, all through one pool of `jobs` workers.
     With a finisher (post_data.TableFinisher), each table is handed to it as soon
     as its last unit is in, so its indexes build while the rest copies."""
@@ -224,11 +227,15 @@ def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Conne
             holders.callback(holder.close)
             tables = catalog.tables(holder.conn, mapping.schema)
             done = journal.done_units(target, mapping.name)
-            pending = [u for u in plan_units(mapping, tables, split_mb) if u.key not in done]
+            split = journal.copy_split_mb(target, mapping.name, split_mb)
+            if split != split_mb:
+                console.console.print(f"  {mapping.name}: continuing the copy begun with --split-mb {split}"
+                                      f" (--split-mb {split_mb} applies to a copy from scratch)")
+            pending = [u for u in plan_units(mapping, tables, split) if u.key not in done]
             sources.append(SourceCopy(mapping, hands, holder, pending, len(done),
                                       _hand_over_finished_tables(mapping, holder.conn, tables, target, pending,
                                                                  finisher)))
-        seconds = _copy_all(sources, jobs, fmt, toast_compression)
+        seconds = _copy_all(sources, jobs, fmt, toast_compression, checkpoint or (lambda: None))
         for sc in sources:
             detail = {**sc.stats, "seconds": seconds, "sequences": read_sequences(sc.holder.conn, sc.mapping)}
             results[sc.mapping.name] = _finish_source(target, sc, detail)
@@ -277,8 +284,11 @@ def read_sequences(conn: psycopg.Connection, mapping: SourceMapping) -> dict[str
     return values
 
 
-def _copy_all(sources: list[SourceCopy], jobs: int, fmt: str, toast_compression: str = "server") -> float:
-    """Run every unit of every source, largest first; the first failure stops the rest."""
+def _copy_all(sources: list[SourceCopy], jobs: int, fmt: str, toast_compression: str = "server",
+              checkpoint=lambda: None) -> float:
+    """Run every unit of every source, largest first; the first failure stops the rest.
+    ``checkpoint`` runs before each unit and after each MB; raising there stops the copy
+    (the unit in flight rolls back with its transaction, finished units stay)."""
     by_name = {sc.mapping.name: sc for sc in sources}
     units = sorted((u for sc in sources for u in sc.units), key=lambda u: u.estimated_bytes, reverse=True)
     if not units:
@@ -311,7 +321,10 @@ def _copy_all(sources: list[SourceCopy], jobs: int, fmt: str, toast_compression:
             name = f"  {unit.target_schema}.{unit.source_table.name}" + (f"#{unit.chunk}" if unit.page_from is not None else "")
             task = progress.add_task(name, total=unit.estimated_bytes)
 
+            checkpoint()
+
             def on_bytes(n: int) -> None:
+                checkpoint()
                 progress.advance(task, n)
                 progress.advance(total, n)
             rows = _copy_one(unit, sc, src, tgt, fmt, on_bytes)
@@ -353,5 +366,8 @@ def _copy_one(unit: Unit, sc: SourceCopy, src: psycopg.Connection, tgt: psycopg.
             _reattach(src, sc.holder.snapshot)
             return copy_unit(unit, src, tgt, sc.mapping, "text", on_bytes)[0]
     except psycopg.Error as exc:
-        raise DatabaseError("unified", "target", f"copy of {sc.mapping.name}.{unit.source_table.name} "
-                            f"failed: {str(exc).strip().splitlines()[0]}") from None
+        what = f"copy of {sc.mapping.name}.{unit.source_table.name} failed: {str(exc).strip().splitlines()[0]}"
+        if src.broken or getattr(exc, "pgconn", None) is src.pgconn:   # the source's fault, not ours
+            raise DatabaseError(sc.mapping.name, "source", what + " (rerun `migrate` once the source is back:"
+                                " finished units are kept)") from None
+        raise DatabaseError("unified", "target", what) from None

@@ -11,7 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
-from migrator import console, journal, loader, ownership
+from migrator import console, cutover_state, journal, loader, ownership, space
+from migrator.errors import ConsolidationError
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.mapping import load_mappings
 from migrator.settings import Settings
@@ -20,6 +21,7 @@ from migrator.steps import post_data as post_data_step
 from migrator.steps import schema as schema_step
 
 COMMAND = "migrate"
+APPS_ON_TARGET = ("env-rewritten", "apps-started", "done")
 HELP = "move every object and row into the target schemas (resumable)"
 
 
@@ -33,12 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     copy_step.add_toast_argument(parser)
     parser.add_argument("--format", choices=("binary", "text"), default="binary", help="COPY format")
     parser.add_argument("--work-dir", type=Path, default=None, help="where dumps go (default: backups/work)")
+    parser.add_argument("--min-free-mb", type=int, default=space.DEFAULT_RESERVE_MB,
+                        help="free space the copy never takes the target's disk below (default: %(default)s)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="drop the schemas this tool created and forget its journal, then migrate again"
+                             " (e.g. after verify found a difference); refused while apps use those schemas")
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     timings = run(settings, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format,
                   work_dir=args.work_dir or settings.work_dir, toast_compression=args.toast_compression,
-                  index_jobs=args.index_jobs)
+                  index_jobs=args.index_jobs, from_scratch=args.from_scratch, reserve_mb=args.min_free_mb)
     console.write_json(reports_dir / "migration.json", {"phase_seconds": timings, "jobs": args.jobs,
                                                          "toast_compression": args.toast_compression,
                                                          "split_mb": args.split_mb, "format": args.format})
@@ -58,28 +65,34 @@ def hand_over(target, mapping) -> None:
 
 
 def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLIT_MB, fmt: str = "binary",
-        work_dir: Path, toast_compression: str = "lz4", index_jobs: int | None = None) -> dict[str, float]:
+        work_dir: Path, toast_compression: str = "lz4", index_jobs: int | None = None,
+        from_scratch: bool = False, reserve_mb: int = space.DEFAULT_RESERVE_MB) -> dict[str, float]:
     mappings = load_mappings(settings)
     timings: dict[str, float] = {}
+    if from_scratch:
+        refuse_while_apps_use_the_target(settings)
     with connect(settings.target) as target:
         journal.acquire_lock(target)
+        if from_scratch and journal.exists(target):
+            start_over(target, mappings)
         pending = [m for m in mappings        # refuse before the first write
                    if not (journal.exists(target) and journal.step_done(target, m.name, copy_step.STEP))]
         for mapping in pending:
             if not (journal.exists(target) and journal.step_done(target, mapping.name, schema_step.STEP)):
                 schema_step.check(mapping, target)
-        if pending and not journal.exists(target):
-            schema_step.check_space(pending, target)
+        space.check(mappings, target, reserve_mb)   # every run: a resumed one still has to fit
         journal.ensure(target)
         for mapping in pending:               # work left: the loader owns the schemas again
             loader.take_over(target, settings, mapping)
         # Per-table indexes/keys/ANALYZE run while the copy goes on (both sources);
         # the post-data phase first waits for what is still building.
         finisher = post_data_step.TableFinisher(settings, work_dir, index_jobs or jobs)
+        watchdog = space.DiskWatchdog(settings, reserve_mb)
         phases = [
             ("schema", lambda: [schema_step.run(settings, m, target, work_dir) for m in mappings]),
             ("copy", lambda: copy_step.run(settings, mappings, target, jobs=jobs, split_mb=split_mb, fmt=fmt,
-                                           finisher=finisher, toast_compression=toast_compression)),
+                                           finisher=finisher, toast_compression=toast_compression,
+                                           checkpoint=watchdog.raise_if_low)),
             ("post-data", lambda: (wait_for_tables(finisher),
                                    [post_data_step.run(settings, m, target, work_dir, jobs=jobs) for m in mappings])),
             ("ownership", lambda: [hand_over(target, m) for m in mappings]),
@@ -93,7 +106,25 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
                     timings[title] = round(time.monotonic() - started, 3)
         finally:
             finisher.close()
+            watchdog.close()
     return timings
+
+
+def refuse_while_apps_use_the_target(settings: Settings) -> None:
+    """--from-scratch drops the migrated schemas: never under apps that were switched to them."""
+    state = cutover_state.load(cutover_state.state_path(settings))
+    if state is not None and state.phase in APPS_ON_TARGET:
+        raise ConsolidationError(f"--from-scratch refused: the cutover switched the apps to the unified instance "
+                                 f"(phase '{state.phase}'); roll back first (`consolidate rollback`)")
+
+
+def start_over(target, mappings) -> None:
+    """Drop every schema this tool created for these sources and forget their progress."""
+    with target.transaction():
+        for mapping in mappings:
+            dropped = journal.drop_created_schemas(target, mapping.name)
+            journal.forget_source(target, mapping.name)
+            console.console.print(f"  {mapping.name}: starting over (dropped {', '.join(dropped) or 'nothing'})")
 
 
 def wait_for_tables(finisher: post_data_step.TableFinisher) -> None:

@@ -18,6 +18,7 @@ the superuser only creates databases, schemas and extensions.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import psycopg
@@ -84,36 +85,6 @@ def check_extensions(source: psycopg.Connection, target: psycopg.Connection, map
     return needed
 
 
-SPACE_FACTOR = 1.5  # rows + indexes + WAL written during the load, relative to the source's size
-
-
-def target_free_bytes(target: psycopg.Connection) -> int | None:
-    """Free space under the target's data directory, via `df` run by the server
-    (COPY FROM PROGRAM needs a superuser; None when that is not possible)."""
-    try:
-        with target.transaction():
-            target.execute("CREATE TEMP TABLE IF NOT EXISTS _consolidation_df (line text) ON COMMIT DROP")
-            target.execute("COPY _consolidation_df FROM PROGRAM 'df -Pk .'")
-            lines = [r[0] for r in target.execute("SELECT line FROM _consolidation_df").fetchall()]
-        return int(lines[-1].split()[3]) * 1024
-    except (psycopg.Error, IndexError, ValueError):
-        return None
-
-
-def check_space(mappings: list[SourceMapping], target: psycopg.Connection) -> None:
-    needed = 0
-    for mapping in mappings:
-        with connect(mapping.db) as source:
-            needed += sum(t.size_bytes for t in catalog.tables(source, mapping.schema))
-    needed = int(needed * SPACE_FACTOR)
-    free = target_free_bytes(target)
-    if free is None:
-        console.console.print("  warning: cannot read the target's free disk space; not checked")
-    elif free < needed:
-        raise DatabaseError("unified", "target", f"not enough disk space: the sources need about "
-                            f"{needed / 1e6:.0f} MB, the target has {free / 1e6:.0f} MB free")
-
-
 def check(mapping: SourceMapping, target: psycopg.Connection) -> tuple[list, dict[str, str]]:
     """Every refusal that can be known before writing anything; returns (extensions, routes)."""
     refuse_occupied_schemas(target, mapping)
@@ -131,7 +102,37 @@ def check(mapping: SourceMapping, target: psycopg.Connection) -> tuple[list, dic
             raise ConsolidationError(f"source '{mapping.name}': large objects (pg_largeobject) are not moved by "
                                      "this tool; export them with pg_dump --large-objects separately")
         routes = {t.name: mapping.route(t.name, t.has_vector) for t in catalog.tables(source, mapping.schema)}
+        refuse_bodies_naming_the_schema(source, mapping)
     return exts, routes
+
+
+# Routine bodies are text: a body that says `letta.messages` still says it after the
+# schema became letta_agents, and fails when called. pg_dump cannot rewrite them safely,
+# so the move is refused before any downtime, naming each routine.
+BODIES_NAMING_SQL = """
+SELECT p.oid::pg_catalog.regprocedure::pg_catalog.text FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+LEFT JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang
+WHERE n.nspname OPERATOR(pg_catalog.=) %(schema)s AND l.lanname IN ('sql', 'plpgsql')
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) 'pg_proc'::regclass
+                  AND d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
+  AND (p.prosrc OPERATOR(pg_catalog.~*) %(bare)s OR p.prosrc OPERATOR(pg_catalog.~~*) %(quoted)s)
+ORDER BY 1
+"""
+
+
+def refuse_bodies_naming_the_schema(source: psycopg.Connection, mapping: SourceMapping) -> None:
+    if mapping.target_schemas == (mapping.schema,):
+        return          # the schema keeps its name: such bodies keep working
+    found = [r[0] for r in source.execute(BODIES_NAMING_SQL, {
+        "schema": mapping.schema, "bare": rf"(^|[^\w$.\"]){re.escape(mapping.schema)}\s*\.",
+        "quoted": f'%"{mapping.schema}".%'}).fetchall()]
+    if found:
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        raise DatabaseError(mapping.name, "source",
+            f"{', '.join(found[:3])}{more} name schema '{mapping.schema}' in their "
+            f"bodies, which becomes {', '.join(mapping.target_schemas)}: they would fail when called; "
+            "rewrite them without the schema name (or with SET search_path) on the source, then migrate")
 
 
 def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, work_dir: Path) -> None:
@@ -157,8 +158,7 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
 
 
 def drop_our_schemas(target: psycopg.Connection, mapping: SourceMapping) -> None:
-    for schema in journal.created_schemas(target, mapping.name):
-        target.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    journal.drop_created_schemas(target, mapping.name)
     journal.forget_rows(target, mapping.name)
 
 

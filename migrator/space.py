@@ -1,0 +1,117 @@
+"""Disk space on the target: enough before the copy starts, and still enough while it runs.
+
+A PostgreSQL server whose disk fills up while writing WAL stops with PANIC; on
+a shared Supabase instance that takes every app down with it. So `migrate`
+refuses to start, on every run (a resumed one too), when the target's free
+space is below what is left to write: the sources' total relation sizes
+(heap, TOAST and indexes) not yet copied, times a margin, plus the target's
+``max_wal_size`` (WAL written during the load is recycled only at
+checkpoints) and the reserve. During the copy a watchdog reads the free space
+every few seconds and stops the copy cleanly (exit 4, resumable: finished
+units are kept) when it falls below the reserve, whatever else is filling the
+disk. Free space is read by the server itself (``COPY FROM PROGRAM 'df'``, a
+superuser's right); where that is not possible, both checks are skipped with
+a warning.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+
+from migrator import console, journal
+from migrator.db import connect
+from migrator.errors import DatabaseError
+from migrator.mapping import SourceMapping
+from migrator.settings import Settings
+
+MARGIN = 1.2                    # rewritten rows, fill factor, index builds' sort files
+DEFAULT_RESERVE_MB = 512        # never let the copy take the target below this
+WATCH_SECONDS = 1.0
+
+TOTAL_SIZE_SQL = """
+SELECT coalesce(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relkind IN ('r', 'm')
+"""
+MAX_WAL_SQL = "SELECT pg_catalog.pg_size_bytes(pg_catalog.current_setting('max_wal_size'))"
+
+
+def free_bytes(target: psycopg.Connection) -> int | None:
+    """Free space under the target's data directory, via `df` run by the server
+    (COPY FROM PROGRAM needs a superuser; None when that is not possible)."""
+    try:
+        with target.transaction():
+            target.execute("CREATE TEMP TABLE IF NOT EXISTS _consolidation_df (line text) ON COMMIT DROP")
+            target.execute("COPY _consolidation_df FROM PROGRAM 'df -Pk .'")
+            lines = [r[0] for r in target.execute("SELECT line FROM _consolidation_df").fetchall()]
+        return int(lines[-1].split()[3]) * 1024
+    except (psycopg.Error, IndexError, ValueError):
+        return None
+
+
+def still_to_write(mapping: SourceMapping, target: psycopg.Connection) -> int:
+    """Bytes this source will still add to the target (0 once its copy and post-data are done)."""
+    if journal.exists(target) and journal.step_done(target, mapping.name, "post-data"):
+        return 0
+    with connect(mapping.db) as source:
+        total = source.execute(TOTAL_SIZE_SQL, (mapping.schema,)).fetchone()[0]
+    copied = sum(nbytes for _, nbytes in journal.done_units(target, mapping.name).values()) \
+        if journal.exists(target) else 0
+    return max(int(total - copied), 0)
+
+
+def check(mappings: list[SourceMapping], target: psycopg.Connection, reserve_mb: int) -> None:
+    """Refuse, before anything is written, a target without room for what is left to write.
+
+    :raises DatabaseError: (exit 4) naming what is needed and what is free.
+    """
+    free = free_bytes(target)
+    if free is None:
+        console.console.print("  warning: cannot read the target's free disk space; not checked")
+        return
+    data = sum(still_to_write(m, target) for m in mappings)
+    if not data:
+        return
+    wal = target.execute(MAX_WAL_SQL).fetchone()[0]
+    needed = int(data * MARGIN) + wal + reserve_mb * 1024 * 1024
+    if free < needed:
+        raise DatabaseError("unified", "target", f"not enough disk space: the sources need about "
+                            f"{needed / 1e6:.0f} MB ({data / 1e6:.0f} MB of tables and indexes to write, "
+                            f"{wal / 1e6:.0f} MB of WAL, a {reserve_mb} MB reserve), the target has "
+                            f"{free / 1e6:.0f} MB free")
+
+
+class DiskWatchdog:
+    """Reads the target's free space every few seconds on its own session; ``raise_if_low``
+    (called by the copy between blocks) stops the copy once it is below the reserve."""
+
+    def __init__(self, settings: Settings, reserve_mb: int):
+        self.reserve = reserve_mb * 1024 * 1024
+        self.low: int | None = None
+        self._stop = threading.Event()
+        self._conn = connect(settings.target)
+        self._thread = threading.Thread(target=self._watch, name="disk-watchdog", daemon=True)
+        if free_bytes(self._conn) is None:
+            self._stop.set()        # nothing to watch with; check() already warned
+        else:
+            self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(WATCH_SECONDS):
+            free = free_bytes(self._conn)
+            if free is not None and free < self.reserve:
+                self.low = free
+
+    def raise_if_low(self) -> None:
+        if self.low is not None:
+            raise DatabaseError("unified", "target", f"disk nearly full: {self.low / 1e6:.0f} MB free, below the "
+                                f"{self.reserve // 1024 // 1024} MB reserve; the copy stopped (finished units are "
+                                "kept): free space, then run `migrate` again")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=WATCH_SECONDS * 2)
+        self._conn.close()
