@@ -112,6 +112,19 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
         raise
 
 
+def new_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def backup_path(path: Path, stamp: str) -> Path:
+    """Where the original of ``path`` is kept: ``<name>.<stamp>.bak`` beside it."""
+    return path.with_name(f"{path.name}.{stamp}.bak")
+
+
+def stamp_of(backup: Path) -> str:
+    return backup.name.rsplit(".", 2)[-2]
+
+
 def rewrite(path: Path, updates: dict[str, str], remove: tuple[str, ...] = (),
             stamp: str | None = None) -> Rewrite:
     """Apply ``updates`` to the file at ``path``; keep the old file as ``<name>.<stamp>.bak``."""
@@ -121,8 +134,8 @@ def rewrite(path: Path, updates: dict[str, str], remove: tuple[str, ...] = (),
     after = render(before, updates, remove)
     if after == before:
         return Rewrite(path, before, after, None)
-    stamp = stamp or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    backup = path.with_name(f"{path.name}.{stamp}.bak")
-    write_atomic(backup, before)
+    backup = backup_path(path, stamp or new_stamp())
+    if not backup.is_file():        # a rerun after a kill keeps the first, original copy
+        write_atomic(backup, before)
     write_atomic(path, after)
     return Rewrite(path, before, after, backup)

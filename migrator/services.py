@@ -41,14 +41,29 @@ def client() -> docker.DockerClient:
                            "mount /var/run/docker.sock into the migrator") from None
 
 
+REPLACED = "-replaced-"   # the name an old container carries while its successor is created
+
+
 def container_of(c: docker.DockerClient, svc: Service):
+    """The service's one container. What a killed ``recreate`` left is settled first: an old
+    container still renamed (its successor was never created) gets its name back; one whose
+    successor exists is removed. So there is always exactly one container per service."""
     found = c.containers.list(all=True, filters={"label": [f"com.docker.compose.project={svc.project}",
                                                            f"com.docker.compose.service={svc.name}"]})
     found = [x for x in found if x.labels.get("com.docker.compose.oneoff", "False") != "True"]
-    if not found:
+    current = [x for x in found if REPLACED not in x.name]
+    replaced = sorted((x for x in found if REPLACED in x.name), key=lambda x: x.name)
+    if not current and replaced:
+        survivor = replaced.pop()                      # the newest old one: rename it back
+        survivor.rename(survivor.name.split(REPLACED)[0])
+        survivor.reload()
+        current = [survivor]
+    for leftover in replaced:
+        leftover.remove(force=True)
+    if not current:
         raise ServiceError(f"service '{svc.name}' of compose project '{svc.project}' has no container "
                            f"(start it once with `docker compose --profile apps up -d {svc.name}`)")
-    return found[0]
+    return current[0]
 
 
 def stop(c: docker.DockerClient, svc: Service, timeout: int = 30) -> None:
@@ -98,7 +113,7 @@ def recreate(c: docker.DockerClient, svc: Service, updates: dict[str, str], remo
     if old.status == "running":
         old.stop(timeout=30)
     name = attrs["Name"].lstrip("/")
-    old.rename(f"{name}-replaced-{int(time.time())}")
+    old.rename(f"{name}{REPLACED}{int(time.time())}")
     first, *others = list(networks.items()) or [(None, None)]
 
     def endpoint(net: dict) -> dict:

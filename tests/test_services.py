@@ -62,3 +62,28 @@ def test_missing_service_is_a_clear_error(project):
     name, _ = project
     with pytest.raises(services.ServiceError, match="service 'ghost' of compose project"):
         services.container_of(services.client(), services.Service(name, "ghost"))
+
+
+def test_a_recreate_killed_half_way_leaves_exactly_one_container(project):
+    """Killed after renaming the old container (before its successor exists), or after
+    creating the successor (before removing the old one): the next call settles it."""
+    name, _ = project
+    c = services.client()
+    svc = services.Service(name, "app")
+    original = services.container_of(c, svc)
+    canonical = original.name
+    original.stop(timeout=10)
+    original.rename(f"{canonical}{services.REPLACED}1")          # killed right after the rename
+    assert services.container_of(c, svc).id == original.id
+    assert services.container_of(c, svc).name == canonical
+
+    services.recreate(c, svc, {"DB_HOST": "unified"}, removed=set())
+    successor = services.container_of(c, svc)
+    # Killed after creating the successor, before removing the old one: simulate that old one.
+    stale = c.containers.create(original.attrs["Config"]["Image"], command=["true"],
+                                labels=dict(successor.labels), name=f"{canonical}{services.REPLACED}2")
+    assert services.container_of(c, svc).id == successor.id
+    labelled = c.containers.list(all=True, filters={"label": [f"com.docker.compose.project={name}",
+                                                              "com.docker.compose.service=app"]})
+    assert [x.id for x in labelled] == [successor.id]
+    assert stale.id not in {x.id for x in c.containers.list(all=True)}

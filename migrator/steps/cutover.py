@@ -96,10 +96,15 @@ def rewrite_env(settings: Settings, state: cutover_state.CutoverState, state_fil
             record = cutover_state.EnvRecord(str(app.env_file), cutover_state.sha256_file(app.env_file))
             state.env_files[name] = record
             cutover_state.save(state, state_file)
-        result = envfile.rewrite(app.env_file, updates, removed)
-        if result.backup and record.backup is None:
-            record.backup = str(result.backup)
+        if record.backup is None or not Path(record.backup).is_file():
+            # Where the original will be kept is recorded before the file is touched:
+            # a kill between the two writes still leaves rollback its way back.
+            stamp = envfile.new_stamp()
+            record.backup = str(envfile.backup_path(app.env_file, stamp))
             cutover_state.save(state, state_file)
+        else:
+            stamp = envfile.stamp_of(Path(record.backup))
+        result = envfile.rewrite(app.env_file, updates, removed, stamp=stamp)
         diff = envfile.masked_diff(app.env_file, result.before, result.after)
         if diff:
             console.console.print(diff, markup=False)
@@ -164,8 +169,8 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
             timer.run("backup", lambda: backup.run(settings, settings.backups_dir, jobs=args.jobs),
                       lambda path: str(path.name))
         stopped_at = time.monotonic()
+        state.move_to("apps-stopped", state_file)     # before: a partial stop is undone like a full one
         timer.run("stop writers", lambda: stop_apps(settings))
-        state.move_to("apps-stopped", state_file)
         timer.run("migrate", lambda: migrate.run(settings, jobs=args.jobs, work_dir=settings.work_dir),
                   lambda t: ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
         results = timer.run("verify", lambda: verify.run(settings, reports_dir),

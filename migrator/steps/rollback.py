@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from psycopg import sql
 
 from migrator import console, cutover_state, envfile, journal
 from migrator.db import connect
@@ -63,9 +62,7 @@ def drop_migrated_schemas(settings: Settings) -> list[str]:
         if not journal.exists(target):
             return []
         for mapping in load_mappings(settings):
-            for schema in journal.created_schemas(target, mapping.name):
-                target.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-                dropped.append(schema)
+            dropped += journal.drop_created_schemas(target, mapping.name)
             journal.forget_source(target, mapping.name)
     return dropped
 

@@ -1,0 +1,227 @@
+"""Faults during migrate, and the rerun that finishes without manual help.
+
+Each case breaks a run the way the world does (a crash in the final pass, a
+dead migrator's sessions still holding locks, a source that goes away, a disk
+that fills up, a copy resumed with other options, a target that must be
+rebuilt), then checks the one-line error and exit code, and that the next
+`migrate` finishes within a bounded time with verify at 0.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import psycopg
+import pytest
+
+from migrator import journal
+from tests.conftest import migrator_command, run_migrator, start_postgres, write_stack_config
+from tests.test_migrate import assert_ok, wait_for_units
+
+pytestmark = pytest.mark.integration
+
+ONE_SOURCE = '[sources.n8n]\nschema = "public"\ntarget_schema = "n8n"\n'
+LONG = "sandbox_environment_variables_with_long_name"     # its "<table> <table>_pkey" tag is 94 characters
+
+
+@pytest.fixture
+def source(images):
+    server = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
+    with server.connect() as conn:
+        conn.execute(f"CREATE TABLE {LONG} (id int PRIMARY KEY, value text);"
+                     f"INSERT INTO {LONG} SELECT i, md5(i::text) FROM generate_series(1, 500) i;"
+                     "CREATE TABLE small (id int PRIMARY KEY, n int); INSERT INTO small SELECT i, i FROM generate_series(1, 100) i;"
+                     "ANALYZE")
+    yield server
+    server.container.stop()
+
+
+@pytest.fixture
+def target(images):
+    server = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
+    yield server
+    server.container.stop()
+
+
+def timed(config, *args: str, timeout: float = 180) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    result = run_migrator(config, *args, timeout=timeout)
+    return result, time.monotonic() - started
+
+
+def test_crash_in_the_final_pass_resumes_with_long_constraint_tags(tmp_path, source, target):
+    config = write_stack_config(tmp_path, target, {"n8n": source}, ONE_SOURCE)
+    assert_ok(run_migrator(config, "migrate"))
+    with target.connect() as conn:
+        early = conn.execute("SELECT cardinality(toc_ids) FROM _consolidation.finished_tables"
+                             " WHERE table_name = %s", (LONG,)).fetchone()[0]
+        assert early == 1                      # its primary key was built early, and journaled as such
+        conn.execute("UPDATE _consolidation.steps SET status = 'running' WHERE step = 'post-data'")
+    rerun, _ = timed(config, "migrate")
+    assert_ok(rerun)
+    assert "left by an interrupted post-data" in rerun.stdout
+    assert_ok(run_migrator(config, "verify"))
+
+
+def test_sessions_of_a_killed_run_are_ended_and_the_rerun_does_not_wait(tmp_path, source, target):
+    config = write_stack_config(tmp_path, target, {"n8n": source}, ONE_SOURCE)
+    assert_ok(run_migrator(config, "migrate"))
+    with target.connect() as conn:
+        conn.execute("UPDATE _consolidation.steps SET status = 'running' WHERE step = 'post-data'")
+        conn.execute("ALTER ROLE consolidation_loader_n8n LOGIN PASSWORD 'left-over-session'")
+    # What a migrator killed mid-copy leaves: its loader session, in a transaction, holding its table.
+    leftover = psycopg.connect(host=target.host, port=target.port, dbname="postgres", user="consolidation_loader_n8n",
+                               password="left-over-session", application_name="consolidation-migrator")
+    leftover.execute("LOCK TABLE n8n.small IN ROW EXCLUSIVE MODE")
+    try:
+        rerun, seconds = timed(config, "migrate", timeout=120)
+        assert_ok(rerun)
+        assert "ended 1 session(s) left open by an earlier, interrupted run" in rerun.stdout
+        assert seconds < 60
+        assert leftover.broken or leftover.closed or _dead(leftover)
+    finally:
+        leftover.close()
+    assert_ok(run_migrator(config, "verify"))
+
+
+def _dead(conn: psycopg.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return True
+    return False
+
+
+def test_second_migrator_exits_7(tmp_path, source, target):
+    config = write_stack_config(tmp_path, target, {"n8n": source}, ONE_SOURCE)
+    with target.connect() as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (0x636F6E73,))
+        result = run_migrator(config, "migrate")
+    assert result.returncode == 7, result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_from_scratch_rebuilds_after_verify_found_a_difference(tmp_path, source, target):
+    config = write_stack_config(tmp_path, target, {"n8n": source}, ONE_SOURCE)
+    assert_ok(run_migrator(config, "migrate"))
+    with target.connect() as conn:
+        conn.execute("DELETE FROM n8n.small WHERE id <= 10")
+    assert run_migrator(config, "verify").returncode == 5
+    assert_ok(run_migrator(config, "migrate"))                 # all done: nothing repairs it
+    assert run_migrator(config, "verify").returncode == 5
+
+    state = tmp_path / "env/.cutover.json"
+    state.write_text(json.dumps({"phase": "done", "history": []}))
+    refused = run_migrator(config, "migrate", "--from-scratch")
+    assert refused.returncode == 1 and "--from-scratch refused" in refused.stderr
+    state.write_text(json.dumps({"phase": "rolled-back", "history": []}))
+
+    rebuilt = run_migrator(config, "migrate", "--from-scratch")
+    assert_ok(rebuilt)
+    assert "starting over (dropped n8n)" in rebuilt.stdout
+    assert_ok(run_migrator(config, "verify"))
+
+
+def big_source(images, rows: int):
+    server = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
+    with server.connect() as conn:
+        conn.execute("CREATE TABLE big (id bigint PRIMARY KEY, payload text);"
+                     f"INSERT INTO big SELECT i, repeat(md5(i::text), 40) FROM generate_series(1, {rows}) i;"
+                     "ANALYZE")
+    return server
+
+
+def test_source_gone_mid_copy_exits_3_naming_it_and_the_rerun_completes(tmp_path, images, target):
+    src = big_source(images, 150000)
+    try:
+        config = write_stack_config(tmp_path, target, {"n8n": src}, ONE_SOURCE)
+        proc = subprocess.Popen(migrator_command(config, "migrate", "--jobs", "1", "--split-mb", "2"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_units(target, minimum=2, timeout=120)
+        src.container.get_wrapped_container().kill()
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 3, out[-2000:] + err[-2000:]
+        assert err.startswith("FAILED: source database 'n8n'") and err.strip().count("\n") == 0
+
+        src.container.get_wrapped_container().start()
+        src.container.get_wrapped_container().reload()
+        port = src.container.get_wrapped_container().attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"]
+        env = tmp_path / "env/n8n.env"
+        env.write_text(env.read_text().replace(f"POSTGRES_PORT={src.port}", f"POSTGRES_PORT={port}"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                psycopg.connect(**src.conninfo(port=int(port), connect_timeout=2)).close()
+                break
+            except psycopg.OperationalError:
+                time.sleep(0.5)
+        rerun, _ = timed(config, "migrate", "--jobs", "1", timeout=300)
+        assert_ok(rerun)
+        assert "from an earlier run" in rerun.stdout
+        assert_ok(run_migrator(config, "verify"))
+    finally:
+        src.container.stop()
+
+
+def test_disk_filling_up_mid_copy_stops_cleanly_and_the_rerun_completes(tmp_path, images):
+    src = big_source(images, 200000)
+    target = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres",
+                            tmpfs={"/var/lib/postgresql/data": "size=2400m"})
+    container = target.container.get_wrapped_container()
+    try:
+        config = write_stack_config(tmp_path, target, {"n8n": src}, ONE_SOURCE)
+        proc = subprocess.Popen(migrator_command(config, "migrate", "--jobs", "1", "--split-mb", "4"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_units(target, minimum=1, timeout=120)
+        # Someone else fills the shared disk: leave 400 MB, under the 512 MB reserve.
+        free_kb = int(container.exec_run(["sh", "-c", "df -Pk /var/lib/postgresql/data | tail -1"]
+                                         ).output.split()[3])
+        filler = (free_kb - 400 * 1024) * 1024
+        assert container.exec_run(["fallocate", "-l", str(filler), "/var/lib/postgresql/data/filler"]).exit_code == 0
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 4, out[-2000:] + err[-2000:]
+        assert "disk nearly full" in err and err.strip().count("\n") == 0
+        with target.connect() as conn:       # the server is up and answering
+            assert conn.execute("SELECT 1").fetchone()[0] == 1
+        container.exec_run(["rm", "-f", "/var/lib/postgresql/data/filler"])
+        rerun, _ = timed(config, "migrate", "--jobs", "1", timeout=300)
+        assert_ok(rerun)
+        assert_ok(run_migrator(config, "verify"))
+    finally:
+        src.container.stop()
+        target.container.stop()
+
+
+def test_disk_check_runs_on_every_run(tmp_path, images):
+    """A resumed migrate (journal present) is checked too."""
+    src = big_source(images, 20000)
+    target = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres",
+                            tmpfs={"/var/lib/postgresql/data": "size=200m"})
+    try:
+        config = write_stack_config(tmp_path, target, {"n8n": src}, ONE_SOURCE)
+        with target.connect() as conn:     # an earlier run's journal
+            journal.ensure(conn)
+        result = run_migrator(config, "migrate")
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert "not enough disk space" in result.stderr and "of WAL" in result.stderr
+    finally:
+        src.container.stop()
+        target.container.stop()
+
+
+def test_routine_bodies_naming_the_old_schema_are_refused_before_any_write(tmp_path, source, target):
+    with source.connect() as conn:
+        conn.execute("CREATE FUNCTION small_total() RETURNS bigint LANGUAGE sql AS 'SELECT sum(n) FROM public.small'")
+    try:
+        config = write_stack_config(tmp_path, target, {"n8n": source}, ONE_SOURCE)
+        result = run_migrator(config, "migrate")
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "small_total() name schema 'public' in their bodies" in result.stderr
+        with target.connect() as conn:
+            assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname IN ('n8n', '_consolidation')"
+                                ).fetchone()[0] == 0
+    finally:
+        with source.connect() as conn:
+            conn.execute("DROP FUNCTION small_total()")
