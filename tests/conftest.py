@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,18 @@ import psycopg  # noqa: E402
 from tenacity import retry, stop_after_delay, wait_fixed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def fresh_env_dir(path: Path) -> Path:
+    """An env/ of the test's own: the committed examples with fresh random passwords, made
+    the way `make env` makes the operator's. Tests never read or change the operator's env/
+    (after `make rehearsal` it points the apps at the unified instance)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for example in (ROOT / "env").glob("*.env.example"):
+        shutil.copy(example, path / example.name)
+    subprocess.run([sys.executable, str(ROOT / "scripts/init_env.py"), str(path)], check=True,
+                   capture_output=True)
+    return path
 
 
 def project_images() -> dict[str, str]:

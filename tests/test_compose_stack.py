@@ -8,10 +8,11 @@ import os
 import secrets
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fresh_env_dir
 
 pytestmark = pytest.mark.integration
 
@@ -22,11 +23,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+REPORTS: Path | None = None
+
+
 @pytest.fixture(scope="module")
-def compose_project():
+def compose_project(tmp_path_factory):
+    global REPORTS
     name = "consolidation-test-" + secrets.token_hex(3)
+    tmp = tmp_path_factory.mktemp("compose")
+    REPORTS = tmp / "reports"
+    REPORTS.mkdir()
     env = {**os.environ, "COMPOSE_PROJECT_NAME": name, "UNIFIED_PORT": str(free_port()),
-           "N8N_DB_PORT": str(free_port()), "LETTA_DB_PORT": str(free_port()), "COLUMNS": "200"}
+           "N8N_DB_PORT": str(free_port()), "LETTA_DB_PORT": str(free_port()), "COLUMNS": "200",
+           "CONSOLIDATION_ENV_DIR": str(fresh_env_dir(tmp / "env")), "CONSOLIDATION_REPORTS_DIR": str(REPORTS)}
 
     def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(["docker", "compose", "-p", name, *args], cwd=ROOT, env=env,
@@ -44,7 +53,7 @@ def test_migrator_container_preflight_sees_all_three(compose_project):
     result = compose_project("run", "--rm", "-T", "migrator", "preflight")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Preflight" in result.stdout
-    facts = {f["name"]: f for f in json.loads((ROOT / "reports/preflight.json").read_text())}
+    facts = {f["name"]: f for f in json.loads((REPORTS / "preflight.json").read_text())}
     assert facts["unified"]["location"] == "supabase_admin@unified:5432/postgres"
     assert facts["n8n"]["location"].endswith("@n8n-db:5432/n8n_restore")
     assert facts["letta"]["location"] == "letta@letta-db:5432/letta"

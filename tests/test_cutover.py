@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import time
 from urllib.parse import urlsplit
@@ -23,7 +22,7 @@ import pytest
 import requests
 
 from migrator import services
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fresh_env_dir
 from tests.test_rehearsal_apps import APP_SERVICES, env_values, free_port
 
 pytestmark = pytest.mark.integration
@@ -52,8 +51,7 @@ class CutoverStack:
         self.tmp = tmp
         self.env_dir = tmp / "env"
         self.reports = tmp / "reports"
-        shutil.copytree(ROOT / "env", self.env_dir, ignore=shutil.ignore_patterns("*.bak", ".cutover.json",
-                                                                                   "n8n-admin.env"))
+        fresh_env_dir(self.env_dir)
         self.reports.mkdir()
         self.ports = {key: free_port() for key in ("UNIFIED_PORT", "N8N_DB_PORT", "LETTA_DB_PORT",
                                                    "N8N_APP_PORT", "LETTA_APP_PORT")}

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from migrator.apps.letta import SEARCH_SENTINEL
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, fresh_env_dir, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -48,9 +48,11 @@ class Stack:
         self.name = "consolidation-apps-" + secrets.token_hex(3)
         self.ports = {key: free_port() for key in ("UNIFIED_PORT", "N8N_DB_PORT", "LETTA_DB_PORT",
                                                    "N8N_APP_PORT", "LETTA_APP_PORT")}
-        self.env = {**os.environ, "COMPOSE_PROJECT_NAME": self.name, "COLUMNS": "200",
-                    **{k: str(v) for k, v in self.ports.items()}}
         self.tmp = tmp
+        self.env_dir = fresh_env_dir(tmp / "env")
+        self.env = {**os.environ, "COMPOSE_PROJECT_NAME": self.name, "COLUMNS": "200",
+                    "CONSOLIDATION_ENV_DIR": str(self.env_dir), "CONSOLIDATION_REPORTS_DIR": str(tmp / "reports"),
+                    **{k: str(v) for k, v in self.ports.items()}}
         self.reports = tmp / "reports"
         self.admin_file = tmp / "n8n-admin.env"
         self.n8n_url = f"http://127.0.0.1:{self.ports['N8N_APP_PORT']}"
@@ -59,18 +61,18 @@ class Stack:
         self.config.write_text(f"""
 [target]
 name = "unified"
-env_file = "{ROOT}/env/unified.env"
+env_file = "{self.env_dir}/unified.env"
 [sources.n8n]
-env_file = "{ROOT}/env/n8n-db.env"
+env_file = "{self.env_dir}/n8n-db.env"
 [sources.letta]
-env_file = "{ROOT}/env/letta-db.env"
+env_file = "{self.env_dir}/letta-db.env"
 [apps.n8n]
 url = "{self.n8n_url}"
-env_file = "{ROOT}/env/n8n.env"
+env_file = "{self.env_dir}/n8n.env"
 admin_file = "{self.admin_file}"
 [apps.letta]
 url = "{self.letta_url}"
-env_file = "{ROOT}/env/letta.env"
+env_file = "{self.env_dir}/letta.env"
 embedding_endpoint = "http://embeddings:8000/v1"
 """)
         self.outputs: list[str] = []
