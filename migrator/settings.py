@@ -2,7 +2,7 @@
 
 ``consolidation.toml`` names the target and the sources; each database's
 connection settings come from its env file (the same file that configures its
-container), read with python-dotenv. Everything is validated before the first
+container), read as docker compose reads it. Everything is validated before the first
 connection, and every problem names the file and the key.
 """
 
@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from dotenv.parser import parse_stream
-
+from migrator import envfile
 from migrator.errors import ConfigError
 from migrator.redact import register_secret
 
@@ -105,19 +104,9 @@ class Settings:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse an env file strictly: a line python-dotenv cannot parse is an error."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: env file not found (run `make env` to create it from the .example)")
-    values: dict[str, str] = {}
-    with path.open(encoding="utf-8") as stream:
-        lineno = 1
-        for binding in parse_stream(stream):
-            if binding.error:
-                raise ConfigError(f"{path}:{lineno}: cannot parse this line (expected KEY=VALUE)")
-            if binding.key is not None:
-                values[binding.key] = binding.value or ""
-            lineno += binding.original.string.count("\n")
-    return values
+    """An env file, read exactly as docker compose reads it (migrator/envfile.py): the
+    values the migrator uses are the ones the containers get."""
+    return envfile.read(path)
 
 
 def database_from_env(name: str, role: str, path: Path) -> DatabaseSettings:

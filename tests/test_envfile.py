@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from migrator.envfile import masked_diff, render, rewrite
+from migrator.envfile import masked_diff, render, rewrite, values
 from migrator.errors import ConfigError
 
 ORIGINAL = (
@@ -34,9 +34,12 @@ def test_changes_only_the_named_keys():
         "DB_POSTGRESDB_SCHEMA=n8n\n")
 
 
-def test_values_needing_quotes_are_quoted():
+def test_values_needing_quotes_are_quoted_so_compose_reads_them_back():
     after = render("A=1\n", {"A": 'has space#and"quote$'})
-    assert after == 'A="has space#and\\"quote\\$"\n'
+    assert after == "A='has space#and\"quote$'\n"
+    assert values(after) == {"A": 'has space#and"quote$'}
+    both = render('A="x"\n', {"A": "it's $HOME"})              # a double-quoted key stays double-quoted
+    assert both == 'A="it\'s \\$HOME"\n' and values(both) == {"A": "it's $HOME"}
 
 
 def test_remove_and_crlf_kept():

@@ -49,7 +49,7 @@ def restore_env_files(state: cutover_state.CutoverState) -> list[str]:
         if not record.backup or not Path(record.backup).is_file():
             raise ConsolidationError(f"{path}: the original was not saved; restore it from your own copy")
         original = Path(record.backup).read_bytes()
-        envfile.write_atomic(path, original.decode("utf-8"))
+        envfile.write_atomic(path, original)
         if cutover_state.sha256_file(path) != record.original_sha256:
             raise ConsolidationError(f"{path}: restored file does not match the recorded sha256")
         restored.append(str(path))
