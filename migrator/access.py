@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict, dataclass
 
 import psycopg
+from rich.markup import escape
 from rich.table import Table
 
 API_ROLES = ("anon", "authenticated", "service_role")
@@ -202,8 +203,8 @@ def render_matrix(m: Matrix, own: dict[str, set[str]]) -> Table:
         row = []
         for role in roles:
             label = m[role][schema].label() if schema in m[role] else "?"
-            row.append(f"[bold]{label}[/bold]" if schema in own.get(role, set()) else label)
-        table.add_row(schema, *row)
+            row.append(f"[bold]{label}[/bold]" if schema in own.get(role, set()) else label)   # labels are ours
+        table.add_row(escape(schema), *row)
     return table
 
 
@@ -212,7 +213,7 @@ def render_changes(changes: list[Change]) -> Table:
     for column in ("object", "change", "detail"):
         table.add_column(column, overflow="fold")
     for c in changes:
-        table.add_row(f"{c.section} {c.key}", c.change, c.detail)
+        table.add_row(escape(f"{c.section} {c.key}"), c.change, escape(c.detail))
     return table
 
 

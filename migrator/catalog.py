@@ -77,13 +77,30 @@ def sequences(conn: psycopg.Connection, schema: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+# Everything a schema can hold, so a schema with only operators, collations or range types
+# is not taken for empty (and later dropped as ours). Row types of relations and array
+# types come with their relation or element type and are not counted twice.
+SCHEMA_OBJECTS_SQL = """
+SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = n.oid)
+     + (SELECT count(*) FROM pg_proc WHERE pronamespace = n.oid)
+     + (SELECT count(*) FROM pg_type t WHERE t.typnamespace = n.oid
+          AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+          AND NOT (t.typcategory = 'A' AND t.typelem <> 0))
+     + (SELECT count(*) FROM pg_operator WHERE oprnamespace = n.oid)
+     + (SELECT count(*) FROM pg_collation WHERE collnamespace = n.oid)
+     + (SELECT count(*) FROM pg_opfamily WHERE opfnamespace = n.oid)
+     + (SELECT count(*) FROM pg_opclass WHERE opcnamespace = n.oid)
+     + (SELECT count(*) FROM pg_conversion WHERE connamespace = n.oid)
+     + (SELECT count(*) FROM pg_ts_config WHERE cfgnamespace = n.oid)
+     + (SELECT count(*) FROM pg_ts_dict WHERE dictnamespace = n.oid)
+     + (SELECT count(*) FROM pg_ts_parser WHERE prsnamespace = n.oid)
+     + (SELECT count(*) FROM pg_ts_template WHERE tmplnamespace = n.oid)
+     + (SELECT count(*) FROM pg_statistic_ext WHERE stxnamespace = n.oid)
+FROM pg_namespace n WHERE n.nspname = %s
+"""
+
+
 def schema_object_count(conn: psycopg.Connection, schema: str) -> int | None:
-    """Objects in a schema (relations, types, functions); None if it does not exist."""
-    row = conn.execute(
-        "SELECT (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid)"
-        " + (SELECT count(*) FROM pg_proc p WHERE p.pronamespace = n.oid)"
-        " + (SELECT count(*) FROM pg_type t WHERE t.typnamespace = n.oid AND t.typtype IN ('e', 'd')"
-        "    OR (t.typnamespace = n.oid AND t.typtype = 'c' AND t.typrelid IN"
-        "        (SELECT oid FROM pg_class WHERE relkind = 'c')))"
-        " FROM pg_namespace n WHERE n.nspname = %s", (schema,)).fetchone()
+    """Objects of any kind in a schema; None if it does not exist."""
+    row = conn.execute(SCHEMA_OBJECTS_SQL, (schema,)).fetchone()
     return None if row is None else int(row[0])

@@ -10,10 +10,11 @@ import sys
 import traceback
 from pathlib import Path
 
-from migrator import __version__, console, db
+from migrator import __version__, argtypes, console, db
 from migrator.errors import ConsolidationError
 from migrator.redact import redact
 from migrator.settings import load_settings
+from migrator.validation import validate
 from migrator.steps import assess, backup, copy, migrate, post_data, preflight, schema, verify
 from migrator.steps import fingerprint, seed  # the apps: rehearsal data and proof
 from migrator.steps import roles  # per-app roles, schema isolation, RAG schemas
@@ -24,8 +25,16 @@ from migrator.steps import cutover, rollback  # the maintenance window and its w
 STEP_MODULES = [preflight, assess, backup, schema, copy, post_data, migrate, verify, seed, fingerprint, roles, cutover, rollback]
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line and exit 2, like every other refusal."""
+
+    def error(self, message: str) -> None:
+        console.fail(f"{self.prog}: {message} (see --help)")
+        raise SystemExit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="consolidate",
         description="Move a stack's PostgreSQL databases into one Supabase Postgres, one schema per app.")
     parser.add_argument("--config", type=Path,
@@ -33,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="mapping file naming the target and the sources (default: %(default)s)")
     parser.add_argument("--reports-dir", type=Path, default=None,
                         help="where JSON/Markdown reports go (default: reports/ beside the config)")
-    parser.add_argument("--wait", dest="global_wait", metavar="S", type=float, default=60.0,
+    parser.add_argument("--wait", dest="global_wait", metavar="S", type=argtypes.seconds, default=60.0,
                         help="seconds to wait for a database that is still starting (default: %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -51,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     db.DEFAULT_WAIT_SECONDS = args.global_wait
     try:
         settings = load_settings(args.config)
+        validate(settings, args.step.COMMAND)        # every section, before any connection
         reports_dir = args.reports_dir or settings.config_file.parent / "reports"
         return args.step.command(settings, args, reports_dir) or 0
     except ConsolidationError as exc:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from migrator.redact import redact
@@ -16,7 +17,18 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one-line 
 
 
 def step(number: int | str, title: str) -> None:
-    console.print(f"[bold]STEP {number}: {title}[/bold]")
+    console.print(f"[bold]STEP {number}: {escape(redact(title))}[/bold]")
+
+
+def say(message: str, **options) -> None:
+    """One line (or block) of progress for people: redacted, and never read as markup, so an
+    object named `[/x]` prints as itself instead of crashing the output."""
+    console.print(redact(message), markup=False, **options)
+
+
+def warn(label: str, message: str, style: str = "yellow") -> None:
+    """``label`` styled, ``message`` (names, values) printed as it is."""
+    console.print(f"[{style}]{escape(label)}[/{style}] {escape(redact(message))}")
 
 
 def fail(message: str) -> None:

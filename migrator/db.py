@@ -132,3 +132,12 @@ def restrict_relation_kinds(conn: psycopg.Connection) -> None:
                      (RESTRICTED_KINDS,))
     if not conn.autocommit:
         conn.commit()   # a snapshot session must start its transaction fresh
+
+
+def require_superuser(conn: psycopg.Connection, db: DatabaseSettings) -> None:
+    """The target login must be a superuser (it creates roles, databases, extensions and reads
+    the disk's free space): refused with exit 4 before anything is written."""
+    if not conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles"
+                        " WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER").fetchone()[0]:
+        raise DatabaseError(db.name, db.role, f"user '{db.user}' is not a superuser; the migrator needs one "
+                            "(supabase_admin on Supabase) to create the loader roles, schemas and extensions")

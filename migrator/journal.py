@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from migrator.db import connect
+from migrator.db import connect, require_superuser
 from migrator import console
 from migrator.errors import MigratorBusy
 from migrator.loader import PREFIX as LOADER_PREFIX
@@ -91,7 +91,7 @@ def acquire_lock(conn: psycopg.Connection) -> None:
         raise MigratorBusy(f"another migrator is already running against this target{who}")
     ended = end_leftover_sessions(conn)
     if ended:
-        console.console.print(f"  ended {ended} session(s) left open by an earlier, interrupted run")
+        console.say(f"  ended {ended} session(s) left open by an earlier, interrupted run")
 
 
 # Sessions of loader roles opened by a migrate (not by verify, which runs without the lock).
@@ -111,8 +111,9 @@ def end_leftover_sessions(conn: psycopg.Connection) -> int:
 def locked_target(settings) -> Iterator[psycopg.Connection]:
     """The target, with the journal in place and this run's advisory lock held."""
     with connect(settings.target) as conn:
-        ensure(conn)
+        require_superuser(conn, settings.target)
         acquire_lock(conn)
+        ensure(conn)
         yield conn
 
 

@@ -22,6 +22,7 @@ from migrator.settings import DatabaseSettings, Settings
 
 IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PREDICATES = ("has_vector_column",)
+SOURCE_KEYS = {"env_file", "schema", "target_schema", "owner", "rules"}
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,22 @@ def load_mappings(settings: Settings) -> list[SourceMapping]:
         where = f"{settings.config_file}: [sources.{db.name}]"
         if "schema" not in cfg or "target_schema" not in cfg:
             raise ConfigError(f"{where} needs schema and target_schema")
+        unknown = set(cfg) - SOURCE_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]} (expected {', '.join(sorted(SOURCE_KEYS))})")
+        if not isinstance(cfg.get("rules", []), list) or not all(isinstance(r, dict) for r in cfg.get("rules", [])):
+            raise ConfigError(f"{where}: rules must be a list of {{ when = ..., target_schema = ... }} tables")
         rules = []
         for i, rule in enumerate(cfg.get("rules", [])):
             when = rule.get("when", "")
             if when not in PREDICATES and not when.startswith("name:"):
                 raise ConfigError(f"{where} rule {i + 1}: unknown predicate '{when}' "
                                   f"(use {', '.join(PREDICATES)} or name:<regex>)")
+            if when.startswith("name:"):
+                try:
+                    re.compile(when[5:])
+                except re.error as exc:
+                    raise ConfigError(f"{where} rule {i + 1}: invalid regex in '{when}' ({exc})") from None
             rules.append(Rule(when, _ident(rule.get("target_schema"), f"{where} rule {i + 1}")))
         mapping = SourceMapping(
             name=db.name, db=db, schema=_ident(cfg["schema"], where),

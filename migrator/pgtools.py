@@ -10,7 +10,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from migrator.errors import ConsolidationError, DatabaseError
+from migrator.errors import ConfigError, ConsolidationError, DatabaseError
 from migrator.redact import redact
 from migrator.settings import DatabaseSettings
 
@@ -50,7 +50,8 @@ def run(tool: str, args: list[str], db: DatabaseSettings, dbname: str | None = N
                           umask=0o077)
     if proc.returncode != 0:
         lines = [line for line in redact(proc.stderr).splitlines() if line.strip()]
-        detail = lines[-1] if lines else f"exit code {proc.returncode}"
+        errors = [line for line in lines if "error:" in line]     # not the "detail:" line after it
+        detail = (errors or lines or [f"exit code {proc.returncode}"])[0 if errors else -1]
         raise DatabaseError(db.name, db.role, f"{tool} {what} failed: {detail}".replace("  ", " "))
     return proc
 
@@ -61,6 +62,23 @@ def server_major(tool_version_output: str) -> int:
 
 def client_version(tool: str = "pg_dump") -> str:
     return subprocess.run([_binary(tool), "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def client_major(tool: str = "pg_dump") -> int:
+    return server_major(client_version(tool))
+
+
+def require_client_for(conn, db: DatabaseSettings) -> None:
+    """pg_dump/pg_restore must be at least the server's major version: refused up front
+    (exit 2), before anything is written, instead of failing half-way with pg_dump's detail line.
+
+    :raises ConfigError: naming the client, the server and the way out."""
+    server = conn.info.server_version // 10000
+    client = client_major()
+    if client < server:
+        raise ConfigError(f"pg_dump {client} cannot dump PostgreSQL {server} ({db.name}); run the migrator "
+                          f"from its image (`docker compose run --rm db-tools ...`) or install a PostgreSQL "
+                          f"{server} client")
 
 
 def restore_list(dump: Path, db: DatabaseSettings) -> list[str]:

@@ -69,7 +69,7 @@ def check(mappings: list[SourceMapping], target: psycopg.Connection, reserve_mb:
     """
     free = free_bytes(target)
     if free is None:
-        console.console.print("  warning: cannot read the target's free disk space; not checked")
+        console.say("  warning: cannot read the target's free disk space; not checked")
         return
     data = sum(still_to_write(m, target) for m in mappings)
     if not data:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from rich.markup import escape
 from rich.table import Table
 
 from migrator import catalog, console
@@ -108,7 +109,7 @@ def render(all_facts: list[dict]) -> Table:
         table.add_column(col)
     for f in all_facts:
         targets = sorted({t["target_schema"] for t in f["tables"]})
-        table.add_row(f["source"], f"{f['schema']} -> {', '.join(targets)}", str(len(f["tables"])),
+        table.add_row(escape(f["source"]), escape(f"{f['schema']} -> {', '.join(targets)}"), str(len(f["tables"])),
                       str(sum(t["rows"] or 0 for t in f["tables"])),
                       f"{sum(t['size_bytes'] for t in f['tables']) / 1e6:.1f} MB",
                       str(len(f["extensions"])), str(len(f["sequences"])), str(len(f["views"])),
@@ -123,7 +124,7 @@ def run(settings: Settings, reports_dir: Path | None) -> list[dict]:
     console.print_table(render(all_facts))
     for f in all_facts:
         for warning in f["warnings"]:
-            console.console.print(f"  warning ({f['source']}): {warning}")
+            console.say(f"  warning ({f['source']}): {warning}")
     if reports_dir is not None:
         console.write_json(reports_dir / "assessment.json", all_facts)
         (reports_dir / "assessment.md").write_text(markdown(all_facts), encoding="utf-8")

@@ -14,7 +14,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from migrator import console, pgtools
+from migrator import argtypes, console, pgtools
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import ConsolidationError
 from migrator.settings import DatabaseSettings, Settings
@@ -25,7 +25,7 @@ HELP = "dump every source (and the target's current state) with a checksummed ma
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backup-dir", type=Path, default=None, help="default: backups/ beside the config")
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="pg_dump parallel jobs")
+    parser.add_argument("--jobs", type=argtypes.JOBS, default=DEFAULT_JOBS, help="pg_dump parallel jobs")
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
@@ -49,6 +49,7 @@ def describe_files(root: Path) -> list[dict]:
 
 def database_facts(db: DatabaseSettings) -> tuple[str, int]:
     with connect(db) as conn:
+        pgtools.require_client_for(conn, db)     # before the first dump, not half-way
         return conn.execute("SELECT current_setting('server_version'), pg_database_size(current_database())"
                             ).fetchone()
 
@@ -89,8 +90,8 @@ def run(settings: Settings, backup_dir: Path, *, jobs: int) -> Path:
                                   "format": "custom" if db.role == "target" else "directory",
                                   "bytes": sum(f["bytes"] for f in files), "files": files,
                                   "verified": "pg_restore --list"})
-        console.console.print(f"  {db.name}: {sum(f['bytes'] for f in files) / 1e6:.1f} MB in {out.name}")
+        console.say(f"  {db.name}: {sum(f['bytes'] for f in files) / 1e6:.1f} MB in {out.name}")
     console.write_json(run_dir / "manifest.json", manifest)
     (backup_dir / "LATEST").write_text(stamp + "\n")
-    console.console.print(f"  manifest: {run_dir / 'manifest.json'}")
+    console.say(f"  manifest: {run_dir / 'manifest.json'}")
     return run_dir

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                            TransferSpeedColumn)
 
-from migrator import catalog, console, journal, loader
+from migrator import argtypes, catalog, console, journal, loader
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping, load_mappings
@@ -43,9 +44,9 @@ PROGRESS_EVERY = 1 << 20  # bytes between progress updates (a rich update per ro
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+    parser.add_argument("--jobs", type=argtypes.JOBS, default=DEFAULT_JOBS,
                         help="parallel COPY workers per source (default: CPU count, at most 8)")
-    parser.add_argument("--split-mb", type=int, default=DEFAULT_SPLIT_MB,
+    parser.add_argument("--split-mb", type=argtypes.whole(1, 1 << 20), default=DEFAULT_SPLIT_MB,
                         help="split tables larger than this into ranges (default: %(default)s)")
     add_toast_argument(parser)
     parser.add_argument("--format", choices=("binary", "text"), default="binary",
@@ -219,7 +220,7 @@ def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Conne
         sources = []
         for mapping in mappings:
             if journal.step_done(target, mapping.name, STEP):
-                console.console.print(f"  {mapping.name}: copy already done on a previous run, skipping")
+                console.say(f"  {mapping.name}: copy already done on a previous run, skipping")
                 continue
             journal.start_step(target, mapping.name, STEP)
             hands = loader.ensure(target, settings, mapping)
@@ -229,7 +230,7 @@ def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Conne
             done = journal.done_units(target, mapping.name)
             split = journal.copy_split_mb(target, mapping.name, split_mb)
             if split != split_mb:
-                console.console.print(f"  {mapping.name}: continuing the copy begun with --split-mb {split}"
+                console.say(f"  {mapping.name}: continuing the copy begun with --split-mb {split}"
                                       f" (--split-mb {split_mb} applies to a copy from scratch)")
             pending = [u for u in plan_units(mapping, tables, split) if u.key not in done]
             sources.append(SourceCopy(mapping, hands, holder, pending, len(done),
@@ -247,7 +248,7 @@ def _finish_source(target: psycopg.Connection, sc: SourceCopy, detail: dict) -> 
     finished = journal.done_units(target, name).values()
     rows, nbytes = sum(r for r, _ in finished), sum(b for _, b in finished)
     journal.finish_step(target, name, STEP, {"rows": rows, "bytes": nbytes, **detail})
-    console.console.print(f"  {name}: {rows} rows, {nbytes / 1e6:.1f} MB copied"
+    console.say(f"  {name}: {rows} rows, {nbytes / 1e6:.1f} MB copied"
                           f" ({len(sc.units)} units this run, {sc.done_before} from an earlier run)")
     return {"rows": rows, "bytes": nbytes}
 
@@ -310,7 +311,7 @@ def _copy_all(sources: list[SourceCopy], jobs: int, fmt: str, toast_compression:
                 sessions.extend((local.src[name], local.tgt[name]))
         return local.src[name], local.tgt[name]
 
-    label = " + ".join(by_name)
+    label = escape(" + ".join(by_name))
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=console.console, transient=False) as progress:
         total = progress.add_task(f"{label}: {len(units)} units", total=sum(u.estimated_bytes for u in units))
@@ -318,7 +319,8 @@ def _copy_all(sources: list[SourceCopy], jobs: int, fmt: str, toast_compression:
         def work(unit: Unit) -> None:
             sc = by_name[unit.source]
             src, tgt = sessions_for(sc)
-            name = f"  {unit.target_schema}.{unit.source_table.name}" + (f"#{unit.chunk}" if unit.page_from is not None else "")
+            name = escape(f"  {unit.target_schema}.{unit.source_table.name}"     # names are not markup
+                          + (f"#{unit.chunk}" if unit.page_from is not None else ""))
             task = progress.add_task(name, total=unit.estimated_bytes)
 
             checkpoint()

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from rich.table import Table
 
-from migrator import console, cutover_state, envfile, services
+from migrator import argtypes, console, cutover_state, envfile, services
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import ConsolidationError, VerificationError
 from migrator.mapping import load_mappings
@@ -35,8 +35,8 @@ BEFORE = "before-cutover"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="parallel workers")
-    parser.add_argument("--app-timeout", type=float, default=300.0,
+    parser.add_argument("--jobs", type=argtypes.JOBS, default=DEFAULT_JOBS, help="parallel workers")
+    parser.add_argument("--app-timeout", type=argtypes.seconds, default=300.0,
                         help="seconds each app gets to become healthy on the new instance (default: %(default)s)")
     parser.add_argument("--skip-backup", action="store_true", help="do not dump the sources first (not advised)")
 
@@ -107,7 +107,7 @@ def rewrite_env(settings: Settings, state: cutover_state.CutoverState, state_fil
         result = envfile.rewrite(app.env_file, updates, removed, stamp=stamp)
         diff = envfile.masked_diff(app.env_file, result.before, result.after)
         if diff:
-            console.console.print(diff, markup=False)
+            console.say(diff)
 
 
 # The database settings each app's env file may carry; a key of these that the
@@ -152,7 +152,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     state_file = cutover_state.state_path(settings)
     state = cutover_state.load(state_file)
     if state and state.phase == "done":
-        console.console.print("already cut over (env/.cutover.json says done); `rollback` undoes it")
+        console.say("already cut over (env/.cutover.json says done); `rollback` undoes it")
         return 0
     if state is None or state.phase == "rolled-back":
         state = cutover_state.CutoverState()
@@ -192,7 +192,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
         if state.phase == "started":     # the apps were never stopped: nothing to undo
             state.move_to("rolled-back", state_file)
             raise _CutoverFailed(exc, "stopped before any change; the apps were not touched") from None
-        console.console.print("rolling back ...")
+        console.say("rolling back ...")
         rollback_step.run(settings, reports_dir, drop_schemas=False, smoke=state.fingerprint_label is not None,
                           reason=exc.message)
         raise _CutoverFailed(exc, "rolled back: the apps run on their old databases again") from None
@@ -224,9 +224,9 @@ def compare_fingerprint(settings: Settings, reports_dir: Path, label: str = BEFO
                        {"equal": not differences, "differences": [d.as_dict() for d in differences]})
     if differences:
         for line in fingerprint.fp.render_diff(differences):
-            console.console.print("  " + line, markup=False)
+            console.say("  " + line)
         raise VerificationError(f"the apps' fingerprint differs from '{label}' in {len(differences)} field(s)")
-    console.console.print(f"  fingerprint equal to '{label}'")
+    console.say(f"  fingerprint equal to '{label}'")
 
 
 def apply_roles(settings: Settings, reports_dir: Path) -> None:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from rich.markup import escape
 from rich.table import Table
 
 from migrator import console
@@ -82,7 +83,7 @@ def summary_table(data: dict) -> Table:
         rows = (n8n.summary if name == "n8n" else letta.summary)(content)
         first = True
         for what, value in rows.items():
-            table.add_row(name if first else "", what, str(value))
+            table.add_row(name if first else "", escape(what), escape(str(value)))   # app data, not markup
             first = False
     return table
 
@@ -99,7 +100,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     console.write_json(reports_dir / "fingerprint.json", data)
     if args.save:
         path = console.write_json(fp.path_for(reports_dir, args.save), data)
-        console.console.print(f"saved as '{args.save}': {path}")
+        console.say(f"saved as '{args.save}': {path}")
     if saved is None:
         return 0
     before = {"apps": {k: v for k, v in saved["apps"].items() if k in apps}}
@@ -109,11 +110,11 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
               "differences": [d.as_dict() for d in differences]}
     report_path = console.write_json(reports_dir / f"fingerprint-diff-{args.compare}.json", report)
     if not differences:
-        console.console.print(f"fingerprint equal to '{args.compare}' "
+        console.say(f"fingerprint equal to '{args.compare}' "
                               f"(saved {report['saved_at']}): {', '.join(apps)}")
         return 0
-    console.console.print(f"fingerprint differs from '{args.compare}' in {len(differences)} field(s):", markup=False)
+    console.say(f"fingerprint differs from '{args.compare}' in {len(differences)} field(s):")
     for line in fp.render_diff(differences):
-        console.console.print("  " + line, markup=False)
+        console.say("  " + line)
     raise VerificationError(f"fingerprint differs from '{args.compare}' in {len(differences)} field(s) "
                             f"(report: {report_path})")

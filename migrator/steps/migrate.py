@@ -11,9 +11,9 @@ import argparse
 import time
 from pathlib import Path
 
-from migrator import console, cutover_state, journal, loader, ownership, space
+from migrator import argtypes, console, cutover_state, journal, loader, ownership, pgtools, space
 from migrator.errors import ConsolidationError
-from migrator.db import DEFAULT_JOBS, connect
+from migrator.db import DEFAULT_JOBS, connect, require_superuser
 from migrator.mapping import load_mappings
 from migrator.settings import Settings
 from migrator.steps import copy as copy_step
@@ -26,16 +26,16 @@ HELP = "move every object and row into the target schemas (resumable)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+    parser.add_argument("--jobs", type=argtypes.JOBS, default=DEFAULT_JOBS,
                         help="parallel COPY workers per source (default: CPU count, at most 8)")
-    parser.add_argument("--split-mb", type=int, default=copy_step.DEFAULT_SPLIT_MB,
+    parser.add_argument("--split-mb", type=argtypes.whole(1, 1 << 20), default=copy_step.DEFAULT_SPLIT_MB,
                         help="split tables larger than this into ranges (default: %(default)s)")
-    parser.add_argument("--index-jobs", type=int, default=None,
+    parser.add_argument("--index-jobs", type=argtypes.JOBS, default=None,
                         help="parallel per-table index builds during the copy (default: same as --jobs)")
     copy_step.add_toast_argument(parser)
     parser.add_argument("--format", choices=("binary", "text"), default="binary", help="COPY format")
     parser.add_argument("--work-dir", type=Path, default=None, help="where dumps go (default: backups/work)")
-    parser.add_argument("--min-free-mb", type=int, default=space.DEFAULT_RESERVE_MB,
+    parser.add_argument("--min-free-mb", type=argtypes.whole(0, 1 << 24), default=space.DEFAULT_RESERVE_MB,
                         help="free space the copy never takes the target's disk below (default: %(default)s)")
     parser.add_argument("--from-scratch", action="store_true",
                         help="drop the schemas this tool created and forget its journal, then migrate again"
@@ -57,11 +57,11 @@ def hand_over(target, mapping) -> None:
     if not mapping.owner:
         return
     if not target.execute("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)", (mapping.owner,)).fetchone()[0]:
-        console.console.print(f"  {mapping.name}: role '{mapping.owner}' does not exist yet; objects stay with the "
+        console.say(f"  {mapping.name}: role '{mapping.owner}' does not exist yet; objects stay with the "
                               f"loader role '{loader.name_of(mapping)}' until `consolidate roles` hands them over")
         return
     changed = sum(len(ownership.hand_over_schema(target, schema, mapping.owner)) for schema in mapping.target_schemas)
-    console.console.print(f"  {mapping.name}: {changed} objects handed over to role '{mapping.owner}'")
+    console.say(f"  {mapping.name}: {changed} objects handed over to role '{mapping.owner}'")
 
 
 def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLIT_MB, fmt: str = "binary",
@@ -72,6 +72,11 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
     if from_scratch:
         refuse_while_apps_use_the_target(settings)
     with connect(settings.target) as target:
+        require_superuser(target, settings.target)
+        pgtools.require_client_for(target, settings.target)
+        for mapping in mappings:
+            with connect(mapping.db) as source:
+                pgtools.require_client_for(source, mapping.db)
         journal.acquire_lock(target)
         if from_scratch and journal.exists(target):
             start_over(target, mappings)
@@ -124,11 +129,11 @@ def start_over(target, mappings) -> None:
         for mapping in mappings:
             dropped = journal.drop_created_schemas(target, mapping.name)
             journal.forget_source(target, mapping.name)
-            console.console.print(f"  {mapping.name}: starting over (dropped {', '.join(dropped) or 'nothing'})")
+            console.say(f"  {mapping.name}: starting over (dropped {', '.join(dropped) or 'nothing'})")
 
 
 def wait_for_tables(finisher: post_data_step.TableFinisher) -> None:
     started = time.monotonic()
     count = finisher.wait()
-    console.console.print(f"  {count} tables got their indexes, keys and ANALYZE while copying"
+    console.say(f"  {count} tables got their indexes, keys and ANALYZE while copying"
                           f" ({time.monotonic() - started:.1f} s waited after the last row)")

@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import catalog, console, journal, loader, pgtools
+from migrator import argtypes, catalog, console, journal, loader, pgtools
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping, load_mappings
@@ -44,7 +44,7 @@ STEP = "post-data"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", type=Path, default=None, help="where the schema step left its dumps")
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+    parser.add_argument("--jobs", type=argtypes.JOBS, default=DEFAULT_JOBS,
                         help="parallel index/constraint builds (default: CPU count, at most 8)")
 
 
@@ -64,7 +64,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
 def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, work_dir: Path,
         jobs: int = 2) -> None:
     if journal.step_done(target, mapping.name, STEP):
-        console.console.print(f"  {mapping.name}: post-data already done on a previous run, skipping")
+        console.say(f"  {mapping.name}: post-data already done on a previous run, skipping")
         return
     dump = target_dump(work_dir, mapping)
     finished = journal.finished_tables(target, mapping.name)
@@ -72,7 +72,7 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
     toc = schema_step.filtered_list(dump, settings.target, set(mapping.target_schemas))
     if journal.step_started(target, mapping.name, STEP):
         cleared = clear_post_data(target, mapping, built_early(toc, built))
-        console.console.print(f"  {mapping.name}: removed {cleared} objects left by an interrupted post-data")
+        console.say(f"  {mapping.name}: removed {cleared} objects left by an interrupted post-data")
     journal.start_step(target, mapping.name, STEP)
     hands = loader.ensure(target, settings, mapping)
     listing = dump.with_suffix(".post-data.list")
@@ -86,7 +86,7 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
         refresh_matviews(conn, mapping)
         analyze(conn, mapping, skip=set(finished))
     journal.finish_step(target, mapping.name, STEP)
-    console.console.print(f"  {mapping.name}: indexes, constraints, triggers, sequences, ANALYZE done"
+    console.say(f"  {mapping.name}: indexes, constraints, triggers, sequences, ANALYZE done"
                           f" ({len(finished)} tables had theirs built while copying)")
 
 

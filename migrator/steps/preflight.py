@@ -13,9 +13,10 @@ import argparse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
-from migrator import console
+from migrator import argtypes, console
 from migrator.db import connect
 from migrator.errors import ConsolidationError, DatabaseError
 from migrator.settings import DatabaseSettings, Settings
@@ -25,8 +26,8 @@ HELP = "reach every database and print what it holds (read-only)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait", type=float, default=60.0,
-                        help="seconds to wait for a database that is still starting (default: %(default)s)")
+    parser.add_argument("--wait", type=argtypes.seconds, default=None,
+                        help="seconds to wait for a database that is still starting (default: the global --wait)")
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
@@ -113,16 +114,16 @@ def render(all_facts: list[DatabaseFacts]) -> Table:
     for col in ("database", "role", "where", "server", "size", "schemas (tables)", "pgvector", "clients", "status"):
         table.add_column(col, overflow="fold")
     for f in all_facts:
-        schemas = ", ".join(f"{s} ({n})" for s, n in f.schemas.items()) or "-"
-        clients = ", ".join(f"{k}: {v}" for k, v in f.clients.items()) or "none"
-        status = "ok" if f.ok else f"[red]{f.problem}[/red]"
+        schemas = escape(", ".join(f"{s} ({n})" for s, n in f.schemas.items()) or "-")   # names, not markup
+        clients = escape(", ".join(f"{k}: {v}" for k, v in f.clients.items()) or "none")
+        status = "ok" if f.ok else f"[red]{escape(f.problem)}[/red]"
         table.add_row(f.name, f.role, f.location, f.server_version or "-", _size_text(f.size_bytes),
                       schemas, _vector_text(f) if f.server_version else "-", clients if f.server_version else "-",
                       status)
     return table
 
 
-def run(settings: Settings, wait_seconds: float = 60.0, reports_dir: Path | None = None) -> list[DatabaseFacts]:
+def run(settings: Settings, wait_seconds: float | None = None, reports_dir: Path | None = None) -> list[DatabaseFacts]:
     """Inspect every database; raise on the first problem after printing all of them."""
     console.step(1, "preflight: reach every database")
     all_facts = [inspect_database(db, wait_seconds) for db in settings.databases]

@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import access, console
+from migrator import access, argtypes, console
 from migrator.db import connect
 from migrator.errors import ConfigError, DatabaseError
 from migrator.ownership import hand_over_schema
@@ -339,8 +339,8 @@ def _result(conn, cfg, scripts, changes, pw, handed, dry_run) -> ApplyResult:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait", type=float, default=60.0,
-                        help="seconds to wait for the target if it is still starting (default: %(default)s)")
+    parser.add_argument("--wait", type=argtypes.seconds, default=None,
+                        help="seconds to wait for the target if it is still starting (default: the global --wait)")
     parser.add_argument("--dry-run", action="store_true",
                         help="apply, report what would change, then roll everything back")
     parser.add_argument("--print-psql", action="store_true",
@@ -350,7 +350,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     cfg = RolesConfig.from_settings(settings)
     if args.print_psql:
-        console.console.print(psql_command(cfg, settings), markup=False, soft_wrap=True)
+        console.say(psql_command(cfg, settings), soft_wrap=True)
         return 0
     passwords = load_passwords(cfg)
     console.step(1, f"roles: apply {cfg.sql_dir.name}/ to {settings.target.name}"
@@ -367,13 +367,13 @@ def report(result: ApplyResult, reports_dir: Path | None) -> None:
         console.print_table(access.render_changes(result.changes))
     for role, state in result.passwords.items():
         if state == "set":
-            console.console.print(f"password set for role {role}")
+            console.say(f"password set for role {role}")
     if not result.changed:
-        console.console.print("no change")
+        console.say("no change")
     console.step(2, "access matrix")
     console.print_table(access.render_matrix(result.matrix, result.own))
     for warning in result.warnings:
-        console.console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.warn("warning:", warning)
     if reports_dir is not None:
         console.write_json(reports_dir / "roles.json", {
             "dry_run": result.dry_run, "changed": result.changed, "files": result.files,

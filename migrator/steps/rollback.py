@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 
-from migrator import console, cutover_state, envfile, journal
+from migrator import argtypes, console, cutover_state, envfile, journal
 from migrator.db import connect
 from migrator.errors import ConsolidationError
 from migrator.mapping import load_mappings
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop-schemas", action="store_true",
                         help="also drop the schemas the migration created on the unified instance")
     parser.add_argument("--no-smoke", action="store_true", help="do not compare the apps' fingerprint")
-    parser.add_argument("--app-timeout", type=float, default=300.0, help="seconds each app gets to be healthy")
+    parser.add_argument("--app-timeout", type=argtypes.seconds, default=300.0, help="seconds each app gets to be healthy")
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
@@ -78,7 +78,7 @@ def mark_migration_stale(settings: Settings) -> None:
                     target.execute(f"DELETE FROM {journal.SCHEMA}.steps WHERE source = %s", (mapping.name,))
                     journal.forget_rows(target, mapping.name)
     except ConsolidationError as exc:
-        console.console.print(f"  warning: could not mark the migrated schemas stale ({exc.message})")
+        console.say(f"  warning: could not mark the migrated schemas stale ({exc.message})")
 
 
 def run(settings: Settings, reports_dir: Path, *, drop_schemas: bool = False, smoke: bool = True,
@@ -89,20 +89,20 @@ def run(settings: Settings, reports_dir: Path, *, drop_schemas: bool = False, sm
     state_file = cutover_state.state_path(settings)
     state = cutover_state.load(state_file)
     if state is None:
-        console.console.print("nothing was cut over (no env/.cutover.json): nothing to roll back")
+        console.say("nothing was cut over (no env/.cutover.json): nothing to roll back")
         return
     if state.phase == "rolled-back" and not drop_schemas:
-        console.console.print("already rolled back: nothing to do")
+        console.say("already rolled back: nothing to do")
         return
     if state.phase != "rolled-back":
         restored = restore_env_files(state)
-        console.console.print(f"  env files restored: {', '.join(restored) or 'none needed'}")
+        console.say(f"  env files restored: {', '.join(restored) or 'none needed'}")
         for name, seconds in cutover.restart_apps(settings, timeout).items():
-            console.console.print(f"  {name}: healthy on its old database in {seconds:.1f} s")
+            console.say(f"  {name}: healthy on its old database in {seconds:.1f} s")
         mark_migration_stale(settings)
         if smoke and state.fingerprint_label:
             cutover.compare_fingerprint(settings, reports_dir, state.fingerprint_label)
         state.move_to("rolled-back", state_file)
     if drop_schemas:
         dropped = drop_migrated_schemas(settings)
-        console.console.print(f"  dropped schemas: {', '.join(dropped) or 'none'}")
+        console.say(f"  dropped schemas: {', '.join(dropped) or 'none'}")

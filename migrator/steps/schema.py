@@ -137,7 +137,7 @@ def refuse_bodies_naming_the_schema(source: psycopg.Connection, mapping: SourceM
 
 def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, work_dir: Path) -> None:
     if journal.step_done(target, mapping.name, STEP):
-        console.console.print(f"  {mapping.name}: schema already done on a previous run, skipping")
+        console.say(f"  {mapping.name}: schema already done on a previous run, skipping")
         return
     exts, routes = check(mapping, target)
     pgtools.private_dir(work_dir)
@@ -154,7 +154,7 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
     loader.grant_extensions(target, mapping)
     restore_pre_data(settings, mapping, target, hands, remapped)
     journal.finish_step(target, mapping.name, STEP, {"tables": len(routes)})
-    console.console.print(f"  {mapping.name}: {len(routes)} tables defined in {', '.join(mapping.target_schemas)}")
+    console.say(f"  {mapping.name}: {len(routes)} tables defined in {', '.join(mapping.target_schemas)}")
 
 
 def drop_our_schemas(target: psycopg.Connection, mapping: SourceMapping) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from migrator import console
+from migrator import argtypes, console
 from migrator.apps import letta, n8n
 from migrator.errors import ConfigError
 from migrator.settings import AppSettings, Settings
@@ -31,7 +31,7 @@ APPS = ("n8n", "letta")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scale", type=int, default=int(os.environ.get("SEED_SCALE", "1") or 1),
+    parser.add_argument("--scale", type=argtypes.whole(1, 1000), default=int(os.environ.get("SEED_SCALE", "1") or 1),
                         help="how much data: 1 is small (default: $SEED_SCALE or 1)")
     parser.add_argument("--app", action="append", choices=APPS,
                         help="only this app (repeatable; default: every app configured)")
@@ -62,10 +62,10 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
         app.env()  # registers the app's secrets for redaction; fails early if the file is missing
         start = time.monotonic()
         if name == "n8n":
-            counts = n8n.seed(app.url, n8n_admin_file(app), args.scale, log=console.console.print)
+            counts = n8n.seed(app.url, n8n_admin_file(app), args.scale, log=console.say)
         else:
             endpoint = app.options.get("embedding_endpoint", "http://embeddings:8000/v1")
-            counts = letta.seed(letta.LettaClient(app.url), args.scale, endpoint, log=console.console.print)
+            counts = letta.seed(letta.LettaClient(app.url), args.scale, endpoint, log=console.say)
         results[name] = {"seconds": round(time.monotonic() - start, 1), **counts}
     table = Table(title="Seed")
     for col in ("app", "created", "seconds"):

@@ -32,10 +32,11 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from rich.markup import escape
 from rich.table import Table
 
 from migrator import catalog, console, loader
-from migrator.db import connect
+from migrator.db import connect, require_superuser
 from migrator.errors import VerificationError
 from migrator.mapping import SourceMapping, load_mappings
 from migrator.settings import Settings
@@ -340,7 +341,7 @@ def render(results: list[SourceResult]) -> Table:
     for r in results:
         bad = sum(1 for t in r.tables if not t.ok)
         objs = len(r.object_differences) + len(r.sequence_differences)
-        table.add_row(r.source, str(len(r.tables)), str(sum(t.source_rows for t in r.tables)),
+        table.add_row(escape(r.source), str(len(r.tables)), str(sum(t.source_rows for t in r.tables)),
                       str(sum(max(t.target_rows, 0) for t in r.tables)), str(bad), str(objs),
                       "[green]identical[/green]" if not r.differences else "[red]DIFFERENT[/red]")
     return table
@@ -363,6 +364,7 @@ def run(settings: Settings, reports_dir: Path | None) -> list[SourceResult]:
     console.step("V", "verify: row counts, checksums and objects, source vs target")
     mappings = load_mappings(settings)
     with connect(settings.target) as admin, loader.logins(admin, settings, mappings):
+        require_superuser(admin, settings.target)
         results = [verify_source(settings, m, admin) for m in mappings]
     console.print_table(render(results))
     if reports_dir is not None:
@@ -372,7 +374,7 @@ def run(settings: Settings, reports_dir: Path | None) -> list[SourceResult]:
         (reports_dir / "verification.md").write_text(markdown(results), encoding="utf-8")
     problems = [f"{r.source}: {d}" for r in results for d in r.differences]
     for line in problems[:20]:
-        console.console.print(f"  [red]difference[/red] {line}", markup=True)
+        console.warn("  difference", line, style="red")
     if problems:
         first = " ".join(problems[0].split())[:200]
         raise VerificationError(f"verification found {len(problems)} difference(s); first: {first}")
