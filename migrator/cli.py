@@ -5,6 +5,7 @@ with the code of their class (see migrator.errors); --debug shows tracebacks."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import traceback
@@ -56,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # psycopg logs follow-up noise ("error ignored terminating <Copy>") after the error we
+    # report ourselves; the operator gets one line.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
+    logging.getLogger("psycopg").propagate = False
     args = _parser().parse_args(argv)
     db.DEFAULT_WAIT_SECONDS = args.global_wait
     try:

@@ -225,3 +225,77 @@ def test_routine_bodies_naming_the_old_schema_are_refused_before_any_write(tmp_p
     finally:
         with source.connect() as conn:
             conn.execute("DROP FUNCTION small_total()")
+
+
+# kill -9 of the migrator at each point of a migrate: the journal says where it is.
+KILL_POINTS = {
+    "schema": "SELECT count(*) FROM _consolidation.steps WHERE step = 'schema' AND status = 'running'",
+    "copy-early": "SELECT count(*) FROM _consolidation.units",
+    "copy-late": "SELECT (count(*) >= 20)::int FROM _consolidation.units",
+    "table-builds": "SELECT count(*) FROM _consolidation.finished_tables",
+    "final-pass": "SELECT count(*) FROM _consolidation.steps WHERE step = 'post-data' AND status = 'running'",
+}
+
+
+def wait_for(target, query: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    with target.connect() as conn:
+        while time.monotonic() < deadline:
+            try:
+                if conn.execute(query).fetchone()[0]:
+                    return
+            except psycopg.errors.UndefinedTable:
+                pass
+            time.sleep(0.02)
+    raise AssertionError(f"never reached: {query}")
+
+
+@pytest.mark.parametrize("point", sorted(KILL_POINTS))
+def test_kill_9_at_each_point_then_the_rerun_finishes(tmp_path, images, target, point):
+    src = big_source(images, 60000)
+    with src.connect() as conn:      # more tables: some finish (and build their keys) while others copy
+        for i in range(6):
+            conn.execute(f"CREATE TABLE t{i} (id int PRIMARY KEY, v text); INSERT INTO t{i}"
+                         f" SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
+        conn.execute("CREATE INDEX big_payload ON big (left(payload, 8)); ANALYZE")
+    try:
+        config = write_stack_config(tmp_path, target, {"n8n": src}, ONE_SOURCE)
+        name = f"migrator-kill-{point}-{time.time_ns()}"
+        proc = subprocess.Popen(migrator_command(config, "migrate", "--jobs", "2", "--split-mb", "1", name=name),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(target, KILL_POINTS[point])
+            subprocess.run(["docker", "kill", "--signal", "KILL", name], capture_output=True)
+        finally:
+            proc.wait(timeout=60)
+        rerun, seconds = timed(config, "migrate", "--jobs", "2", timeout=300)
+        assert_ok(rerun)
+        assert seconds < 240
+        assert_ok(run_migrator(config, "verify"))
+        with target.connect() as conn:
+            assert conn.execute("SELECT count(*), sum(id) FROM n8n.big").fetchone() == (60000, 1800030000)
+    finally:
+        src.container.stop()
+
+
+def test_target_restarted_mid_copy_exits_4_and_the_rerun_finishes(tmp_path, images, target):
+    src = big_source(images, 150000)
+    container = target.container.get_wrapped_container()
+    try:
+        config = write_stack_config(tmp_path, target, {"n8n": src}, ONE_SOURCE)
+        proc = subprocess.Popen(migrator_command(config, "migrate", "--jobs", "1", "--split-mb", "2"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_units(target, minimum=2, timeout=120)
+        container.restart(timeout=5)
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 4, out[-2000:] + err[-2000:]
+        assert err.startswith("FAILED: target database 'unified'") and err.strip().count("\n") == 0
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"]
+        env = tmp_path / "env/target.env"
+        env.write_text(env.read_text().replace(f"POSTGRES_PORT={target.port}", f"POSTGRES_PORT={port}"))
+        rerun, _ = timed(config, "--wait", "60", "migrate", "--jobs", "1", timeout=300)
+        assert_ok(rerun)
+        assert_ok(run_migrator(config, "verify"))
+    finally:
+        src.container.stop()
