@@ -45,3 +45,41 @@ class MigratorBusy(ConsolidationError):
     """Another migrator holds the target's lock: nothing is wrong, nothing was changed."""
 
     exit_code = 7
+
+
+class AppStateError(ConsolidationError):
+    """An application or its container is unreachable, unhealthy or refuses a call."""
+
+    exit_code = 6
+
+
+class ServiceError(AppStateError):
+    """The app's container (docker engine, compose service) cannot be handled."""
+
+
+class AppError(AppStateError):
+    """An application's API refused or failed a call. The message names the app and the
+    call, never a secret."""
+
+    def __init__(self, app: str, problem: str):
+        self.app, self.problem = app, problem
+        super().__init__(f"app '{app}': {problem}")
+
+
+class Reported(ConsolidationError):
+    """A failure already printed in full (a table of problems): exits with its cause's
+    code, without printing another line."""
+
+    already_printed = True
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class StepFailed(ConsolidationError):
+    """A composite command (cutover) stopped: its cause, and what was done about it."""
+
+    def __init__(self, cause: ConsolidationError, outcome: str):
+        super().__init__(f"cutover failed ({cause.message}); {outcome}")
+        self.exit_code = cause.exit_code

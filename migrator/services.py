@@ -1,4 +1,7 @@
-"""Stopping, recreating and health-waiting the apps' containers (docker SDK).
+"""The apps' containers: stopping, recreating and health-waiting them (docker SDK).
+
+``stop_apps`` / ``restart_apps`` work on every app of the configuration (what
+cutover and rollback call); the functions below them on one compose service.
 
 `docker restart` keeps a container's environment from when it was created, so a
 rewritten env file would not take effect. ``recreate`` does what compose does
@@ -11,6 +14,7 @@ still owns the container afterwards.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -18,11 +22,8 @@ import docker
 from docker.errors import DockerException
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
-from migrator.errors import ConsolidationError
-
-
-class ServiceError(ConsolidationError):
-    exit_code = 6
+from migrator.apps import registry
+from migrator.errors import ServiceError
 
 
 @dataclass(frozen=True)
@@ -162,3 +163,34 @@ def process_env(c: docker.DockerClient, svc: Service) -> dict[str, str]:
     raw = container.exec_run(["cat", "/proc/1/environ"]).output
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
+
+
+# --- every app of the configuration --------------------------------------------------
+
+def compose_project(settings) -> str:
+    return settings.raw.get("compose", {}).get("project") or os.environ.get("COMPOSE_PROJECT_NAME") or "consolidation"
+
+
+def app_services(settings) -> dict[str, Service]:
+    project = compose_project(settings)
+    return {name: Service(project, app.options.get("service", name)) for name, app in settings.apps.items()}
+
+
+def stop_apps(settings) -> None:
+    c = client()
+    for svc in app_services(settings).values():
+        stop(c, svc)
+
+
+def restart_apps(settings, timeout: float) -> dict[str, float]:
+    """Recreate every app's container from its env file as it is now, start it, wait until healthy."""
+    c = client()
+    healthy = {}
+    for name, svc in app_services(settings).items():
+        values = settings.apps[name].env()
+        stale = stale_keys(c, svc, values, registry.get(name).db_key_prefixes)
+        recreate(c, svc, values, removed=stale)
+        start(c, svc)
+    for name, svc in app_services(settings).items():
+        healthy[name] = wait_healthy(c, svc, timeout)
+    return healthy

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from migrator.apps import AppError
+from migrator.apps.registry import App, DbLogin
 from migrator.apps.http import HttpApp
 
 SEED_TAG = "rehearsal"
@@ -265,3 +267,31 @@ def summary(fp: dict) -> dict[str, Any]:
         "source passages": sum(s["passages"] for s in fp.get("sources", {}).values()),
         "search top hit": (fp.get("search", {}).get("results") or ["(none)"])[0],
     }
+
+
+# --- what the steps need to know about Letta (migrator/apps/registry.py) -----------
+
+def env_updates(current: dict[str, str], login: DbLogin) -> tuple[dict[str, str], tuple[str, ...]]:
+    """LETTA_PG_URI, or the LETTA_PG_HOST/PORT/DB/USER/PASSWORD keys where the file uses those;
+    the role's search_path finds letta_agents, letta_embeddings and extensions."""
+    if "LETTA_PG_URI" in current or not any(k.startswith("LETTA_PG_") for k in current):
+        uri = (f"postgresql://{quote(login.user, safe='')}:{quote(login.password, safe='')}"
+               f"@{login.host}:{login.port}/{login.dbname}")
+        return {"LETTA_PG_URI": uri}, ()
+    return ({"LETTA_PG_HOST": login.host, "LETTA_PG_PORT": login.port, "LETTA_PG_DB": login.dbname,
+             "LETTA_PG_USER": login.user, "LETTA_PG_PASSWORD": login.password}, ())
+
+
+def database_of(env: dict[str, str]) -> str:
+    uri = env.get("LETTA_PG_URI")
+    if uri:
+        parts = urlsplit(uri)
+        return f"{parts.username}@{parts.hostname}:{parts.port or 5432}{parts.path}"
+    return f"{env.get('LETTA_PG_USER', '?')}@{env.get('LETTA_PG_HOST', '?')}/{env.get('LETTA_PG_DB', '?')}"
+
+
+APP = App(
+    name="letta", db_key_prefixes=("LETTA_PG_",), env_updates=env_updates, database_of=database_of,
+    seed=lambda app, scale, log: seed(LettaClient(app.url), scale,
+                                      app.options.get("embedding_endpoint", "http://embeddings:8000/v1"), log=log),
+    fingerprint=lambda app: fingerprint(LettaClient(app.url)), summary=summary)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator.apps import AppError
+from migrator.apps.registry import App, DbLogin
 from migrator.apps.http import HttpApp
 from migrator.redact import register_secret
 
@@ -369,3 +370,29 @@ def summary(fp: dict) -> dict[str, Any]:
         "webhook answer": f"HTTP {fp.get('webhook', {}).get('status')} "
                           f"{json.dumps(fp.get('webhook', {}).get('body'), sort_keys=True)}",
     }
+
+
+# --- what the steps need to know about n8n (migrator/apps/registry.py) -------------
+
+def admin_file(app) -> Path:
+    """Where the n8n owner login and API key live: [apps.n8n] admin_file, else
+    n8n-admin.env beside the app's env file."""
+    return app.path("admin_file") or app.env_file.parent / "n8n-admin.env"
+
+
+def env_updates(current: dict[str, str], login: DbLogin) -> tuple[dict[str, str], tuple[str, ...]]:
+    return ({"DB_TYPE": "postgresdb", "DB_POSTGRESDB_HOST": login.host, "DB_POSTGRESDB_PORT": login.port,
+             "DB_POSTGRESDB_DATABASE": login.dbname, "DB_POSTGRESDB_USER": login.user,
+             "DB_POSTGRESDB_PASSWORD": login.password, "DB_POSTGRESDB_SCHEMA": login.schema}, ())
+
+
+def database_of(env: dict[str, str]) -> str:
+    return (f"{env.get('DB_POSTGRESDB_USER', '?')}@{env.get('DB_POSTGRESDB_HOST', '?')}:"
+            f"{env.get('DB_POSTGRESDB_PORT', '5432')}/{env.get('DB_POSTGRESDB_DATABASE', '?')}"
+            f" schema {env.get('DB_POSTGRESDB_SCHEMA') or 'public'}")
+
+
+APP = App(
+    name="n8n", db_key_prefixes=("DB_POSTGRESDB_", "DB_TYPE"), env_updates=env_updates, database_of=database_of,
+    seed=lambda app, scale, log: seed(app.url, admin_file(app), scale, log=log),
+    fingerprint=lambda app: fingerprint(app.url, admin_file(app)), summary=summary)

@@ -8,23 +8,26 @@ If verify, the apps' health or the smoke test fails, it rolls back by itself
 (env files restored byte for byte, apps recreated on the old databases, which
 were never written) and says why. Each irreversible move is recorded first in
 env/.cutover.json, so a rerun after a crash continues, and `rollback` can undo
-from any point.
+from any point. The window is the table PHASES below; what is app-specific
+(env keys, containers) comes from migrator/apps/registry.py and services.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 from rich.table import Table
 
 from migrator import argtypes, console, cutover_state, envfile, services
+from migrator.apps import registry
 from migrator.db import DEFAULT_JOBS, connect
-from migrator.errors import ConsolidationError, VerificationError
+from migrator.errors import ConsolidationError, StepFailed
 from migrator.mapping import load_mappings
+from migrator.rolesconfig import RolesConfig, load_passwords
 from migrator.settings import Settings
 from migrator.steps import assess, backup, fingerprint, migrate, preflight, roles, verify
 from migrator.steps import rollback as rollback_step
@@ -41,53 +44,104 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-backup", action="store_true", help="do not dump the sources first (not advised)")
 
 
-class Timer:
-    """Wall time per step, for the summary table."""
+@dataclass
+class Window:
+    """One run of the maintenance window: its inputs, its recorded state, its timings."""
+    settings: Settings
+    args: argparse.Namespace
+    reports_dir: Path
+    state: cutover_state.CutoverState
+    state_file: Path
+    rows: list[tuple[str, float, str]] = field(default_factory=list)
+    results: dict[str, object] = field(default_factory=dict)
+    stopped_at: float | None = None
+    downtime: float | None = None
 
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, float, str]] = []
+    def record(self, phase: str) -> None:
+        self.state.move_to(phase, self.state_file)
 
-    def run(self, name: str, action, detail=lambda result: ""):
+
+@dataclass(frozen=True)
+class Phase:
+    title: str
+    action: Callable[[Window], object]
+    detail: Callable[[object], str] = lambda result: ""
+    skip: Callable[[Window], bool] = lambda w: False
+    before: str | None = None       # state recorded before the action (its undo must cover a partial run)
+    after: str | None = None        # state recorded once it succeeded
+
+
+def _fingerprint_before(w: Window) -> None:
+    fingerprint.save(w.settings, w.reports_dir, BEFORE)
+    w.state.fingerprint_label = BEFORE
+    cutover_state.save(w.state, w.state_file)
+
+
+def _stop_writers(w: Window) -> None:
+    w.stopped_at = time.monotonic()
+    services.stop_apps(w.settings)
+
+
+def _start_apps(w: Window) -> dict[str, float]:
+    healthy = services.restart_apps(w.settings, w.args.app_timeout)
+    w.downtime = time.monotonic() - w.stopped_at if w.stopped_at else None
+    return healthy
+
+
+def _rows(results) -> str:
+    return f"{sum(t.source_rows for r in results for t in r.tables):,} rows identical"
+
+
+PHASES = (
+    Phase("preflight", lambda w: preflight.run(w.settings, reports_dir=w.reports_dir)),
+    Phase("fingerprint (before)", _fingerprint_before, skip=lambda w: w.state.fingerprint_label is not None),
+    Phase("assess", lambda w: assess.run(w.settings, w.reports_dir)),
+    Phase("backup", lambda w: backup.run(w.settings, w.settings.backups_dir, jobs=w.args.jobs),
+          lambda path: str(path.name), skip=lambda w: w.args.skip_backup),
+    Phase("stop writers", _stop_writers, before="apps-stopped"),
+    Phase("migrate", lambda w: migrate.run(w.settings, jobs=w.args.jobs, work_dir=w.settings.work_dir),
+          lambda t: ", ".join(f"{k} {v:.1f}s" for k, v in t.items())),
+    Phase("verify", lambda w: verify.run(w.settings, w.reports_dir), _rows),
+    Phase("roles", lambda w: apply_roles(w.settings, w.reports_dir), after="migrated"),
+    Phase("rewrite env", lambda w: rewrite_env(w.settings, w.state, w.state_file), after="env-rewritten"),
+    Phase("start apps", _start_apps, lambda h: ", ".join(f"{k} healthy in {v:.1f}s" for k, v in h.items()),
+          after="apps-started"),
+    Phase("smoke (fingerprint)", lambda w: fingerprint.require_equal(w.settings, w.reports_dir, BEFORE),
+          after="done"),
+)
+
+
+def run_phases(w: Window) -> None:
+    for phase in PHASES:
+        if phase.skip(w):
+            continue
+        if phase.before:
+            w.record(phase.before)
         started = time.monotonic()
-        result = action()
-        self.rows.append((name, time.monotonic() - started, detail(result) or ""))
-        return result
+        result = phase.action(w)
+        w.results[phase.title] = result
+        w.rows.append((phase.title, time.monotonic() - started, phase.detail(result) or ""))
+        if phase.after:
+            w.record(phase.after)
 
 
-def compose_project(settings: Settings) -> str:
-    return settings.raw.get("compose", {}).get("project") or os.environ.get("COMPOSE_PROJECT_NAME") or "consolidation"
-
-
-def app_services(settings: Settings) -> dict[str, services.Service]:
-    project = compose_project(settings)
-    return {name: services.Service(project, app.options.get("service", name)) for name, app in settings.apps.items()}
+def db_login(settings: Settings, app: str, passwords: dict[str, str], cfg: RolesConfig) -> registry.DbLogin:
+    """Where the app's own role reaches its schemas, as seen from the app's container."""
+    t, cut = settings.target, settings.raw.get("cutover", {})
+    schema = next((m.target_schema for m in load_mappings(settings) if m.name == app), "")
+    return registry.DbLogin(host=cut.get("app_db_host", t.host), port=str(cut.get("app_db_port", t.port)),
+                            dbname=t.dbname, user=cfg.role(app).name, password=passwords[app], schema=schema)
 
 
 def env_updates(settings: Settings, app: str, current: dict[str, str], passwords: dict[str, str],
-                cfg: roles.RolesConfig) -> tuple[dict[str, str], tuple[str, ...]]:
+                cfg: RolesConfig) -> tuple[dict[str, str], tuple[str, ...]]:
     """The keys an app's env file gets to reach its schemas on the unified instance as its own role."""
-    t = settings.target
-    spec = cfg.role(app)
-    password = passwords[app]          # load_passwords: app -> password
-    schema = next(m.target_schema for m in load_mappings(settings) if m.name == app)
-    host = settings.raw.get("cutover", {}).get("app_db_host", t.host)
-    port = str(settings.raw.get("cutover", {}).get("app_db_port", t.port))
-    if app == "n8n":
-        return ({"DB_TYPE": "postgresdb", "DB_POSTGRESDB_HOST": host, "DB_POSTGRESDB_PORT": port,
-                 "DB_POSTGRESDB_DATABASE": t.dbname, "DB_POSTGRESDB_USER": spec.name,
-                 "DB_POSTGRESDB_PASSWORD": password, "DB_POSTGRESDB_SCHEMA": schema}, ())
-    if app == "letta":
-        if "LETTA_PG_URI" in current or not any(k.startswith("LETTA_PG_") for k in current):
-            uri = f"postgresql://{quote(spec.name, safe='')}:{quote(password, safe='')}@{host}:{port}/{t.dbname}"
-            return {"LETTA_PG_URI": uri}, ()
-        return ({"LETTA_PG_HOST": host, "LETTA_PG_PORT": port, "LETTA_PG_DB": t.dbname,
-                 "LETTA_PG_USER": spec.name, "LETTA_PG_PASSWORD": password}, ())
-    raise ConsolidationError(f"no env rewrite rule for app '{app}'")
+    return registry.get(app).env_updates(current, db_login(settings, app, passwords, cfg))
 
 
 def rewrite_env(settings: Settings, state: cutover_state.CutoverState, state_file: Path) -> None:
-    cfg = roles.RolesConfig.from_settings(settings)
-    passwords = roles.load_passwords(cfg)
+    cfg = RolesConfig.from_settings(settings)
+    passwords = load_passwords(cfg)
     for name, app in settings.apps.items():
         current = app.env()
         updates, removed = env_updates(settings, name, current, passwords, cfg)
@@ -110,37 +164,20 @@ def rewrite_env(settings: Settings, state: cutover_state.CutoverState, state_fil
             console.say(diff)
 
 
-# The database settings each app's env file may carry; a key of these that the
-# file no longer has is removed from the container too.
-DB_KEY_PREFIXES = {"n8n": ("DB_POSTGRESDB_", "DB_TYPE"), "letta": ("LETTA_PG_",)}
+
+def apply_roles(settings: Settings, reports_dir: Path) -> None:
+    cfg = RolesConfig.from_settings(settings)
+    with connect(settings.target) as conn:
+        result = roles.apply(conn, cfg, load_passwords(cfg), target=settings.target.name)
+    roles.report(result, reports_dir)
 
 
-def restart_apps(settings: Settings, timeout: float) -> dict[str, float]:
-    """Recreate every app's container from its env file as it is now, start it, wait until healthy."""
-    c = services.client()
-    healthy = {}
-    for name, svc in app_services(settings).items():
-        values = settings.apps[name].env()
-        stale = services.stale_keys(c, svc, values, DB_KEY_PREFIXES.get(name, ()))
-        services.recreate(c, svc, values, removed=stale)
-        services.start(c, svc)
-    for name, svc in app_services(settings).items():
-        healthy[name] = services.wait_healthy(c, svc, timeout)
-    return healthy
-
-
-def stop_apps(settings: Settings) -> None:
-    c = services.client()
-    for svc in app_services(settings).values():
-        services.stop(c, svc)
-
-
-def summary(timer: Timer, downtime: float | None) -> Table:
+def summary(rows: list[tuple[str, float, str]], downtime: float | None) -> Table:
     table = Table(title="Cutover summary")
     table.add_column("step")
     table.add_column("seconds", justify="right")
     table.add_column("detail")
-    for name, seconds, detail in timer.rows:
+    for name, seconds, detail in rows:
         table.add_row(name, f"{seconds:.1f}", detail)
     if downtime is not None:
         table.add_row("[bold]application downtime[/bold]", f"[bold]{downtime:.1f}[/bold]",
@@ -157,80 +194,24 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     if state is None or state.phase == "rolled-back":
         state = cutover_state.CutoverState()
         state.move_to("started", state_file)
-    timer, stopped_at = Timer(), None
+    w = Window(settings, args, reports_dir, state, state_file)
     try:
-        timer.run("preflight", lambda: preflight.run(settings, reports_dir=reports_dir))
-        if state.fingerprint_label is None:
-            timer.run("fingerprint (before)", lambda: save_fingerprint(settings, reports_dir))
-            state.fingerprint_label = BEFORE
-            cutover_state.save(state, state_file)
-        timer.run("assess", lambda: assess.run(settings, reports_dir))
-        if not args.skip_backup:
-            timer.run("backup", lambda: backup.run(settings, settings.backups_dir, jobs=args.jobs),
-                      lambda path: str(path.name))
-        stopped_at = time.monotonic()
-        state.move_to("apps-stopped", state_file)     # before: a partial stop is undone like a full one
-        timer.run("stop writers", lambda: stop_apps(settings))
-        timer.run("migrate", lambda: migrate.run(settings, jobs=args.jobs, work_dir=settings.work_dir),
-                  lambda t: ", ".join(f"{k} {v:.1f}s" for k, v in t.items()))
-        results = timer.run("verify", lambda: verify.run(settings, reports_dir),
-                            lambda rs: f"{sum(t.source_rows for r in rs for t in r.tables):,} rows identical")
-        timer.run("roles", lambda: apply_roles(settings, reports_dir))
-        state.move_to("migrated", state_file)
-        timer.run("rewrite env", lambda: rewrite_env(settings, state, state_file))
-        state.move_to("env-rewritten", state_file)
-        healthy = timer.run("start apps", lambda: restart_apps(settings, args.app_timeout),
-                            lambda h: ", ".join(f"{k} healthy in {v:.1f}s" for k, v in h.items()))
-        downtime = time.monotonic() - stopped_at
-        state.move_to("apps-started", state_file)
-        timer.run("smoke (fingerprint)", lambda: compare_fingerprint(settings, reports_dir))
-        state.move_to("done", state_file)
+        run_phases(w)
     except Exception as raw:  # noqa: BLE001 - anything after the writers stopped is undone
         exc = raw if isinstance(raw, ConsolidationError) else ConsolidationError(
             f"internal error: {type(raw).__name__}: {raw}")
         console.fail(f"cutover stopped: {exc.message}")
         if state.phase == "started":     # the apps were never stopped: nothing to undo
             state.move_to("rolled-back", state_file)
-            raise _CutoverFailed(exc, "stopped before any change; the apps were not touched") from None
+            raise StepFailed(exc, "stopped before any change; the apps were not touched") from None
         console.say("rolling back ...")
         rollback_step.run(settings, reports_dir, drop_schemas=False, smoke=state.fingerprint_label is not None,
                           reason=exc.message)
-        raise _CutoverFailed(exc, "rolled back: the apps run on their old databases again") from None
-    console.print_table(summary(timer, downtime))
+        raise StepFailed(exc, "rolled back: the apps run on their old databases again") from None
+    console.print_table(summary(w.rows, w.downtime))
     console.write_json(reports_dir / "cutover.json", {
-        "steps": [{"step": n, "seconds": round(s, 3), "detail": d} for n, s, d in timer.rows],
-        "downtime_seconds": round(downtime, 3), "rows_verified": sum(t.source_rows for r in results for t in r.tables),
-        "healthy_seconds": healthy})
+        "steps": [{"step": n, "seconds": round(s, 3), "detail": d} for n, s, d in w.rows],
+        "downtime_seconds": round(w.downtime or 0, 3),
+        "rows_verified": sum(t.source_rows for r in w.results["verify"] for t in r.tables),
+        "healthy_seconds": w.results["start apps"]})
     return 0
-
-
-class _CutoverFailed(ConsolidationError):
-    def __init__(self, cause: ConsolidationError, outcome: str):
-        super().__init__(f"cutover failed ({cause.message}); {outcome}")
-        self.exit_code = cause.exit_code
-
-
-def save_fingerprint(settings: Settings, reports_dir: Path) -> None:
-    data = fingerprint.take(settings, list(settings.apps), label=BEFORE)
-    console.write_json(fingerprint.fp.path_for(reports_dir, BEFORE), data)
-    console.print_table(fingerprint.summary_table(data))
-
-
-def compare_fingerprint(settings: Settings, reports_dir: Path, label: str = BEFORE) -> None:
-    saved = fingerprint.fp.load(reports_dir, label)
-    now = fingerprint.take(settings, list(settings.apps), label=None)
-    differences = fingerprint.fp.compare({"apps": saved["apps"]}, now)
-    console.write_json(reports_dir / f"fingerprint-diff-{label}.json",
-                       {"equal": not differences, "differences": [d.as_dict() for d in differences]})
-    if differences:
-        for line in fingerprint.fp.render_diff(differences):
-            console.say("  " + line)
-        raise VerificationError(f"the apps' fingerprint differs from '{label}' in {len(differences)} field(s)")
-    console.say(f"  fingerprint equal to '{label}'")
-
-
-def apply_roles(settings: Settings, reports_dir: Path) -> None:
-    cfg = roles.RolesConfig.from_settings(settings)
-    with connect(settings.target) as conn:
-        result = roles.apply(conn, cfg, roles.load_passwords(cfg), target=settings.target.name)
-    roles.report(result, reports_dir)

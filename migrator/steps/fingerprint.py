@@ -19,17 +19,15 @@ import argparse
 import datetime as dt
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from rich.markup import escape
 from rich.table import Table
 
 from migrator import console
 from migrator.apps import fingerprint as fp
-from migrator.apps import letta, n8n
+from migrator.apps import registry
 from migrator.errors import VerificationError
-from migrator.settings import AppSettings, Settings
-from migrator.steps.seed import APPS, n8n_admin_file, selected_apps
+from migrator.settings import Settings
 
 COMMAND = "fingerprint"
 HELP = "list what n8n and Letta hold through their APIs; save it or compare with a saved one"
@@ -39,22 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save", metavar="LABEL", help="also keep it as reports/fingerprint-LABEL.json")
     parser.add_argument("--compare", metavar="LABEL",
                         help="compare with reports/fingerprint-LABEL.json; exit 5 on any difference")
-    parser.add_argument("--app", action="append", choices=APPS,
+    parser.add_argument("--app", action="append", choices=tuple(registry.known()),
                         help="only this app (repeatable; default: every app configured)")
-
-
-def database_of(app: AppSettings) -> str:
-    """Where the app's env file points it (no password): context, never compared."""
-    env = app.env()
-    if app.name == "n8n":
-        return (f"{env.get('DB_POSTGRESDB_USER', '?')}@{env.get('DB_POSTGRESDB_HOST', '?')}:"
-                f"{env.get('DB_POSTGRESDB_PORT', '5432')}/{env.get('DB_POSTGRESDB_DATABASE', '?')}"
-                f" schema {env.get('DB_POSTGRESDB_SCHEMA') or 'public'}")
-    uri = env.get("LETTA_PG_URI")
-    if uri:
-        parts = urlsplit(uri)
-        return f"{parts.username}@{parts.hostname}:{parts.port or 5432}{parts.path}"
-    return f"{env.get('LETTA_PG_USER', '?')}@{env.get('LETTA_PG_HOST', '?')}/{env.get('LETTA_PG_DB', '?')}"
 
 
 def take(settings: Settings, apps: list[str], label: str | None = None) -> dict:
@@ -65,11 +49,9 @@ def take(settings: Settings, apps: list[str], label: str | None = None) -> dict:
     for name in apps:
         app = settings.app(name)
         start = time.monotonic()
-        database = database_of(app)
-        if name == "n8n":
-            result["apps"][name] = n8n.fingerprint(app.url, n8n_admin_file(app))
-        else:
-            result["apps"][name] = letta.fingerprint(letta.LettaClient(app.url))
+        known = registry.get(name)
+        database = known.database_of(app.env())       # where it points, no password: context, never compared
+        result["apps"][name] = known.fingerprint(app)
         result["meta"]["apps"][name] = {"url": app.url, "database": database,
                                         "seconds": round(time.monotonic() - start, 1)}
     return result
@@ -80,7 +62,7 @@ def summary_table(data: dict) -> Table:
     for col in ("app", "what", "value"):
         table.add_column(col, overflow="fold")
     for name, content in data["apps"].items():
-        rows = (n8n.summary if name == "n8n" else letta.summary)(content)
+        rows = registry.get(name).summary(content)
         first = True
         for what, value in rows.items():
             table.add_row(name if first else "", escape(what), escape(str(value)))   # app data, not markup
@@ -89,7 +71,7 @@ def summary_table(data: dict) -> Table:
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
-    apps = selected_apps(settings, args.app)
+    apps = registry.selected(settings, args.app)
     for label in (args.save, args.compare):
         if label:
             fp.check_label(label)  # before any call to the apps
@@ -118,3 +100,25 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
         console.say("  " + line)
     raise VerificationError(f"fingerprint differs from '{args.compare}' in {len(differences)} field(s) "
                             f"(report: {report_path})")
+
+
+# --- used by cutover (before the window, and as its smoke test) and by rollback ------
+
+def save(settings: Settings, reports_dir: Path, label: str) -> None:
+    data = take(settings, list(settings.apps), label=label)
+    console.write_json(fp.path_for(reports_dir, label), data)
+    console.print_table(summary_table(data))
+
+
+def require_equal(settings: Settings, reports_dir: Path, label: str) -> None:
+    """The apps list exactly what they listed when ``label`` was saved; exit 5 otherwise."""
+    saved = fp.load(reports_dir, label)
+    now = take(settings, list(settings.apps), label=None)
+    differences = fp.compare({"apps": saved["apps"]}, now)
+    console.write_json(reports_dir / f"fingerprint-diff-{label}.json",
+                       {"equal": not differences, "differences": [d.as_dict() for d in differences]})
+    if differences:
+        for line in fp.render_diff(differences):
+            console.say("  " + line)
+        raise VerificationError(f"the apps' fingerprint differs from '{label}' in {len(differences)} field(s)")
+    console.say(f"  fingerprint equal to '{label}'")

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from migrator import argtypes, console
 from migrator.db import connect
-from migrator.errors import ConsolidationError, DatabaseError
+from migrator.errors import DatabaseError, Reported
 from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "preflight"
@@ -135,14 +135,6 @@ def run(settings: Settings, wait_seconds: float | None = None, reports_dir: Path
         console.fail(f"{f.role} database '{f.name}': {f.problem}")
     if problems:
         worst = next((f for f in problems if f.role == "target"), problems[0])
-        raise _Reported(DatabaseError(worst.name, worst.role, worst.problem or "unusable"))
+        cause = DatabaseError(worst.name, worst.role, worst.problem or "unusable")
+        raise Reported(cause.message, cause.exit_code)
     return all_facts
-
-
-class _Reported(ConsolidationError):
-    """A failure whose lines were already printed; the CLI only sets the exit code."""
-
-    def __init__(self, cause: ConsolidationError):
-        super().__init__(cause.message)
-        self.exit_code = cause.exit_code
-        self.already_printed = True

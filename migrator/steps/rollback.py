@@ -18,11 +18,12 @@ import argparse
 from pathlib import Path
 
 
-from migrator import argtypes, console, cutover_state, envfile, journal
+from migrator import argtypes, console, cutover_state, envfile, journal, services
 from migrator.db import connect
 from migrator.errors import ConsolidationError
 from migrator.mapping import load_mappings
 from migrator.settings import Settings
+from migrator.steps import fingerprint
 
 COMMAND = "rollback"
 HELP = "undo a cutover: env files back byte for byte, apps back on the old databases"
@@ -83,8 +84,6 @@ def mark_migration_stale(settings: Settings) -> None:
 
 def run(settings: Settings, reports_dir: Path, *, drop_schemas: bool = False, smoke: bool = True,
         timeout: float = 300.0, reason: str | None = None) -> None:
-    from migrator.steps import cutover   # circular: cutover calls rollback on failure
-
     console.step("R", "rollback" + (f" ({reason})" if reason else ""))
     state_file = cutover_state.state_path(settings)
     state = cutover_state.load(state_file)
@@ -97,11 +96,11 @@ def run(settings: Settings, reports_dir: Path, *, drop_schemas: bool = False, sm
     if state.phase != "rolled-back":
         restored = restore_env_files(state)
         console.say(f"  env files restored: {', '.join(restored) or 'none needed'}")
-        for name, seconds in cutover.restart_apps(settings, timeout).items():
+        for name, seconds in services.restart_apps(settings, timeout).items():
             console.say(f"  {name}: healthy on its old database in {seconds:.1f} s")
         mark_migration_stale(settings)
         if smoke and state.fingerprint_label:
-            cutover.compare_fingerprint(settings, reports_dir, state.fingerprint_label)
+            fingerprint.require_equal(settings, reports_dir, state.fingerprint_label)
         state.move_to("rolled-back", state_file)
     if drop_schemas:
         dropped = drop_migrated_schemas(settings)

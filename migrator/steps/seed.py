@@ -21,35 +21,19 @@ from pathlib import Path
 from rich.table import Table
 
 from migrator import argtypes, console
-from migrator.apps import letta, n8n
+from migrator.apps import registry
 from migrator.errors import ConfigError
-from migrator.settings import AppSettings, Settings
+from migrator.settings import Settings
 
 COMMAND = "seed"
-HELP = "create realistic data in n8n and Letta through their own APIs (rehearsal)"
-APPS = ("n8n", "letta")
+HELP = "create realistic data in the apps (n8n, Letta) through their own APIs (rehearsal)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=argtypes.whole(1, 1000), default=int(os.environ.get("SEED_SCALE", "1") or 1),
                         help="how much data: 1 is small (default: $SEED_SCALE or 1)")
-    parser.add_argument("--app", action="append", choices=APPS,
+    parser.add_argument("--app", action="append", choices=tuple(registry.known()),
                         help="only this app (repeatable; default: every app configured)")
-
-
-def n8n_admin_file(app: AppSettings) -> Path:
-    """Where the n8n owner login and API key live: [apps.n8n] admin_file, else
-    n8n-admin.env beside the app's env file."""
-    return app.path("admin_file") or app.env_file.parent / "n8n-admin.env"
-
-
-def selected_apps(settings: Settings, chosen: list[str] | None) -> list[str]:
-    names = chosen or [a for a in APPS if a in settings.apps]
-    if not names:
-        raise ConfigError(f"{settings.config_file}: no [apps.n8n] or [apps.letta] table")
-    for name in names:
-        settings.app(name)
-    return names
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
@@ -57,15 +41,11 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
         raise ConfigError("--scale must be at least 1")
     console.step("seed", f"create data through the apps' APIs (scale {args.scale})")
     results = {}
-    for name in selected_apps(settings, args.app):
+    for name in registry.selected(settings, args.app):
         app = settings.app(name)
         app.env()  # registers the app's secrets for redaction; fails early if the file is missing
         start = time.monotonic()
-        if name == "n8n":
-            counts = n8n.seed(app.url, n8n_admin_file(app), args.scale, log=console.say)
-        else:
-            endpoint = app.options.get("embedding_endpoint", "http://embeddings:8000/v1")
-            counts = letta.seed(letta.LettaClient(app.url), args.scale, endpoint, log=console.say)
+        counts = registry.get(name).seed(app, args.scale, console.say)
         results[name] = {"seconds": round(time.monotonic() - start, 1), **counts}
     table = Table(title="Seed")
     for col in ("app", "created", "seconds"):
