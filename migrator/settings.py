@@ -19,8 +19,6 @@ from migrator.errors import ConfigError
 from migrator.redact import register_secret
 
 REQUIRED_KEYS = ("POSTGRES_HOST", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
-# Keys of app env files whose values are secrets (registered for redaction when read).
-SECRET_KEY_WORDS = ("PASSWORD", "SECRET", "KEY", "TOKEN", "URI", "DSN")
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ class AppSettings:
     def env(self) -> dict[str, str]:
         values = read_env_file(self.env_file)
         for key, value in values.items():
-            if any(word in key.upper() for word in SECRET_KEY_WORDS):
+            if envfile.SECRET_KEY.search(key):        # the same list that masks the rewrite's diff
                 register_secret(value)
                 if "://" in value:  # a connection URI: its password alone is a secret too
                     try:

@@ -10,10 +10,11 @@ nothing has connected yet, so nothing has changed.
 
 from __future__ import annotations
 
+from migrator.apps import registry
 from migrator.errors import ConfigError
 from migrator.mapping import load_mappings
 from migrator.settings import Settings
-from migrator.steps.roles import RolesConfig, load_passwords
+from migrator.rolesconfig import RolesConfig, load_passwords
 
 SECTIONS = {"target", "sources", "apps", "roles", "cutover", "compose"}
 CUTOVER_KEYS = {"app_db_host": str, "app_db_port": int}
@@ -40,6 +41,8 @@ def validate(settings: Settings, command: str) -> None:
     port = settings.raw.get("cutover", {}).get("app_db_port")
     if port is not None and not 0 < port < 65536:
         raise ConfigError(f"{where}: [cutover] app_db_port must be a TCP port number, got {port}")
+    for name in settings.apps:
+        registry.get(name)              # an [apps.<name>] needs its module in migrator/apps/
     if command in NEEDS_PASSWORDS:
         load_passwords(roles)
     if command in NEEDS_APP_ENV:

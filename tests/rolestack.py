@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from migrator.steps import roles
-from migrator.steps.roles import RolesConfig
+from migrator.rolesconfig import RolesConfig
 from tests.conftest import PgServer, start_postgres
 
 OWN = {"n8n": {"n8n"}, "letta": {"letta_agents", "letta_embeddings"}, "rag": {"rag_documents", "rag_embeddings"}}

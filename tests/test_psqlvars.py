@@ -58,7 +58,8 @@ def test_referenced_lists_quoted_uses_only():
 
 def test_every_sql_file_substitutes_with_the_default_variables():
     # The shipped files must lex cleanly and use only variables the migrator defines.
-    from migrator.steps.roles import RolesConfig, sql_files, variables
+    from migrator.rolesconfig import RolesConfig
+    from migrator.steps.roles import sql_files, variables
     cfg = RolesConfig.defaults()
     values = variables(cfg)
     for path in sql_files(cfg.sql_dir):

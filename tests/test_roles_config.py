@@ -15,7 +15,8 @@ from migrator import access
 from migrator.errors import ConfigError
 from migrator.redact import redact
 from migrator.steps import roles
-from migrator.steps.roles import RolesConfig, load_passwords, parse_config, password_matches, psql_command, variables
+from migrator.rolesconfig import RolesConfig, load_passwords, parse_config
+from migrator.steps.roles import password_matches, psql_command, variables
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = Path("/etc/consolidation/consolidation.toml")

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from migrator.errors import DatabaseError
-from migrator.steps.roles import RoleSpec
+from migrator.rolesconfig import RoleSpec
 from tests.rolestack import READONLY, allowed, fresh_stack, passwords_for, sql_dir_with
 
 pytestmark = pytest.mark.integration
