@@ -167,7 +167,7 @@ def phases_from_probe(probe: dict, wall: float) -> dict[str, float]:
         "  of which pre-data restore": total(lambda e: e["label"].startswith("pg_restore pre-data")),
         "copy (COPY source -> target)": copy,
         "  alongside: per-table indexes + ANALYZE (sum over tables; overlaps the copy, not in the total)":
-            total(fn("post_data.finish_table")),
+            total(fn("post_data.build_table")),
         "post-data: waiting for per-table builds after the last row": wait_tables,
         "post-data: final pass (FKs, triggers, rest; pg_restore)": restore_post,
         "post-data: sequences + matviews": sequences + matviews,

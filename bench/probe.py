@@ -64,7 +64,7 @@ def install() -> None:
         wrap(schema, attr, f"schema.{attr}")
     for attr in ("run", "_copy_all", "read_sequences"):
         wrap(copy, attr, f"copy.{attr}")
-    for attr in ("run", "clear_post_data", "set_sequences", "refresh_matviews", "analyze", "finish_table"):
+    for attr in ("run", "clear_post_data", "set_sequences", "refresh_matviews", "analyze", "build_table"):
         wrap(post_data, attr, f"post_data.{attr}")
     wrap(pgtools, "run", "pgtools.run")
 

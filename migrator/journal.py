@@ -19,7 +19,9 @@ from psycopg import sql
 from migrator.db import connect, require_superuser
 from migrator import console
 from migrator.errors import MigratorBusy
+from migrator import loader
 from migrator.loader import PREFIX as LOADER_PREFIX
+from migrator.mapping import load_mappings
 
 LOADER_PATTERN = LOADER_PREFIX.replace("_", "\\_") + "%"
 
@@ -38,6 +40,8 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.units (
   rows bigint NOT NULL, bytes bigint NOT NULL, seconds double precision,
   finished_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (source, schema_name, table_name, chunk));
+-- Tables whose own indexes and keys were built (and ANALYZEd) early, while the copy went
+-- on (post_data.EarlyIndexBuilder): the final pass skips those TOC entries.
 CREATE TABLE IF NOT EXISTS {SCHEMA}.finished_tables (
   source text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL, toc_ids integer[] NOT NULL,
   seconds double precision, finished_at timestamptz NOT NULL DEFAULT now(),
@@ -115,6 +119,20 @@ def locked_target(settings) -> Iterator[psycopg.Connection]:
         acquire_lock(conn)
         ensure(conn)
         yield conn
+
+
+@contextmanager
+def loading(settings, step: str) -> Iterator[tuple[psycopg.Connection, list]]:
+    """For one engine step run on its own (`schema`, `copy`, `post-data`): the locked target,
+    the mappings, and each source whose ``step`` is not done handed to its loader role,
+    whose logins end with the command."""
+    with locked_target(settings) as target:
+        mappings = load_mappings(settings)
+        with loader.logins(target, settings, mappings):
+            for mapping in mappings:
+                if not step_done(target, mapping.name, step):
+                    loader.take_over(target, settings, mapping)
+            yield target, mappings
 
 
 def step_done(conn: psycopg.Connection, source: str, step: str) -> bool:

@@ -99,3 +99,18 @@ def restore_script(dump: Path, toc_lines: list[str], db: DatabaseSettings, what:
     # against injected meta-commands; we run the SQL ourselves, not through psql.
     return "".join(line for line in script.splitlines(keepends=True)
                    if not PSQL_FENCE.match(line))
+
+
+def toc_lines(dump: Path, db: DatabaseSettings, schemas: set[str]) -> list[str]:
+    """pg_restore's TOC without the SCHEMA entries (and their comments): we create schemas ourselves."""
+    keep = []
+    for line in restore_list(dump, db):
+        parts = line.split()
+        if not line.strip() or line.startswith(";"):
+            continue
+        if len(parts) > 5 and parts[3] == "SCHEMA" and parts[5] in schemas:
+            continue
+        if "COMMENT - SCHEMA" in line and any(f"SCHEMA {s} " in line + " " for s in schemas):
+            continue
+        keep.append(line)
+    return keep

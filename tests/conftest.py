@@ -24,6 +24,8 @@ from tenacity import retry, stop_after_delay, wait_fixed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from bench.dockerkit import project_images  # noqa: E402  (one reading of ./.env for tests and bench)
+
 
 def fresh_env_dir(path: Path) -> Path:
     """An env/ of the test's own: the committed examples with fresh random passwords, made
@@ -35,23 +37,6 @@ def fresh_env_dir(path: Path) -> Path:
     subprocess.run([sys.executable, str(ROOT / "scripts/init_env.py"), str(path)], check=True,
                    capture_output=True)
     return path
-
-
-def project_images() -> dict[str, str]:
-    """Image names chosen by `make images` (./.env), else the compose defaults."""
-    images = {
-        "UNIFIED_IMAGE": "supabase/postgres:17.6.1.011",
-        "N8N_DB_IMAGE": "postgres:15",
-        "LETTA_DB_IMAGE": "pgvector/pgvector:0.8.0-pg17",
-        "MIGRATOR_IMAGE": "consolidation/migrator:latest",
-    }
-    env_file = ROOT / ".env"
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and key in images:
-                images[key] = value.strip()
-    return images
 
 
 @dataclass
@@ -134,6 +119,14 @@ def images() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def unified_server(images):
     """A fresh unified (Supabase) instance, shared by the session's read-only tests."""
+    server = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
+    yield server
+    server.container.stop()
+
+
+@pytest.fixture
+def target(images):
+    """A fresh unified (Supabase) instance for one test that writes to it."""
     server = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
     yield server
     server.container.stop()

@@ -17,13 +17,6 @@ pytestmark = pytest.mark.integration
 MAPPING = '[sources.n8n]\nschema = "public"\ntarget_schema = "n8n"\n'
 
 
-@pytest.fixture
-def target(images):
-    server = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
-    yield server
-    server.container.stop()
-
-
 def one_line(result, code: int, text: str) -> None:
     assert result.returncode == code, result.stdout[-2000:] + result.stderr[-2000:]
     assert result.stderr.startswith("FAILED:") and result.stderr.strip().count("\n") == 0, result.stderr

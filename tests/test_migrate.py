@@ -48,13 +48,6 @@ def sources(images):
 
 
 @pytest.fixture
-def target(images):
-    server = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
-    yield server
-    server.container.stop()
-
-
-@pytest.fixture
 def config(tmp_path, target, sources):
     return write_stack_config(tmp_path, target, sources, MAPPING)
 

@@ -38,13 +38,6 @@ def source(images):
     server.container.stop()
 
 
-@pytest.fixture
-def target(images):
-    server = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
-    yield server
-    server.container.stop()
-
-
 def timed(config, *args: str, timeout: float = 180) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
     result = run_migrator(config, *args, timeout=timeout)

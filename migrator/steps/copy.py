@@ -32,7 +32,7 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, Time
 from migrator import argtypes, catalog, console, journal, loader
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import DatabaseError
-from migrator.mapping import SourceMapping, load_mappings
+from migrator.mapping import SourceMapping
 from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "copy"
@@ -54,14 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
-    with journal.locked_target(settings) as target:
-        mappings = load_mappings(settings)
-        with loader.logins(target, settings, mappings):
-            for mapping in mappings:
-                if not journal.step_done(target, mapping.name, STEP):
-                    loader.take_over(target, settings, mapping)
-            run(settings, mappings, target, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format,
-                toast_compression=args.toast_compression)
+    with journal.loading(settings, STEP) as (target, mappings):
+        run(settings, mappings, target, jobs=args.jobs, split_mb=args.split_mb, fmt=args.format,
+            toast_compression=args.toast_compression)
     return 0
 
 
@@ -210,10 +205,10 @@ class SourceCopy:
 
 
 def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Connection, *, jobs: int,
-        split_mb: int = DEFAULT_SPLIT_MB, fmt: str = "binary", finisher=None,
+        split_mb: int = DEFAULT_SPLIT_MB, fmt: str = "binary", early_builds=None,
         toast_compression: str = "server", checkpoint=None) -> dict[str, dict]:
     """Copy every source not yet copied, all through one pool of `jobs` workers.
-    With a finisher (post_data.TableFinisher), each table is handed to it as soon
+    With ``early_builds`` (post_data.EarlyIndexBuilder), each table is handed to it as soon
     as its last unit is in, so its indexes build while the rest copies."""
     results: dict[str, dict] = {}
     with ExitStack() as holders:
@@ -234,8 +229,8 @@ def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Conne
                                       f" (--split-mb {split_mb} applies to a copy from scratch)")
             pending = [u for u in plan_units(mapping, tables, split) if u.key not in done]
             sources.append(SourceCopy(mapping, hands, holder, pending, len(done),
-                                      _hand_over_finished_tables(mapping, holder.conn, tables, target, pending,
-                                                                 finisher)))
+                                      _when_tables_complete(mapping, holder.conn, tables, target, pending,
+                                                                 early_builds)))
         seconds = _copy_all(sources, jobs, fmt, toast_compression, checkpoint or (lambda: None))
         for sc in sources:
             detail = {**sc.stats, "seconds": seconds, "sequences": read_sequences(sc.holder.conn, sc.mapping)}
@@ -253,17 +248,17 @@ def _finish_source(target: psycopg.Connection, sc: SourceCopy, detail: dict) -> 
     return {"rows": rows, "bytes": nbytes}
 
 
-def _hand_over_finished_tables(mapping: SourceMapping, source: psycopg.Connection, tables, target,
-                               pending: list[Unit], finisher):
-    """A callback for each copied unit that gives a table to the finisher once
+def _when_tables_complete(mapping: SourceMapping, source: psycopg.Connection, tables, target,
+                               pending: list[Unit], early_builds):
+    """A callback for each copied unit that gives a table to the early index builder once
     all its units are in (tables complete from an earlier run go at once)."""
-    if finisher is None:
+    if early_builds is None:
         return None
-    early = finisher.plan(mapping, source, tables, target)
+    early = early_builds.plan(mapping, source, tables, target)
     remaining = Counter(unit.table_key for unit in pending)
     for key in early:
         if remaining[key] == 0:
-            finisher.submit(mapping, key)
+            early_builds.submit(mapping, key)
     lock = threading.Lock()
 
     def on_unit_done(unit: Unit) -> None:
@@ -271,7 +266,7 @@ def _hand_over_finished_tables(mapping: SourceMapping, source: psycopg.Connectio
             remaining[unit.table_key] -= 1
             complete = remaining[unit.table_key] == 0
         if complete and unit.table_key in early:
-            finisher.submit(mapping, unit.table_key)   # raises the finisher's first failure, if any
+            early_builds.submit(mapping, unit.table_key)   # raises the builder's first failure, if any
     return on_unit_done
 
 

@@ -91,14 +91,14 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
             loader.take_over(target, settings, mapping)
         # Per-table indexes/keys/ANALYZE run while the copy goes on (both sources);
         # the post-data phase first waits for what is still building.
-        finisher = post_data_step.TableFinisher(settings, work_dir, index_jobs or jobs)
+        early_builds = post_data_step.EarlyIndexBuilder(settings, work_dir, index_jobs or jobs)
         watchdog = space.DiskWatchdog(settings, reserve_mb)
         phases = [
             ("schema", lambda: [schema_step.run(settings, m, target, work_dir) for m in mappings]),
             ("copy", lambda: copy_step.run(settings, mappings, target, jobs=jobs, split_mb=split_mb, fmt=fmt,
-                                           finisher=finisher, toast_compression=toast_compression,
+                                           early_builds=early_builds, toast_compression=toast_compression,
                                            checkpoint=watchdog.raise_if_low)),
-            ("post-data", lambda: (wait_for_tables(finisher),
+            ("post-data", lambda: (wait_for_tables(early_builds),
                                    [post_data_step.run(settings, m, target, work_dir, jobs=jobs) for m in mappings])),
             ("ownership", lambda: [hand_over(target, m) for m in mappings]),
         ]
@@ -110,7 +110,7 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
                     action()
                     timings[title] = round(time.monotonic() - started, 3)
         finally:
-            finisher.close()
+            early_builds.close()
             watchdog.close()
     return timings
 
@@ -132,8 +132,8 @@ def start_over(target, mappings) -> None:
             console.say(f"  {mapping.name}: starting over (dropped {', '.join(dropped) or 'nothing'})")
 
 
-def wait_for_tables(finisher: post_data_step.TableFinisher) -> None:
+def wait_for_tables(early_builds: post_data_step.EarlyIndexBuilder) -> None:
     started = time.monotonic()
-    count = finisher.wait()
+    count = early_builds.wait()
     console.say(f"  {count} tables got their indexes, keys and ANALYZE while copying"
                           f" ({time.monotonic() - started:.1f} s waited after the last row)")

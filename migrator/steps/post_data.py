@@ -2,7 +2,7 @@
 materialized view contents and ANALYZE, once the rows are in.
 
 Post-data comes from the same remapped pg_dump as the pre-data (schema step).
-Under `migrate` most of it runs early: a TableFinisher builds one table's
+Under `migrate` most of it runs early: an EarlyIndexBuilder builds one table's
 indexes and keys and ANALYZEs it the moment the copy step has that table's
 last rows in, while other tables are still copying (one transaction per
 table, recorded in the journal with it). The final pass (`run`) then restores
@@ -32,10 +32,8 @@ from psycopg import sql
 from migrator import argtypes, catalog, console, journal, loader, pgtools
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import DatabaseError
-from migrator.mapping import SourceMapping, load_mappings
+from migrator.mapping import SourceMapping
 from migrator.settings import DatabaseSettings, Settings
-from migrator.steps import copy as copy_step
-from migrator.steps import schema as schema_step
 
 COMMAND = "post-data"
 HELP = "build indexes/constraints/triggers, set sequences, refresh matviews, ANALYZE"
@@ -50,14 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     work_dir = args.work_dir or settings.work_dir
-    with journal.locked_target(settings) as target:
-        mappings = load_mappings(settings)
-        with loader.logins(target, settings, mappings):
-            for mapping in mappings:
-                if not journal.step_done(target, mapping.name, STEP):
-                    loader.take_over(target, settings, mapping)
-            for mapping in mappings:
-                run(settings, mapping, target, work_dir, jobs=args.jobs)
+    with journal.loading(settings, STEP) as (target, mappings):
+        for mapping in mappings:
+            run(settings, mapping, target, work_dir, jobs=args.jobs)
     return 0
 
 
@@ -69,7 +62,7 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
     dump = target_dump(work_dir, mapping)
     finished = journal.finished_tables(target, mapping.name)
     built = {toc_id for ids in finished.values() for toc_id in ids}
-    toc = schema_step.filtered_list(dump, settings.target, set(mapping.target_schemas))
+    toc = pgtools.toc_lines(dump, settings.target, set(mapping.target_schemas))
     if journal.step_started(target, mapping.name, STEP):
         cleared = clear_post_data(target, mapping, built_early(toc, built))
         console.say(f"  {mapping.name}: removed {cleared} objects left by an interrupted post-data")
@@ -146,7 +139,7 @@ def early_entries(toc_lines: list[str], source: psycopg.Connection, mapping: Sou
     return plan
 
 
-def finish_table(conn: psycopg.Connection, settings: Settings, mapping: SourceMapping, dump: Path,
+def build_table(conn: psycopg.Connection, settings: Settings, mapping: SourceMapping, dump: Path,
                  key: TableKey, entries: list[tuple[int, str]]) -> None:
     """Build one table's indexes and keys and ANALYZE it, in one transaction with its journal row."""
     schema, table = key
@@ -165,8 +158,8 @@ def finish_table(conn: psycopg.Connection, settings: Settings, mapping: SourceMa
                             f"{str(exc).strip().splitlines()[0]}") from None
 
 
-class TableFinisher:
-    """Runs finish_table for each table the copy step reports complete, on its own
+class EarlyIndexBuilder:
+    """Runs build_table for each table the copy step reports complete, on its own
     pool of target sessions, so index builds overlap the rest of the copy."""
 
     def __init__(self, settings: Settings, work_dir: Path, jobs: int):
@@ -182,8 +175,8 @@ class TableFinisher:
 
     def plan(self, mapping: SourceMapping, source: psycopg.Connection, tables: list[catalog.TableInfo],
              target: psycopg.Connection) -> set[TableKey]:
-        """The tables this finisher will take (partitions and done ones excluded)."""
-        toc = schema_step.filtered_list(target_dump(self.work_dir, mapping), self.settings.target,
+        """The tables this builder will take (partitions and done ones excluded)."""
+        toc = pgtools.toc_lines(target_dump(self.work_dir, mapping), self.settings.target,
                                         set(mapping.target_schemas))
         # Inheritance parents stay out: their ANALYZE samples children still copying.
         parents = {r[0] for r in source.execute(INHERITANCE_PARENTS, (mapping.schema,)).fetchall()}
@@ -224,7 +217,7 @@ class TableFinisher:
         if self.failure is not None:
             return
         try:
-            finish_table(self._session(mapping), self.settings, mapping, target_dump(self.work_dir, mapping), key,
+            build_table(self._session(mapping), self.settings, mapping, target_dump(self.work_dir, mapping), key,
                          self.plans[mapping.name][key])
         except BaseException as exc:
             self.failure = self.failure or exc
@@ -308,7 +301,7 @@ def clear_post_data(target: psycopg.Connection, mapping: SourceMapping,
 
 def _sequence_values(target: psycopg.Connection, mapping: SourceMapping) -> dict[str, list]:
     row = target.execute(f"SELECT detail FROM {journal.SCHEMA}.steps WHERE source = %s AND step = %s",
-                         (mapping.name, copy_step.STEP)).fetchone()
+                         (mapping.name, "copy")).fetchone()   # the copy step's journal row
     return (row[0] or {}).get("sequences", {}) if row else {}
 
 

@@ -27,7 +27,7 @@ from psycopg import sql
 from migrator import catalog, console, journal, loader, pgtools
 from migrator.db import connect
 from migrator.errors import ConsolidationError, DatabaseError
-from migrator.mapping import SourceMapping, load_mappings
+from migrator.mapping import SourceMapping
 from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "schema"
@@ -41,14 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     work_dir = args.work_dir or settings.work_dir
-    with journal.locked_target(settings) as target:
-        mappings = load_mappings(settings)
-        with loader.logins(target, settings, mappings):
-            for mapping in mappings:
-                if not journal.step_done(target, mapping.name, STEP):
-                    loader.take_over(target, settings, mapping)
-            for mapping in mappings:
-                run(settings, mapping, target, work_dir)
+    with journal.loading(settings, STEP) as (target, mappings):
+        for mapping in mappings:
+            run(settings, mapping, target, work_dir)
     return 0
 
 
@@ -162,21 +157,6 @@ def drop_our_schemas(target: psycopg.Connection, mapping: SourceMapping) -> None
     journal.forget_rows(target, mapping.name)
 
 
-def filtered_list(dump: Path, db, schemas: set[str], section: str | None = None) -> list[str]:
-    """pg_restore's TOC without the SCHEMA entries (and their comments): we create schemas ourselves."""
-    keep = []
-    for line in pgtools.restore_list(dump, db):
-        parts = line.split()
-        if not line.strip() or line.startswith(";"):
-            continue
-        if len(parts) > 5 and parts[3] == "SCHEMA" and parts[5] in schemas:
-            continue
-        if "COMMENT - SCHEMA" in line and any(f"SCHEMA {s} " in line + " " for s in schemas):
-            continue
-        keep.append(line)
-    return keep
-
-
 def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg.Connection,
                      hands: DatabaseSettings, source_dump: Path, out_dump: Path, exts,
                      routes: dict[str, str]) -> None:
@@ -188,7 +168,7 @@ def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg
         with connect(settings.target, dbname=scratch) as conn:
             prepare_scratch(conn, mapping, exts, hands.user)
         listing = out_dump.with_suffix(".source.list")
-        listing.write_text("\n".join(filtered_list(source_dump, mapping.db, {mapping.schema})) + "\n")
+        listing.write_text("\n".join(pgtools.toc_lines(source_dump, mapping.db, {mapping.schema})) + "\n")
         pgtools.run("pg_restore", ["--exit-on-error", "--single-transaction", "--no-owner", "--no-acl",
                                    "-L", str(listing), "-d", scratch, str(source_dump)],
                     hands, dbname=scratch, what="into scratch")
@@ -283,7 +263,7 @@ def restore_pre_data(settings: Settings, mapping: SourceMapping, target: psycopg
             sql.Identifier(schema), sql.Identifier(hands.user)))
     loader.own_schemas(target, mapping, list(mapping.target_schemas))   # one `consolidate roles` made already
     listing = dump.with_suffix(".pre-data.list")
-    listing.write_text("\n".join(filtered_list(dump, settings.target, set(mapping.target_schemas))) + "\n")
+    listing.write_text("\n".join(pgtools.toc_lines(dump, settings.target, set(mapping.target_schemas))) + "\n")
     pgtools.run("pg_restore", ["--exit-on-error", "--single-transaction", "--no-owner", "--no-acl",
                                "--section=pre-data", "-L", str(listing), "-d", settings.target.dbname, str(dump)],
                 hands, what="pre-data into the target")
