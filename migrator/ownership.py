@@ -16,71 +16,11 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from migrator import queries
 from migrator.errors import ConsolidationError
 
-# Every owned object of the schema: (order, ALTER keyword, qualified name, owner).
-# Names are quoted by the server (format %I). Sequences behind identity/serial
-# columns follow their table; array, multirange and row types follow their base.
-_NOT_EXTENSION_MEMBER = ("NOT EXISTS (SELECT FROM pg_depend e WHERE e.classid = '{cat}'::regclass"
-                         " AND e.objid = {alias}.oid AND e.deptype = 'e')")
-OBJECTS_SQL = """
-WITH s AS (SELECT oid, nspname FROM pg_namespace WHERE nspname = %(schema)s)
-SELECT * FROM (
-  SELECT CASE WHEN c.relkind = 'S' THEN 2 ELSE 1 END AS ord,
-         CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'p' THEN 'TABLE' WHEN 'f' THEN 'FOREIGN TABLE'
-                        WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
-                        WHEN 'c' THEN 'TYPE' END AS kind,
-         format('%%I.%%I', s.nspname, c.relname) AS name, c.relowner AS owner
-  FROM pg_class c JOIN s ON c.relnamespace = s.oid
-  WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S', 'c') AND {class_not_ext}
-    AND NOT (c.relkind = 'S' AND EXISTS (
-          SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-            AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
-  UNION ALL
-  SELECT 3, CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
-         format('%%I.%%I(%%s)', s.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), p.proowner
-  FROM pg_proc p JOIN s ON p.pronamespace = s.oid WHERE {proc_not_ext}
-  UNION ALL
-  SELECT 4, CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
-         format('%%I.%%I', s.nspname, t.typname), t.typowner
-  FROM pg_type t JOIN s ON t.typnamespace = s.oid
-  WHERE t.typrelid = 0 AND t.typtype <> 'm' AND {type_not_ext}
-    AND NOT EXISTS (SELECT FROM pg_type b WHERE b.typarray = t.oid)
-  UNION ALL
-  SELECT 5, 'COLLATION', format('%%I.%%I', s.nspname, o.collname), o.collowner
-  FROM pg_collation o JOIN s ON o.collnamespace = s.oid
-  UNION ALL
-  SELECT 5, 'CONVERSION', format('%%I.%%I', s.nspname, o.conname), o.conowner
-  FROM pg_conversion o JOIN s ON o.connamespace = s.oid
-  UNION ALL
-  SELECT 5, 'OPERATOR', o.oid::regoperator::text, o.oprowner
-  FROM pg_operator o JOIN s ON o.oprnamespace = s.oid WHERE {oper_not_ext}
-  UNION ALL
-  SELECT 5, 'OPERATOR FAMILY', format('%%I.%%I USING %%I', s.nspname, o.opfname, a.amname), o.opfowner
-  FROM pg_opfamily o JOIN s ON o.opfnamespace = s.oid JOIN pg_am a ON a.oid = o.opfmethod WHERE {opf_not_ext}
-  UNION ALL
-  SELECT 5, 'OPERATOR CLASS', format('%%I.%%I USING %%I', s.nspname, o.opcname, a.amname), o.opcowner
-  FROM pg_opclass o JOIN s ON o.opcnamespace = s.oid JOIN pg_am a ON a.oid = o.opcmethod WHERE {opc_not_ext}
-  UNION ALL
-  SELECT 5, 'TEXT SEARCH CONFIGURATION', format('%%I.%%I', s.nspname, o.cfgname), o.cfgowner
-  FROM pg_ts_config o JOIN s ON o.cfgnamespace = s.oid
-  UNION ALL
-  SELECT 5, 'TEXT SEARCH DICTIONARY', format('%%I.%%I', s.nspname, o.dictname), o.dictowner
-  FROM pg_ts_dict o JOIN s ON o.dictnamespace = s.oid
-  UNION ALL
-  SELECT 5, 'STATISTICS', format('%%I.%%I', s.nspname, o.stxname), o.stxowner
-  FROM pg_statistic_ext o JOIN s ON o.stxnamespace = s.oid
-) objects
-WHERE owner IS DISTINCT FROM (SELECT oid FROM pg_roles WHERE rolname = %(role)s)
-ORDER BY ord, name
-""".format(
-    class_not_ext=_NOT_EXTENSION_MEMBER.format(cat="pg_class", alias="c"),
-    proc_not_ext=_NOT_EXTENSION_MEMBER.format(cat="pg_proc", alias="p"),
-    type_not_ext=_NOT_EXTENSION_MEMBER.format(cat="pg_type", alias="t"),
-    oper_not_ext=_NOT_EXTENSION_MEMBER.format(cat="pg_operator", alias="o"),
-    opf_not_ext=_NOT_EXTENSION_MEMBER.format(cat="pg_opfamily", alias="o"),
-    opc_not_ext=_NOT_EXTENSION_MEMBER.format(cat="pg_opclass", alias="o"),
-)
+# Every owned object of the schema not owned by the role yet (ownership.sql).
+OBJECTS_SQL = queries.text(__file__)
 
 
 def foreign_owned(conn: psycopg.Connection, schema: str, role: str) -> list[tuple[str, str]]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import argtypes, catalog, console, journal, loader, pgtools
+from migrator import argtypes, catalog, console, journal, loader, pgtools, queries
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping
@@ -234,32 +234,8 @@ class EarlyIndexBuilder:
         return self.local.conns[mapping.name]
 
 
-# What a final pass creates, in an order that drops dependants first. Inherited
-# constraints/indexes of partitions go with their parent's. Each query yields
-# (kind, schema, table, name, always); pg_restore's tag for it is "<table> <name>"
-# for constraints and "<name>" otherwise, so what the journal says a table built
-# early (its TOC ids) is recognised exactly and kept. `always`: never built early.
-LEFTOVERS_SQL = (
-    ("SELECT 'CONSTRAINT', n.nspname::text, c.relname::text, k.conname::text, k.contype = 'f'"
-     " FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-     " WHERE n.nspname = ANY(%(schemas)s) AND k.contype IN ('f', 'p', 'u', 'x') AND k.conparentid = 0"
-     " AND k.coninhcount = 0 ORDER BY k.contype <> 'f'"),      # foreign keys first: they depend on the keys
-    ("SELECT 'INDEX', n.nspname::text, NULL, i.relname::text, false FROM pg_index x"
-     " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace"
-     " WHERE n.nspname = ANY(%(schemas)s) AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid"
-     " AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u', 'x'))"   # not FKs: they name others' indexes
-     " AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.oid)"),
-    ("SELECT 'TRIGGER', n.nspname::text, c.relname::text, t.tgname::text, true"
-     " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-     " WHERE n.nspname = ANY(%(schemas)s) AND NOT t.tgisinternal AND t.tgparentid = 0"),
-    ("SELECT 'POLICY', schemaname::text, tablename::text, policyname::text, true"
-     " FROM pg_policies WHERE schemaname = ANY(%(schemas)s)"),
-    ("SELECT 'RULE', n.nspname::text, c.relname::text, r.rulename::text, true"
-     " FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace"
-     " WHERE n.nspname = ANY(%(schemas)s) AND r.rulename <> '_RETURN'"),
-    ("SELECT 'STATISTICS', n.nspname::text, NULL, s.stxname::text, true"
-     " FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE n.nspname = ANY(%(schemas)s)"),
-)
+# What a final pass creates (post_data.sql, "leftovers.<kind>"), dependants first.
+LEFTOVERS_SQL = tuple(query for name, query in queries.sections(__file__).items() if name.startswith("leftovers."))
 DROP = {
     "CONSTRAINT": "ALTER TABLE {schema}.{table} DROP CONSTRAINT IF EXISTS {name}",
     "INDEX": "DROP INDEX IF EXISTS {schema}.{name} CASCADE",

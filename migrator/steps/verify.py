@@ -35,7 +35,7 @@ from psycopg import sql
 from rich.markup import escape
 from rich.table import Table
 
-from migrator import catalog, console, loader
+from migrator import catalog, console, loader, queries
 from migrator.db import connect, require_superuser
 from migrator.errors import VerificationError
 from migrator.mapping import SourceMapping, load_mappings
@@ -62,56 +62,9 @@ RELKIND_SQL = ("SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_n
                " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
                " WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relname OPERATOR(pg_catalog.=) %s")
 
-# Object inventories: each query yields (kind, key, value) with names resolved via search_path.
-INVENTORY_SQL = {
-    "column": """
-        SELECT c.relname || '.' || a.attname,
-               concat_ws(' | ', format_type(a.atttypid, a.atttypmod), CASE WHEN a.attnotnull THEN 'not null' END,
-                         pg_get_expr(d.adbin, d.adrelid), nullif(a.attgenerated, ''), nullif(a.attidentity, ''),
-                         col_description(c.oid, a.attnum))
-        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-        WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0
-          AND NOT a.attisdropped""",
-    "constraint": """
-        SELECT c.relname || '.' || k.conname, pg_get_constraintdef(k.oid) || CASE WHEN k.convalidated THEN ''
-               ELSE ' NOT VALIDATED' END
-        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY(%(schemas)s)""",
-    "index": """
-        SELECT i.relname, pg_get_indexdef(i.oid) || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END
-        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
-        WHERE n.nspname = ANY(%(schemas)s)""",
-    "trigger": """
-        SELECT c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text
-        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY(%(schemas)s) AND NOT t.tgisinternal""",
-    "view": """
-        SELECT c.relname, c.relkind::text || ' ' || pg_get_viewdef(c.oid)
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('v', 'm')""",
-    "table": """
-        SELECT c.relname, concat_ws(' ', c.relkind::text, c.relpersistence::text, 'rls=' || c.relrowsecurity,
-               'force=' || c.relforcerowsecurity, obj_description(c.oid, 'pg_class'),
-               pg_get_partkeydef(c.oid), pg_get_expr(c.relpartbound, c.oid))
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'f')""",
-    "policy": """
-        SELECT p.tablename || '.' || p.policyname,
-               concat_ws(' | ', p.permissive, p.cmd, array_to_string(p.roles, ','), p.qual, p.with_check)
-        FROM pg_policies p WHERE p.schemaname = ANY(%(schemas)s)""",
-    "function": """
-        SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', pg_get_functiondef(p.oid)
-        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname = ANY(%(schemas)s) AND p.prokind IN ('f', 'p') AND NOT EXISTS
-          (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')""",
-    "type": """
-        SELECT t.typname, t.typtype::text || ' ' || coalesce((SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder)
-               FROM pg_enum WHERE enumtypid = t.oid), format_type(t.typbasetype, t.typtypmod), '')
-        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-        WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('e', 'd') AND NOT EXISTS
-          (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')""",
-}
+# Object inventories (verify.sql, "inventory.<kind>"): each yields (key, value).
+INVENTORY_SQL = {name.removeprefix("inventory."): query
+                 for name, query in queries.sections(__file__).items() if name.startswith("inventory.")}
 
 
 @dataclass
@@ -174,11 +127,7 @@ def _strip_schemas(text: str, schemas: list[str]) -> str:
 
 
 BUCKETS = 64
-INT_PK_SQL = """
-SELECT a.attname FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
-WHERE x.indrelid = %s::regclass AND x.indisprimary AND x.indnkeyatts = 1
-  AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-"""
+INT_PK_SQL = queries.sections(__file__)["int_primary_key"]
 RANGE_SQL = ("SELECT ({col} OPERATOR(pg_catalog.-) {lo}) OPERATOR(pg_catalog./) {width} AS bucket,"
              " pg_catalog.count(*), pg_catalog.sum(pg_catalog.hashtextextended((_row.*)::pg_catalog.text,"
              " 0::pg_catalog.int8)::pg_catalog.numeric)::pg_catalog.text FROM ONLY {tbl} AS _row GROUP BY 1")

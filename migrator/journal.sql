@@ -1,0 +1,46 @@
+-- The migrator's journal (schema _consolidation on the target): what each run did, so that
+-- the next one resumes. Safe to run again; an older journal gains what is missing.
+CREATE SCHEMA IF NOT EXISTS _consolidation;
+REVOKE ALL ON SCHEMA _consolidation FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS _consolidation.steps (
+  source text NOT NULL, step text NOT NULL, status text NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz, detail jsonb,
+  PRIMARY KEY (source, step));
+CREATE TABLE IF NOT EXISTS _consolidation.units (
+  source text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL, chunk integer NOT NULL,
+  rows bigint NOT NULL, bytes bigint NOT NULL, seconds double precision,
+  finished_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (source, schema_name, table_name, chunk));
+-- Tables whose own indexes and keys were built (and ANALYZEd) early, while the copy went
+-- on (post_data.EarlyIndexBuilder): the final pass skips those TOC entries.
+CREATE TABLE IF NOT EXISTS _consolidation.finished_tables (
+  source text NOT NULL, schema_name text NOT NULL, table_name text NOT NULL, toc_ids integer[] NOT NULL,
+  seconds double precision, finished_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (source, schema_name, table_name));
+-- How a source's tables were cut into units: a resumed copy must cut them the same way.
+CREATE TABLE IF NOT EXISTS _consolidation.copy_plans (
+  source text PRIMARY KEY, split_mb integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS _consolidation.created_schemas (
+  schema_name text PRIMARY KEY, source text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS _consolidation.events (
+  id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), source text, step text, message text);
+-- A loader role (migrator/loader.py) records its own source's units and tables, in the
+-- same transaction as their data, and nothing else: app code that runs as one loader
+-- cannot mark another source's work as done. (A CHECK, not a policy: loaders bypass
+-- RLS, and COPY sessions run with session_replication_role = replica, without triggers.)
+DO $$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['units', 'finished_tables'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint
+                   WHERE conrelid OPERATOR(pg_catalog.=) pg_catalog.format('_consolidation.%I', t)::pg_catalog.regclass
+                     AND conname OPERATOR(pg_catalog.=) 'written_by_own_loader') THEN
+      EXECUTE pg_catalog.format('ALTER TABLE _consolidation.%I ADD CONSTRAINT written_by_own_loader CHECK ('
+                                'CURRENT_USER::pg_catalog.text OPERATOR(pg_catalog.!~~) %L'
+                                ' OR CURRENT_USER::pg_catalog.text OPERATOR(pg_catalog.=) (%L OPERATOR(pg_catalog.||) source))',
+                                t, 'consolidation\_loader\_%', 'consolidation_loader_');
+    END IF;
+  END LOOP;
+END
+$$;
