@@ -70,7 +70,7 @@ test: images env venv ## run the test suite (unit + integration against real con
 test-unit: venv ## only the tests that need no docker
 	@$(PY) -m pytest -v -m "not integration" $(PYTEST_ARGS)
 
-# --- benchmark (bench/, README "Benchmark") ----------------------------------
+# --- benchmark (bench/, docs/benchmark.md) ----------------------------------
 SIZE ?= 1GB
 REPS ?= 3
 BENCH_ARGS ?=

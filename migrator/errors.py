@@ -1,17 +1,28 @@
-"""Operator-facing errors. Each carries an exit code and prints as one line.
+"""Operator-facing errors: one exception tree, one exit-code table.
 
-Exit codes (documented in the README):
-  0 success
-  1 unexpected internal error (a bug: rerun with --debug for the traceback)
-  2 configuration or usage error (env file, mapping file, command line)
-  3 a source database is unusable (unreachable, auth, missing database, ...)
-  4 the target (unified) database is unusable or refuses the change
-  5 verification found a difference
-  6 an application (n8n, Letta) or its container is unreachable, unhealthy or refuses a call
-  7 another migrator is already running against the target (try again when it has finished)
+Every error the operator can act on is a ConsolidationError: it prints as one
+line (`FAILED: ...`, never a secret) and exits with its class's code. The
+table below is the only list of codes; the README's table is its output
+(`python -m migrator.errors`), and a test keeps the two equal.
 """
 
 from __future__ import annotations
+
+EXIT_CODES = {
+    0: "success",
+    1: "internal error (a bug; rerun with `--debug`)",
+    2: "configuration or usage: a config section, env file, option or client tool is wrong (nothing was changed)",
+    3: "a source database is unusable (wrong password, unknown host, missing database, gone mid-copy)",
+    4: "the target is unusable or refused (same causes, no pgvector, not a superuser, disk nearly full)",
+    5: "verification found a difference",
+    6: "an application (n8n, Letta) or its container is unreachable, unhealthy or refuses a call",
+    7: "another migrator is already running against the target (nothing was changed; run again later)",
+}
+
+
+def exit_code_table() -> str:
+    """The README's exit-code table, from EXIT_CODES."""
+    return "\n".join(["| code | meaning |", "|---|---|"] + [f"| {c} | {m} |" for c, m in EXIT_CODES.items()])
 
 
 class ConsolidationError(Exception):
@@ -83,3 +94,7 @@ class StepFailed(ConsolidationError):
     def __init__(self, cause: ConsolidationError, outcome: str):
         super().__init__(f"cutover failed ({cause.message}); {outcome}")
         self.exit_code = cause.exit_code
+
+
+if __name__ == "__main__":
+    print(exit_code_table())

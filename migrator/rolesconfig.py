@@ -37,7 +37,7 @@ class RoleSpec:
         return f"{self.app.upper()}_ROLE_PASSWORD"
 
 
-# Defaults (README "Roles and schema isolation"). Letta's SQLAlchemy pool is 20 + 10 overflow;
+# Defaults (docs/roles.md). Letta's SQLAlchemy pool is 20 + 10 overflow;
 # n8n's own DB statement timeout defaults to 5 min.
 DEFAULT_ROLES = (
     RoleSpec("n8n", "n8n", 20, "5min"),

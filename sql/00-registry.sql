@@ -7,7 +7,7 @@
 --   SELECT * FROM consolidation_admin.app_schema;
 -- Only superusers can: the schema grants nothing to anyone.
 --
--- Apply all files in order, in one transaction (README "Roles and schema
+-- Apply all files in order, in one transaction (docs/roles.md "Roles and schema
 -- isolation" has the psql command). Every file is safe to apply again.
 
 -- Names resolve in pg_catalog only while these files run as a superuser: a function

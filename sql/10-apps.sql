@@ -1,7 +1,7 @@
 -- 10 The applications: role names, limits and schemas (the layout of DESIGN.md).
 --
 -- The only per-application file. Values come from psql variables; the
--- migrator fills them from consolidation.toml [roles] (defaults in README).
+-- migrator fills them from consolidation.toml [roles] (defaults in docs/roles.md).
 --
 -- n8n gets CREATE on the database: with a schema other than public, n8n runs
 -- `CREATE SCHEMA IF NOT EXISTS n8n` on every pooled connection, and PostgreSQL
@@ -9,7 +9,7 @@
 -- isolation guard (40) keeps that privilege from reaching anything else.
 --
 -- A new application: copy this pattern into its own file 1x-app-<name>.sql
--- (README "Adding an application schema").
+-- (docs/roles.md "Adding an application schema").
 
 -- Names resolve in pg_catalog only while these files run as a superuser: a function
 -- that an app role or Supabase's `postgres` planted (in `public`, say) is never picked.

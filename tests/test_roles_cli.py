@@ -126,13 +126,13 @@ def test_dry_run_and_failures_change_nothing(fresh, tmp_path):
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="needs the psql client")
 def test_psql_by_hand_ends_in_the_same_state(fresh, tmp_path):
-    # --print-psql and the README give the same variables; the README's command is the one run.
+    # --print-psql and docs/roles.md give the same variables; its command is the one run.
     config = write_config(tmp_path, fresh.server, fresh.passwords)
     printed = roles_cli(config, "--print-psql")
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.startswith(f"psql -X -h {fresh.server.host} -p {fresh.server.port} -U supabase_admin"
                                      " -d postgres -v ON_ERROR_STOP=1 --single-transaction")
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/roles.md").read_text()
     block = readme[readme.index("```bash\n", readme.index("**Applying `sql/` by hand**")) + 8:]
     command = block[:block.index("```")].replace("HOST", fresh.server.host).replace("PORT", str(fresh.server.port))
     assert variables_in(command) == variables_in(printed.stdout)

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def readme_block(after: str, language: str) -> str:
-    """The first ```language block after a heading text in the README (the docs are what we test)."""
-    text = (ROOT / "README.md").read_text()
+    """The first ```language block after a heading text in docs/roles.md (the docs are what we test)."""
+    text = (ROOT / "docs/roles.md").read_text()
     start = text.index(f"```{language}\n", text.index(after)) + len(language) + 4
     return textwrap.dedent(text[start:text.index("```", start)])
 
@@ -149,7 +149,7 @@ def fresh(images):
 
 
 def test_other_role_names_and_a_new_application(fresh, tmp_path):
-    # Operator's recipe (README): [roles.<app>] in the config, a password, one SQL file registering the schema.
+    # Operator's recipe (docs/roles.md): [roles.<app>] in the config, a password, one SQL file registering the schema.
     wiki_sql = readme_block("**Adding an application schema**", "sql")
     renamed = tuple(replace(r, name=f"{r.name}_app") for r in fresh.cfg.roles)
     fresh.cfg = replace(fresh.cfg, roles=(*renamed, RoleSpec("wiki", "wiki", 3, "30s")),
