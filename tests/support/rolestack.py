@@ -13,7 +13,7 @@ from psycopg import sql
 
 from migrator.steps import roles
 from migrator.rolesconfig import RolesConfig
-from tests.conftest import PgServer, start_postgres
+from tests.support import PgServer, start_postgres
 
 OWN = {"n8n": {"n8n"}, "letta": {"letta_agents", "letta_embeddings"}, "rag": {"rag_documents", "rag_embeddings"}}
 APP_SCHEMAS = set().union(*OWN.values())

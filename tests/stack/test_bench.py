@@ -11,7 +11,7 @@ import sys
 import docker
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ import pytest
 import requests
 
 from migrator import services
-from tests.conftest import ROOT, fresh_env_dir
-from tests.test_rehearsal_apps import APP_SERVICES, env_values, free_port
+from tests.support import ROOT, fresh_env_dir
+from tests.support import APP_SERVICES, env_values, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 
 from migrator import console
 from migrator.redact import register_secret
-from tests.conftest import PgServer, run_cli, run_migrator, start_postgres, write_stack_config
+from tests.support import PgServer, run_cli, run_migrator, start_postgres, write_stack_config
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from migrator import journal
-from tests.conftest import migrator_command, run_migrator, start_postgres, write_stack_config
-from tests.test_migrate import assert_ok, wait_for_units
+from tests.support import migrator_command, run_migrator, start_postgres, write_stack_config
+from tests.support import assert_ok, wait_for_units
 
 pytestmark = pytest.mark.integration
 

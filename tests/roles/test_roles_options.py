@@ -5,19 +5,19 @@ configuration plus one SQL file."""
 
 import textwrap
 from dataclasses import replace
-from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.support import ROOT
+
 from migrator.errors import DatabaseError
 from migrator.rolesconfig import RoleSpec
-from tests.rolestack import READONLY, allowed, fresh_stack, passwords_for, sql_dir_with
+from tests.support.rolestack import READONLY, allowed, fresh_stack, passwords_for, sql_dir_with
 
 pytestmark = pytest.mark.integration
 
 API = ("anon", "authenticated", "service_role")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def readme_block(after: str, language: str) -> str:

@@ -4,7 +4,7 @@ import importlib.util
 import os
 import stat
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 spec = importlib.util.spec_from_file_location("init_env", ROOT / "scripts/init_env.py")
 init_env = importlib.util.module_from_spec(spec)

@@ -5,7 +5,7 @@ import re
 
 from migrator.cli import STEP_MODULES
 from migrator.errors import exit_code_table
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 README = (ROOT / "README.md").read_text()
 

@@ -8,7 +8,7 @@ import random
 import psycopg
 import pytest
 
-from tests.rolestack import READONLY, allowed, fresh_stack
+from tests.support.rolestack import READONLY, allowed, fresh_stack
 
 pytestmark = pytest.mark.integration
 

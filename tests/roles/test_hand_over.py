@@ -10,7 +10,7 @@ import pytest
 
 from migrator.errors import ConsolidationError
 from migrator.ownership import hand_over_schema
-from tests.rolestack import READONLY, allowed, fresh_stack
+from tests.support.rolestack import READONLY, allowed, fresh_stack
 
 pytestmark = pytest.mark.integration
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ROOT
+
 from migrator import access
 from migrator.errors import ConfigError
 from migrator.redact import redact
@@ -18,7 +20,6 @@ from migrator.steps import roles
 from migrator.rolesconfig import RolesConfig, load_passwords, parse_config
 from migrator.steps.roles import password_matches, psql_command, variables
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = Path("/etc/consolidation/consolidation.toml")
 
 

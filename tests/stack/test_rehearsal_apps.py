@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -21,26 +20,11 @@ import pytest
 import requests
 
 from migrator.apps.letta import SEARCH_SENTINEL
-from tests.conftest import ROOT, fresh_env_dir, run_cli
+from tests.support import APP_SERVICES, ROOT, env_values, free_port, fresh_env_dir, run_cli
 
 pytestmark = pytest.mark.integration
 
-APP_SERVICES = ("n8n", "letta", "embeddings")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def env_values(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not key.startswith("#"):
-            out[key.strip()] = value.strip()
-    return out
 
 
 class Stack:

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from migrator import services
-from tests.conftest import ROOT, project_images
+from tests.support import ROOT, project_images
 
 pytestmark = pytest.mark.integration
 

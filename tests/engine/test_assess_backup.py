@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, project_images, run_migrator, start_postgres, write_stack_config
-from tests.test_migrate import MAPPING, leaf_tables, table_rows
+from tests.support import ROOT, project_images, run_migrator, start_postgres, write_stack_config
+from tests.engine.test_migrate import MAPPING
+from tests.support import leaf_tables, table_rows
 
 pytestmark = pytest.mark.integration
 

@@ -6,24 +6,17 @@ Runs under its own project name and ports, so a developer's stack is untouched."
 import json
 import os
 import secrets
-import socket
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, fresh_env_dir
+from tests.support import ROOT, free_port, fresh_env_dir
 
 pytestmark = pytest.mark.integration
+REPORTS = None   # the reports folder of this module's compose project, set by its fixture
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-REPORTS: Path | None = None
 
 
 @pytest.fixture(scope="module")

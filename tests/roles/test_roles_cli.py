@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from migrator.steps.roles import sql_files
-from tests.conftest import PgServer, run_cli
-from tests.rolestack import fresh_stack, sql_dir_with
+from tests.support import PgServer, ROOT, run_cli
+from tests.support.rolestack import fresh_stack, sql_dir_with
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_config(tmp_path: Path, server: PgServer, passwords: dict[str, str], sql_dir: Path | None = None) -> Path:

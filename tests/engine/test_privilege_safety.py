@@ -20,7 +20,7 @@ import subprocess
 import psycopg
 import pytest
 
-from tests.conftest import ROOT, run_cli, run_migrator, start_postgres, write_stack_config
+from tests.support import ROOT, run_cli, run_migrator, start_postgres, write_stack_config
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import pytest
 from psycopg import sql
 
 from migrator import access
-from tests.rolestack import (APP_SCHEMAS, OWN, READONLY, Stack, allowed, as_role, fresh_stack, plain_roles,
+from tests.support.rolestack import (APP_SCHEMAS, OWN, READONLY, Stack, allowed, as_role, fresh_stack, plain_roles,
                              schemas)
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 
 from migrator import envfile
 from migrator.errors import ConfigError
-from tests.conftest import project_images
+from tests.support import project_images
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,9 @@ import re
 import subprocess
 import time
 
-import psycopg
 import pytest
-from psycopg import sql
-from psycopg.types.string import TextLoader
 
-from tests.conftest import ROOT, migrator_command, run_migrator, start_postgres, write_stack_config
+from tests.support import ROOT, assert_ok, leaf_tables, migrator_command, run_migrator, start_postgres, table_rows, wait_for_units, write_stack_config
 
 pytestmark = pytest.mark.integration
 
@@ -52,20 +49,7 @@ def config(tmp_path, target, sources):
     return write_stack_config(tmp_path, target, sources, MAPPING)
 
 
-def table_rows(conn: psycopg.Connection, schema: str, table: str) -> collections.Counter:
-    # Python's datetime has no BC dates or infinities: read those types as text,
-    # with both sessions pinned to the same output settings.
-    for name in ("timestamp", "timestamptz", "date", "tstzrange", "interval"):
-        conn.adapters.register_loader(name, TextLoader)
-    conn.execute("SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'")
-    rows = conn.execute(sql.SQL("SELECT * FROM ONLY {}").format(sql.Identifier(schema, table))).fetchall()
-    return collections.Counter(repr(r) for r in rows)
 
-
-def leaf_tables(conn: psycopg.Connection, schema: str) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = %s AND relkind = 'r' ORDER BY 1", (schema,))]
 
 
 def source_fingerprint(server) -> dict[str, collections.Counter]:
@@ -74,8 +58,7 @@ def source_fingerprint(server) -> dict[str, collections.Counter]:
         return {t: table_rows(conn, schema, t) for t in leaf_tables(conn, schema)}
 
 
-def assert_ok(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
 
 
 def test_migrates_every_edge_case_and_verifies(config, target, sources):
@@ -350,15 +333,3 @@ def test_failed_index_build_stops_with_one_line_and_rerun_completes(config, targ
                            ).fetchone()[0] == 5
 
 
-def wait_for_units(target, minimum: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    with target.connect() as conn:
-        while time.monotonic() < deadline:
-            try:
-                count = conn.execute("SELECT count(*) FROM _consolidation.units").fetchone()[0]
-            except psycopg.errors.UndefinedTable:
-                count = 0
-            if count >= minimum:
-                return count
-            time.sleep(0.05)
-    raise AssertionError("copy did not start in time")
