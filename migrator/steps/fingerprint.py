@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from migrator import console
-from migrator.apps import fingerprint as fp
+from migrator.apps import fingerprint_diff as fp
 from migrator.apps import registry
 from migrator.errors import VerificationError
 from migrator.settings import Settings

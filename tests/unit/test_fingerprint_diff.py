@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from migrator.apps import fingerprint as fp
+from migrator.apps import fingerprint_diff as fp
 from migrator.errors import ConfigError
 
 BASE = {"format": 1, "meta": {"taken_at": "2026-11-25T10:00:00+00:00", "apps": {"n8n": {"database": "old"}}},
