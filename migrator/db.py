@@ -4,6 +4,7 @@ and one clear, secret-free sentence for every way a connection can fail."""
 from __future__ import annotations
 
 import os
+import threading
 
 import psycopg
 from tenacity import RetryError, retry, retry_if_exception, stop_after_delay, wait_exponential
@@ -141,3 +142,27 @@ def require_superuser(conn: psycopg.Connection, db: DatabaseSettings) -> None:
                         " WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER").fetchone()[0]:
         raise DatabaseError(db.name, db.role, f"user '{db.user}' is not a superuser; the migrator needs one "
                             "(supabase_admin on Supabase) to create the loader roles, schemas and extensions")
+
+
+class ThreadSessions:
+    """One connection per worker thread and key, opened on first use, all closed together:
+    psycopg connections are not shared between threads, and reopening per unit costs."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[psycopg.Connection] = []
+
+    def get(self, key: object, open_session) -> psycopg.Connection:
+        mine = self._local.__dict__.setdefault("by_key", {})
+        if key not in mine:
+            mine[key] = open_session()
+            with self._lock:
+                self._all.append(mine[key])
+        return mine[key]
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()

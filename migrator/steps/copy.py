@@ -30,7 +30,7 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, Time
                            TransferSpeedColumn)
 
 from migrator import argtypes, catalog, console, journal, loader
-from migrator.db import DEFAULT_JOBS, connect
+from migrator.db import DEFAULT_JOBS, ThreadSessions, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping
 from migrator.settings import DatabaseSettings, Settings
@@ -289,22 +289,15 @@ def _copy_all(sources: list[SourceCopy], jobs: int, fmt: str, toast_compression:
     units = sorted((u for sc in sources for u in sc.units), key=lambda u: u.estimated_bytes, reverse=True)
     if not units:
         return 0.0
-    local = threading.local()
-    sessions: list[psycopg.Connection] = []
+    sessions = ThreadSessions()
     lock = threading.Lock()
     started = time.monotonic()
 
     def sessions_for(sc: SourceCopy) -> tuple[psycopg.Connection, psycopg.Connection]:
         """Per worker thread and source: a session on its snapshot, one as its loader."""
-        if not hasattr(local, "src"):
-            local.src, local.tgt = {}, {}
         name = sc.mapping.name
-        if name not in local.src:
-            local.src[name] = _source_session(sc.mapping, sc.holder.snapshot)
-            local.tgt[name] = _target_session(sc.hands, toast_compression)
-            with lock:
-                sessions.extend((local.src[name], local.tgt[name]))
-        return local.src[name], local.tgt[name]
+        return (sessions.get(("source", name), lambda: _source_session(sc.mapping, sc.holder.snapshot)),
+                sessions.get(("target", name), lambda: _target_session(sc.hands, toast_compression)))
 
     label = escape(" + ".join(by_name))
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -344,8 +337,7 @@ def _copy_all(sources: list[SourceCopy], jobs: int, fmt: str, toast_compression:
                             other.cancel()
                         raise f.exception()
         finally:
-            for conn in sessions:
-                conn.close()
+            sessions.close()
     return round(time.monotonic() - started, 3)
 
 

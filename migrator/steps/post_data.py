@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +29,7 @@ import psycopg
 from psycopg import sql
 
 from migrator import argtypes, catalog, console, journal, loader, pgtools, queries
-from migrator.db import DEFAULT_JOBS, connect
+from migrator.db import DEFAULT_JOBS, ThreadSessions, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping
 from migrator.settings import DatabaseSettings, Settings
@@ -165,9 +164,7 @@ class EarlyIndexBuilder:
     def __init__(self, settings: Settings, work_dir: Path, jobs: int):
         self.settings, self.work_dir = settings, work_dir
         self.pool = ThreadPoolExecutor(max_workers=max(jobs, 1), thread_name_prefix="post-data")
-        self.local = threading.local()
-        self.lock = threading.Lock()
-        self.sessions: list[psycopg.Connection] = []
+        self.sessions = ThreadSessions()
         self.futures = []
         self.plans: dict[str, dict[TableKey, list[tuple[int, str]]]] = {}
         self.hands: dict[str, DatabaseSettings] = {}
@@ -209,9 +206,7 @@ class EarlyIndexBuilder:
     def close(self) -> None:
         """Cancel what has not started, let what runs finish (each is one transaction)."""
         self.pool.shutdown(wait=True, cancel_futures=True)
-        for conn in self.sessions:
-            conn.close()
-        self.sessions.clear()
+        self.sessions.close()
 
     def _finish(self, mapping: SourceMapping, key: TableKey) -> None:
         if self.failure is not None:
@@ -225,13 +220,7 @@ class EarlyIndexBuilder:
 
     def _session(self, mapping: SourceMapping) -> psycopg.Connection:
         """Per worker thread and source: a session of that source's loader (the tables' owner)."""
-        if not hasattr(self.local, "conns"):
-            self.local.conns = {}
-        if mapping.name not in self.local.conns:
-            self.local.conns[mapping.name] = connect(self.hands[mapping.name])
-            with self.lock:
-                self.sessions.append(self.local.conns[mapping.name])
-        return self.local.conns[mapping.name]
+        return self.sessions.get(mapping.name, lambda: connect(self.hands[mapping.name]))
 
 
 # What a final pass creates (post_data.sql, "leftovers.<kind>"), dependants first.

@@ -4,6 +4,7 @@ backup that restores into a fresh server with every row intact."""
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 
 import pytest
@@ -62,6 +63,12 @@ def test_backup_is_checksummed_and_restores(stack, images):
     for d in manifest["dumps"]:
         assert d["bytes"] > 0 and all(len(f["sha256"]) == 64 for f in d["files"])
         assert d["server_version"].split(".")[0] in ("15", "17")
+    # Every dump (the target's holds auth and vault) is readable by its owner only.
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((run_dir / "unified.target-before.dump").stat().st_mode) == 0o600
+    for path in run_dir.rglob("*"):
+        if path.name != "manifest.json":
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
     # Restore the n8n dump into a fresh PostgreSQL 17 and compare every row.
     fresh = start_postgres(images["LETTA_DB_IMAGE"], user="postgres", dbname="restored")
     try:
