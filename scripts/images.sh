@@ -123,6 +123,31 @@ build_n8n() {  # base -> prints tag
   echo "$tag"
 }
 
+# postgres-meta (Supabase Studio's API): the npm package's own tree, installed on the host.
+META_RECIPE=1
+build_meta() {  # base -> prints tag
+  local base=$1 recipe=compose/apps/postgres-meta
+  local version; version=$(cat "$recipe/VERSION")
+  local tag="consolidation/postgres-meta-standin:$( (printf '%s %s' "$base" "$META_RECIPE"; cat "$recipe/VERSION" \
+      "$recipe/Dockerfile") | sha256sum | cut -c1-12)"
+  if have_image "$tag"; then log "postgres-meta: cached ($tag)" >&2; echo "$tag"; return; fi
+  command -v npm >/dev/null || { echo "[images] postgres-meta: npm is needed on the host" >&2; return 1; }
+  local dir="$APP_WORK/postgres-meta-$version"
+  rm -rf "$dir"; mkdir -p "$dir/app" || return 1
+  log "postgres-meta: npm install @supabase/postgres-meta@$version (host side, about 30 s; log: $dir/npm.log)" >&2
+  ( cd "$dir" && npm pack "@supabase/postgres-meta@$version" --silent >pack.name \
+    && tar xzf "$(cat pack.name)" -C app --strip-components=1 \
+    && cd app && npm install --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error ) >"$dir/npm.log" 2>&1 \
+    || { tail -20 "$dir/npm.log" >&2; echo "[images] postgres-meta: npm install failed" >&2; return 1; }
+  tar -C "$dir/app" -cf "$dir/app.tar" . && rm -rf "$dir/app" || return 1
+  cp "$recipe/Dockerfile" "$dir/Dockerfile" && printf '*\n!Dockerfile\n!app.tar\n' >"$dir/.dockerignore" || return 1
+  log "postgres-meta: docker build" >&2
+  docker build -q --build-arg "BASE=$base" -t "$tag" "$dir" >/dev/null \
+    || { echo "[images] postgres-meta: docker build failed" >&2; return 1; }
+  log "postgres-meta: built $tag" >&2
+  echo "$tag"
+}
+
 build_letta() {  # base -> prints tag. pip runs in the image's build stage, trusting the host CA.
   local base=$1 ctx=compose/apps/letta
   if ! cmp -s "$HOST_CA_BUNDLE" "$ctx/host-ca.crt"; then cp "$HOST_CA_BUNDLE" "$ctx/host-ca.crt" || return 1; fi
@@ -131,7 +156,7 @@ build_letta() {  # base -> prints tag. pip runs in the image's build stage, trus
   echo "$tag"
 }
 
-build_apps() {  # trixie-base migrator-style-base -> prints "N8N LETTA EMBEDDINGS" tags
+build_apps() {  # trixie-base migrator-style-base -> prints "N8N LETTA EMBEDDINGS META" tags
   local trixie=$1 stub_base=$2
   mkdir -p "$APP_WORK"
   # One builder at a time per machine (two `make images` at once would share the npm folder).
@@ -140,15 +165,16 @@ build_apps() {  # trixie-base migrator-style-base -> prints "N8N LETTA EMBEDDING
   # about as long as the longer one.
   local n8n_out="$APP_WORK/.n8n-tag.$$"
   build_n8n "$trixie" >"$n8n_out" &
-  local n8n_pid=$! letta stub
+  local n8n_pid=$! letta stub meta
   letta=$(build_letta "$trixie") || { wait "$n8n_pid"; exit 1; }
+  meta=$(build_meta "$trixie") || { wait "$n8n_pid"; exit 1; }
   stub=$(build_image consolidation/embeddings-stub compose/apps/embeddings-stub/Dockerfile \
          compose/apps/embeddings-stub "BASE=$stub_base")
   wait "$n8n_pid" || { echo "[images] n8n image failed" >&2; exit 1; }
   local n8n; n8n=$(cat "$n8n_out"); rm -f "$n8n_out"
-  have_image "$n8n" && have_image "$stub" || { echo "[images] app images missing" >&2; exit 1; }
+  have_image "$n8n" && have_image "$stub" && have_image "$meta" || { echo "[images] app images missing" >&2; exit 1; }
   flock -u 8
-  echo "$n8n $letta $stub"
+  echo "$n8n $letta $stub $meta"
 }
 
 registry_reachable() {
@@ -170,7 +196,7 @@ wheelhouse() {  # Python packages for the migrator image, fetched on the host (i
 
 write_env() {  # key=value lines into ./.env (compose's project variables)
   : >.env.tmp
-  [ -f .env ] && grep -v -E '^(UNIFIED_IMAGE|N8N_DB_IMAGE|LETTA_DB_IMAGE|MIGRATOR_IMAGE|IMAGES_MODE|N8N_IMAGE|LETTA_IMAGE|EMBEDDINGS_IMAGE)=' .env >>.env.tmp || true
+  [ -f .env ] && grep -v -E '^(UNIFIED_IMAGE|N8N_DB_IMAGE|LETTA_DB_IMAGE|MIGRATOR_IMAGE|IMAGES_MODE|N8N_IMAGE|LETTA_IMAGE|EMBEDDINGS_IMAGE|META_IMAGE)=' .env >>.env.tmp || true
   printf '%s\n' "$@" >>.env.tmp
   mv .env.tmp .env
 }
@@ -199,19 +225,19 @@ main() {
   migrator=$(build_image consolidation/migrator compose/images/migrator/Dockerfile . "BASE=$migrator_base")
   # The apps: upstream images are pulled by compose; stand-ins are built here.
   # The embeddings stub (rehearsal only) has no upstream: always built.
-  local apps n8n letta stub
+  local apps n8n letta stub meta
   if [ "$mode" = upstream ]; then
     stub=$(build_image consolidation/embeddings-stub compose/apps/embeddings-stub/Dockerfile \
            compose/apps/embeddings-stub "BASE=$migrator_base")
   else
-    apps=$(build_apps "$trixie" "$trixie"); read -r n8n letta stub <<<"$apps"
+    apps=$(build_apps "$trixie" "$trixie"); read -r n8n letta stub meta <<<"$apps"
   fi
   if [ "$mode" = upstream ]; then
     write_env "IMAGES_MODE=upstream" "MIGRATOR_IMAGE=$migrator" "EMBEDDINGS_IMAGE=$stub"
   else
     write_env "IMAGES_MODE=standin" "UNIFIED_IMAGE=$unified" "N8N_DB_IMAGE=$n8n_db" \
       "LETTA_DB_IMAGE=$letta_db" "MIGRATOR_IMAGE=$migrator" \
-      "N8N_IMAGE=$n8n" "LETTA_IMAGE=$letta" "EMBEDDINGS_IMAGE=$stub"
+      "N8N_IMAGE=$n8n" "LETTA_IMAGE=$letta" "EMBEDDINGS_IMAGE=$stub" "META_IMAGE=$meta"
   fi
   wait  # nothing of ours left running
   log "done in ${SECONDS} s ($mode images; selection written to .env)"

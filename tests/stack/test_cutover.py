@@ -53,7 +53,7 @@ class CutoverStack:
         self.reports = tmp / "reports"
         fresh_env_dir(self.env_dir)
         self.reports.mkdir()
-        self.ports = {key: free_port() for key in ("UNIFIED_PORT", "N8N_DB_PORT", "LETTA_DB_PORT",
+        self.ports = {key: free_port() for key in ("UNIFIED_PORT", "N8N_DB_PORT", "LETTA_DB_PORT", "META_PORT",
                                                    "N8N_APP_PORT", "LETTA_APP_PORT")}
         self.env = {**os.environ, "COMPOSE_PROJECT_NAME": self.name, "COLUMNS": "200",
                     "CONSOLIDATION_ENV_DIR": str(self.env_dir), "CONSOLIDATION_REPORTS_DIR": str(self.reports),
@@ -109,7 +109,7 @@ def stack(tmp_path_factory):
         s.originals = {p.name: sha(p) for p in s.env_dir.glob("*.env")}
         yield s
     finally:
-        s.compose("--profile", "apps", "--profile", "tools", "down", "-v", "--remove-orphans")
+        s.compose("--profile", "apps", "--profile", "tools", "--profile", "studio", "down", "-v", "--remove-orphans")
 
 
 def assert_on_old_databases(stack: CutoverStack) -> None:
@@ -140,26 +140,42 @@ def test_app_not_healthy_on_new_instance_rolls_back(stack):
     assert_on_old_databases(stack)
 
 
-def test_killed_between_env_rewrite_and_restart_then_rollback(stack):
-    name = f"{stack.name}-killme"
+def one_container_per_app(stack: CutoverStack) -> bool:
+    c = services.client()
+    return all(len(c.containers.list(all=True, filters={"label": [f"com.docker.compose.project={stack.name}",
+                                                                  f"com.docker.compose.service={app}"]})) == 1
+               for app in ("n8n", "letta"))
+
+
+# Every phase boundary the cutover records (env/.cutover.json), killed right after it.
+@pytest.mark.parametrize("phase", ["apps-stopped", "env-rewritten", "apps-started"])
+def test_killed_at_each_phase_then_rollback(stack, phase):
+    name = f"{stack.name}-killme-{phase}"
     proc = subprocess.Popen(["docker", "compose", "-p", stack.name, *stack.migrator_args("cutover", name=name)],
                             cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_file = stack.env_dir / ".cutover.json"
+    earlier = json.loads(state_file.read_text())["started_at"] if state_file.exists() else None
     deadline = time.monotonic() + 900
     try:
         while time.monotonic() < deadline:
-            if state_file.exists() and json.loads(state_file.read_text())["phase"] == "env-rewritten":
+            # This run's state (not an earlier one's), and the phase in its history: a phase
+            # can pass in milliseconds.
+            state = json.loads(state_file.read_text()) if state_file.exists() else {}
+            if state.get("started_at") != earlier and any(entry.endswith(f" {phase}")
+                                                          for entry in state.get("history", [])):
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
         else:
-            pytest.fail("cutover never reached env-rewritten")
+            pytest.fail(f"cutover never reached {phase}")
         subprocess.run(["docker", "kill", "--signal", "KILL", name], capture_output=True)
     finally:
         proc.wait(timeout=120)
-    assert not stack.env_unchanged()          # the crash left rewritten env files behind
-    result = stack.migrator("rollback")
+    if phase in ("env-rewritten", "apps-started"):
+        assert not stack.env_unchanged()      # the crash left rewritten env files behind
+    result = stack.migrator("rollback")       # includes the smoke test: the fingerprint as before
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert_on_old_databases(stack)
+    assert_on_old_databases(stack)            # byte-identical env files, apps on the old databases
+    assert one_container_per_app(stack)
     again = stack.migrator("rollback")
     assert again.returncode == 0 and "already rolled back" in again.stdout
 
@@ -211,11 +227,72 @@ def test_cutover_then_rollback(stack):
                                 " AND pid <> pg_backend_pid()").fetchone()[0]
         assert apps == 0, old
 
+    studio_after_cutover(stack)
+
     # And back: env files byte for byte, apps on the old databases, same fingerprint as before.
     back = stack.migrator("rollback")
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
     assert "fingerprint equal to 'before-cutover'" in " ".join(back.stdout.split())
     assert_on_old_databases(stack)
+    studio_after_rollback(stack)
+
+
+APP_SCHEMAS = {"n8n", "letta_agents", "letta_embeddings", "rag_documents", "rag_embeddings"}
+
+
+def meta(stack: CutoverStack, path: str, as_role: tuple[str, str] | None = None, **kwargs) -> object:
+    """postgres-meta's REST API (Supabase Studio's backend), as supabase_admin or, with
+    ``as_role``, through Studio's per-request connection header as that role."""
+    headers = {}
+    if as_role:
+        user, password = as_role
+        conn = f"postgresql://{user}:{password}@unified:5432/postgres"
+        encrypted = stack.compose("exec", "-T", "meta", "node", "-e",
+                                  "const C = require('/usr/src/app/node_modules/crypto-js');"
+                                  " console.log(C.AES.encrypt(process.argv[1], process.env.CRYPTO_KEY || 'SAMPLE_KEY')"
+                                  ".toString())", conn).stdout.strip()
+        headers["x-connection-encrypted"] = encrypted
+    url = f"http://127.0.0.1:{stack.ports['META_PORT']}{path}"
+    method = "POST" if "json" in kwargs else "GET"
+    response = requests.request(method, url, headers=headers, timeout=60, **kwargs)
+    assert response.status_code == 200, response.text[:500]
+    return response.json()
+
+
+def studio_after_cutover(stack: CutoverStack) -> None:
+    up = stack.compose("--profile", "studio", "up", "-d", "--wait", "meta")
+    assert up.returncode == 0, up.stderr[-2000:]
+    assert APP_SCHEMAS <= {s["name"] for s in meta(stack, "/schemas")}
+    tables = meta(stack, "/tables?included_schemas=" + ",".join(sorted(APP_SCHEMAS)))
+    by_name = {(t["schema"], t["name"]): t for t in tables}
+    assert {"n8n", "letta_agents", "letta_embeddings"} <= {schema for schema, _ in by_name}
+    workflows = by_name[("n8n", "workflow_entity")]
+    assert [k["name"] for k in workflows["primary_keys"]] == ["id"] and workflows["rls_enabled"] is False
+    embedding = next(c for c in by_name[("letta_embeddings", "archival_passages")]["columns"] if c["name"] == "embedding")
+    assert (embedding["data_type"], embedding["format"]) == ("USER-DEFINED", "vector")
+    typed = meta(stack, "/query", json={"query": "SELECT a.atttypid::regtype::text AS t FROM pg_attribute a"
+                                                 " WHERE a.attrelid = 'letta_embeddings.archival_passages'::regclass"
+                                                 " AND a.attname = 'embedding'"})
+    assert typed[0]["t"].startswith("extensions.vector")          # the type lives in extensions
+    roles = {r["name"]: r for r in meta(stack, "/roles")}
+    for role, limit in (("n8n", 20), ("letta", 40), ("rag", 20), ("consolidation_readonly", 5)):
+        assert roles[role]["is_superuser"] is False and roles[role]["connection_limit"] == limit, role
+    counted = meta(stack, "/query", json={"query": "SELECT count(*) AS n FROM n8n.workflow_entity"})
+    assert counted[0]["n"] > 0
+    # The same calls with an app role's own credentials: only that app's schemas (and extensions).
+    passwords = env_values(stack.env_dir / "app-roles.env")
+    as_n8n = ("n8n", passwords["N8N_ROLE_PASSWORD"])
+    assert {s["name"] for s in meta(stack, "/schemas", as_n8n)} & (APP_SCHEMAS | {"auth", "vault"}) == {"n8n"}
+    assert {t["schema"] for t in meta(stack, "/tables", as_n8n)} == {"n8n"}
+    as_letta = ("letta", passwords["LETTA_ROLE_PASSWORD"])
+    assert {t["schema"] for t in meta(stack, "/tables", as_letta)} == {"letta_agents", "letta_embeddings"}
+
+
+def studio_after_rollback(stack: CutoverStack) -> None:
+    """The migrated schemas are kept (stale) by default, still shown, with nothing marked done."""
+    assert APP_SCHEMAS <= {s["name"] for s in meta(stack, "/schemas")}
+    steps = meta(stack, "/query", json={"query": "SELECT count(*) AS n FROM _consolidation.steps"})
+    assert steps[0]["n"] == 0                                        # stale: the next cutover rebuilds them
 
 
 def test_no_secret_in_any_output_or_report(stack):
