@@ -270,10 +270,12 @@ def studio_after_cutover(stack: CutoverStack) -> None:
     assert [k["name"] for k in workflows["primary_keys"]] == ["id"] and workflows["rls_enabled"] is False
     embedding = next(c for c in by_name[("letta_embeddings", "archival_passages")]["columns"] if c["name"] == "embedding")
     assert (embedding["data_type"], embedding["format"]) == ("USER-DEFINED", "vector")
-    typed = meta(stack, "/query", json={"query": "SELECT a.atttypid::regtype::text AS t FROM pg_attribute a"
+    typed = meta(stack, "/query", json={"query": "SELECT n.nspname AS s FROM pg_attribute a"
+                                                 " JOIN pg_type t ON t.oid = a.atttypid"
+                                                 " JOIN pg_namespace n ON n.oid = t.typnamespace"
                                                  " WHERE a.attrelid = 'letta_embeddings.archival_passages'::regclass"
                                                  " AND a.attname = 'embedding'"})
-    assert typed[0]["t"].startswith("extensions.vector")          # the type lives in extensions
+    assert typed == [{"s": "extensions"}]                         # the type lives in extensions
     roles = {r["name"]: r for r in meta(stack, "/roles")}
     for role, limit in (("n8n", 20), ("letta", 40), ("rag", 20), ("consolidation_readonly", 5)):
         assert roles[role]["is_superuser"] is False and roles[role]["connection_limit"] == limit, role
