@@ -16,10 +16,9 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
+from migrator import console, loader, queries
 from migrator.db import connect, require_superuser
-from migrator import console, queries
 from migrator.errors import MigratorBusy
-from migrator import loader
 from migrator.loader import PREFIX as LOADER_PREFIX
 from migrator.mapping import load_mappings
 

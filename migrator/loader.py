@@ -49,6 +49,15 @@ JOURNAL_TABLES = ("units", "finished_tables")
 _passwords: dict[tuple[str, int, str], str] = {}
 
 
+def _role_exists(admin: psycopg.Connection, role: str) -> bool:
+    return admin.execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %s)",
+                         (role,)).fetchone()[0]
+
+
+def _schema_exists(admin: psycopg.Connection, schema: str) -> bool:
+    return admin.execute("SELECT pg_catalog.to_regnamespace(%s) IS NOT NULL", (schema,)).fetchone()[0]
+
+
 def name_of(mapping: SourceMapping) -> str:
     return PREFIX + mapping.name
 
@@ -107,7 +116,7 @@ def _grant_basics(admin: psycopg.Connection, role: str) -> None:
     admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
         sql.Identifier(admin.info.dbname), ident))
     admin.execute(sql.SQL("GRANT SET ON PARAMETER session_replication_role TO {}").format(ident))
-    if admin.execute("SELECT pg_catalog.to_regnamespace('extensions') IS NOT NULL").fetchone()[0]:
+    if _schema_exists(admin, "extensions"):
         admin.execute(sql.SQL("GRANT USAGE ON SCHEMA extensions TO {}").format(ident))
     if admin.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (f"{JOURNAL_SCHEMA}.units",)).fetchone()[0]:
         admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(JOURNAL_SCHEMA), ident))
@@ -125,8 +134,7 @@ def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping
     """The run is over: the loader can no longer log in (its grants stay for the next run)."""
     role = name_of(mapping)
     _passwords.pop((settings.target.host, settings.target.port, role), None)
-    if admin.execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %s)",
-                     (role,)).fetchone()[0]:
+    if _role_exists(admin, role):
         admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(role)))
 
 
@@ -135,7 +143,7 @@ def own_schemas(admin: psycopg.Connection, mapping: SourceMapping, schemas: list
     finished: they may be empty, ours from an earlier attempt, or handed to the app already)."""
     from migrator.ownership import hand_over_schema   # ownership is the general mechanism
     for schema in schemas:
-        if admin.execute("SELECT pg_catalog.to_regnamespace(%s) IS NOT NULL", (schema,)).fetchone()[0]:
+        if _schema_exists(admin, schema):
             hand_over_schema(admin, schema, name_of(mapping))
 
 
@@ -162,7 +170,7 @@ def logins(admin: psycopg.Connection, settings: Settings, mappings: list[SourceM
 # --- verify: read access to the tables it checks, for as long as it checks --------
 
 _READ_GRANTS = """
-SELECT c.oid::pg_catalog.regclass::pg_catalog.text, c.relkind
+SELECT c.oid::pg_catalog.regclass::pg_catalog.text
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
 WHERE n.nspname OPERATOR(pg_catalog.=) ANY (%(schemas)s) AND c.relkind IN ('r', 'p', 'S')
   AND c.relowner OPERATOR(pg_catalog.<>) %(role)s::pg_catalog.regrole
@@ -186,10 +194,10 @@ def grant_reads(admin: psycopg.Connection, mapping: SourceMapping) -> None:
     schemas = list(mapping.target_schemas)
     with admin.transaction():
         for schema in schemas:
-            if admin.execute("SELECT pg_catalog.to_regnamespace(%s) IS NOT NULL", (schema,)).fetchone()[0]:
+            if _schema_exists(admin, schema):
                 admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
                     sql.Identifier(schema), sql.Identifier(role)))
-        for relation, _ in admin.execute(_READ_GRANTS, {"schemas": schemas, "role": role}).fetchall():
+        for (relation,) in admin.execute(_READ_GRANTS, {"schemas": schemas, "role": role}).fetchall():
             admin.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.SQL(relation), sql.Identifier(role)))
 
 
@@ -198,8 +206,7 @@ def revoke_reads(admin: psycopg.Connection, mapping: SourceMapping) -> None:
     schemas (what grant_reads gave, also after a killed run), and USAGE on schemas it does not own."""
     role = name_of(mapping)
     schemas = list(mapping.target_schemas)
-    if not admin.execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %s)",
-                         (role,)).fetchone()[0]:
+    if not _role_exists(admin, role):
         return
     with admin.transaction():
         for (relation,) in admin.execute(_GRANTED_READS, {"schemas": schemas, "role": role}).fetchall():

@@ -7,7 +7,7 @@ space is below what is left to write: the sources' total relation sizes
 (heap, TOAST and indexes) not yet copied, times a margin, plus the target's
 ``max_wal_size`` (WAL written during the load is recycled only at
 checkpoints) and the reserve. During the copy a watchdog reads the free space
-every few seconds and stops the copy cleanly (exit 4, resumable: finished
+every second and stops the copy cleanly (exit 4, resumable: finished
 units are kept) when it falls below the reserve, whatever else is filling the
 disk. Free space is read by the server itself (``COPY FROM PROGRAM 'df'``, a
 superuser's right); where that is not possible, both checks are skipped with
@@ -84,7 +84,7 @@ def check(mappings: list[SourceMapping], target: psycopg.Connection, reserve_mb:
 
 
 class DiskWatchdog:
-    """Reads the target's free space every few seconds on its own session; ``raise_if_low``
+    """Reads the target's free space every WATCH_SECONDS on its own session; ``raise_if_low``
     (called by the copy between blocks) stops the copy once it is below the reserve."""
 
     def __init__(self, settings: Settings, reserve_mb: int):

@@ -226,7 +226,7 @@ def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Conne
             split = journal.copy_split_mb(target, mapping.name, split_mb)
             if split != split_mb:
                 console.say(f"  {mapping.name}: continuing the copy begun with --split-mb {split}"
-                                      f" (--split-mb {split_mb} applies to a copy from scratch)")
+                            f" (--split-mb {split_mb} applies to a copy from scratch)")
             pending = [u for u in plan_units(mapping, tables, split) if u.key not in done]
             sources.append(SourceCopy(mapping, hands, holder, pending, len(done),
                                       _when_tables_complete(mapping, holder.conn, tables, target, pending,
@@ -244,7 +244,7 @@ def _finish_source(target: psycopg.Connection, sc: SourceCopy, detail: dict) -> 
     rows, nbytes = sum(r for r, _ in finished), sum(b for _, b in finished)
     journal.finish_step(target, name, STEP, {"rows": rows, "bytes": nbytes, **detail})
     console.say(f"  {name}: {rows} rows, {nbytes / 1e6:.1f} MB copied"
-                          f" ({len(sc.units)} units this run, {sc.done_before} from an earlier run)")
+                f" ({len(sc.units)} units this run, {sc.done_before} from an earlier run)")
     return {"rows": rows, "bytes": nbytes}
 
 

@@ -93,7 +93,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     report_path = console.write_json(reports_dir / f"fingerprint-diff-{args.compare}.json", report)
     if not differences:
         console.say(f"fingerprint equal to '{args.compare}' "
-                              f"(saved {report['saved_at']}): {', '.join(apps)}")
+                    f"(saved {report['saved_at']}): {', '.join(apps)}")
         return 0
     console.say(f"fingerprint differs from '{args.compare}' in {len(differences)} field(s):")
     for line in fp.render_diff(differences):

@@ -58,7 +58,7 @@ def hand_over(target, mapping) -> None:
         return
     if not target.execute("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)", (mapping.owner,)).fetchone()[0]:
         console.say(f"  {mapping.name}: role '{mapping.owner}' does not exist yet; objects stay with the "
-                              f"loader role '{loader.name_of(mapping)}' until `consolidate roles` hands them over")
+                    f"loader role '{loader.name_of(mapping)}' until `consolidate roles` hands them over")
         return
     changed = sum(len(ownership.hand_over_schema(target, schema, mapping.owner)) for schema in mapping.target_schemas)
     console.say(f"  {mapping.name}: {changed} objects handed over to role '{mapping.owner}'")
@@ -136,4 +136,4 @@ def wait_for_tables(early_builds: post_data_step.EarlyIndexBuilder) -> None:
     started = time.monotonic()
     count = early_builds.wait()
     console.say(f"  {count} tables got their indexes, keys and ANALYZE while copying"
-                          f" ({time.monotonic() - started:.1f} s waited after the last row)")
+                f" ({time.monotonic() - started:.1f} s waited after the last row)")

@@ -79,7 +79,7 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
         analyze(conn, mapping, skip=set(finished))
     journal.finish_step(target, mapping.name, STEP)
     console.say(f"  {mapping.name}: indexes, constraints, triggers, sequences, ANALYZE done"
-                          f" ({len(finished)} tables had theirs built while copying)")
+                f" ({len(finished)} tables had theirs built while copying)")
 
 
 def target_dump(work_dir: Path, mapping: SourceMapping) -> Path:
