@@ -115,11 +115,16 @@ build_n8n() {  # base -> prints tag
   local tag; tag=$(n8n_tag "$base")
   if have_image "$tag"; then log "n8n: cached ($tag)" >&2; echo "$tag"; return; fi
   local dir; dir=$(n8n_install) && [ -s "$dir/app.tar" ] || return 1
-  cp "$recipe/Dockerfile" "$dir/Dockerfile" && printf '*\n!Dockerfile\n!app.tar\n' >"$dir/.dockerignore" || return 1
-  log "n8n: docker build" >&2
+  build_from_tar n8n "$recipe/Dockerfile" "$dir" "$base" "$tag"
+}
+
+build_from_tar() {  # name dockerfile work-dir base tag -> prints tag. The context is app.tar + Dockerfile only.
+  local name=$1 dockerfile=$2 dir=$3 base=$4 tag=$5
+  cp "$dockerfile" "$dir/Dockerfile" && printf '*\n!Dockerfile\n!app.tar\n' >"$dir/.dockerignore" || return 1
+  log "$name: docker build" >&2
   docker build -q --build-arg "BASE=$base" -t "$tag" "$dir" >/dev/null \
-    || { echo "[images] n8n: docker build failed" >&2; return 1; }
-  log "n8n: built $tag" >&2
+    || { echo "[images] $name: docker build failed" >&2; return 1; }
+  log "$name: built $tag" >&2
   echo "$tag"
 }
 
@@ -140,12 +145,7 @@ build_meta() {  # base -> prints tag
     && cd app && npm install --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error ) >"$dir/npm.log" 2>&1 \
     || { tail -20 "$dir/npm.log" >&2; echo "[images] postgres-meta: npm install failed" >&2; return 1; }
   tar -C "$dir/app" -cf "$dir/app.tar" . && rm -rf "$dir/app" || return 1
-  cp "$recipe/Dockerfile" "$dir/Dockerfile" && printf '*\n!Dockerfile\n!app.tar\n' >"$dir/.dockerignore" || return 1
-  log "postgres-meta: docker build" >&2
-  docker build -q --build-arg "BASE=$base" -t "$tag" "$dir" >/dev/null \
-    || { echo "[images] postgres-meta: docker build failed" >&2; return 1; }
-  log "postgres-meta: built $tag" >&2
-  echo "$tag"
+  build_from_tar postgres-meta "$recipe/Dockerfile" "$dir" "$base" "$tag"
 }
 
 build_letta() {  # base -> prints tag. pip runs in the image's build stage, trusting the host CA.
