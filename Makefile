@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SEED_SCALE ?= 1
 
-.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback
+.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -35,11 +35,14 @@ up: images env ## start the databases and wait until healthy; prints time to hea
 studio: up ## start postgres-meta, Supabase Studio's backend, on the unified instance (docs/studio.md)
 	@$(COMPOSE) --profile studio up -d --wait meta && echo "[studio] postgres-meta on http://127.0.0.1:$${META_PORT:-58080}"
 
+backups: up ## WAL archiving + scheduled pgBackRest backups of the unified instance (docs/backups.md)
+	@bash scripts/backups_on.sh
+
 down: ## stop the stack (keeps the data volumes)
-	@$(COMPOSE) --profile tools --profile apps --profile studio down --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups down --remove-orphans
 
 clean: ## stop the stack and DELETE its volumes (all data of this stack)
-	@$(COMPOSE) --profile tools --profile apps --profile studio down -v --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups down -v --remove-orphans
 
 preflight: up ## check every database from the migrator container
 	@$(COMPOSE) run --rm db-tools preflight

@@ -45,6 +45,7 @@ def project_images() -> dict[str, str]:
         "N8N_DB_IMAGE": "postgres:15",
         "LETTA_DB_IMAGE": "pgvector/pgvector:0.8.0-pg17",
         "MIGRATOR_IMAGE": "consolidation/migrator:latest",
+        "OPS_IMAGE": "consolidation/ops:latest",
         "IMAGES_MODE": "upstream",
     }
     env_file = ROOT / ".env"

@@ -28,6 +28,11 @@ have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 # --- base root filesystems --------------------------------------------------
 TRIXIE_PKGS="postgresql-17,postgresql-17-pgvector,postgresql-client-17,python3,python3-venv,ca-certificates"
 BOOKWORM_PKGS="postgresql-15,postgresql-client-15,ca-certificates"
+# Day-two tools (backups, monitoring, pooling) come from trixie: bookworm's
+# pgBackRest 2.45 and PgBouncer 1.18 are too old for PostgreSQL 17 / prepared
+# statements. The unified stand-in and the ops image share this root filesystem,
+# so the postgres uid that owns the data directory is the same in both.
+OPS_PKGS="$TRIXIE_PKGS,pgbackrest,pgbouncer,prometheus,prometheus-postgres-exporter,prometheus-pgbouncer-exporter"
 
 build_rootfs() {  # name suite packages -> prints tag
   local name=$1 suite=$2 pkgs=$3
@@ -196,7 +201,7 @@ wheelhouse() {  # Python packages for the migrator image, fetched on the host (i
 
 write_env() {  # key=value lines into ./.env (compose's project variables)
   : >.env.tmp
-  [ -f .env ] && grep -v -E '^(UNIFIED_IMAGE|N8N_DB_IMAGE|LETTA_DB_IMAGE|MIGRATOR_IMAGE|IMAGES_MODE|N8N_IMAGE|LETTA_IMAGE|EMBEDDINGS_IMAGE|META_IMAGE)=' .env >>.env.tmp || true
+  [ -f .env ] && grep -v -E '^(UNIFIED_IMAGE|N8N_DB_IMAGE|LETTA_DB_IMAGE|MIGRATOR_IMAGE|IMAGES_MODE|N8N_IMAGE|LETTA_IMAGE|EMBEDDINGS_IMAGE|META_IMAGE|OPS_IMAGE)=' .env >>.env.tmp || true
   printf '%s\n' "$@" >>.env.tmp
   mv .env.tmp .env
 }
@@ -207,22 +212,26 @@ main() {
     if registry_reachable; then mode=upstream; else mode=standin; log "container registry unreachable: building offline stand-ins"; fi
   fi
   wheelhouse
-  local migrator_base unified n8n_db letta_db
+  local migrator_base unified n8n_db letta_db ops_base ops
   if [ "$mode" = upstream ]; then
     migrator_base=python:3.13-slim
+    ops_base=debian:trixie-slim
     write_env "IMAGES_MODE=upstream"
   else
     local trixie bookworm
     n8n_early_start  # npm (network, ~6 min cold) runs while the base images are made
     trixie=$(build_rootfs trixie-pg17 trixie "$TRIXIE_PKGS")
     bookworm=$(build_rootfs bookworm-pg15 bookworm "$BOOKWORM_PKGS")
-    unified=$(build_image consolidation/supabase-standin compose/images/unified/Dockerfile compose/images "BASE=$trixie")
+    ops_base=$(build_rootfs trixie-ops trixie "$OPS_PKGS")
+    unified=$(build_image consolidation/supabase-standin compose/images/unified/Dockerfile compose/images "BASE=$ops_base")
     n8n_db=$(build_image consolidation/postgres15-standin compose/images/legacy-postgres/Dockerfile compose/images "BASE=$bookworm")
     letta_db=$(build_image consolidation/pgvector17-standin compose/images/legacy-postgres/Dockerfile compose/images "BASE=$trixie")
     migrator_base=$trixie
   fi
   local migrator
   migrator=$(build_image consolidation/migrator compose/images/migrator/Dockerfile . "BASE=$migrator_base")
+  # Backups, monitoring and pooling (pgBackRest, Prometheus, the exporters, PgBouncer).
+  ops=$(build_image consolidation/ops compose/images/ops/Dockerfile compose/images/ops "BASE=$ops_base")
   # The apps: upstream images are pulled by compose; stand-ins are built here.
   # The embeddings stub (rehearsal only) has no upstream: always built.
   local apps n8n letta stub meta
@@ -233,11 +242,11 @@ main() {
     apps=$(build_apps "$trixie" "$trixie"); read -r n8n letta stub meta <<<"$apps"
   fi
   if [ "$mode" = upstream ]; then
-    write_env "IMAGES_MODE=upstream" "MIGRATOR_IMAGE=$migrator" "EMBEDDINGS_IMAGE=$stub"
+    write_env "IMAGES_MODE=upstream" "MIGRATOR_IMAGE=$migrator" "EMBEDDINGS_IMAGE=$stub" "OPS_IMAGE=$ops"
   else
     write_env "IMAGES_MODE=standin" "UNIFIED_IMAGE=$unified" "N8N_DB_IMAGE=$n8n_db" \
       "LETTA_DB_IMAGE=$letta_db" "MIGRATOR_IMAGE=$migrator" \
-      "N8N_IMAGE=$n8n" "LETTA_IMAGE=$letta" "EMBEDDINGS_IMAGE=$stub" "META_IMAGE=$meta"
+      "N8N_IMAGE=$n8n" "LETTA_IMAGE=$letta" "EMBEDDINGS_IMAGE=$stub" "META_IMAGE=$meta" "OPS_IMAGE=$ops"
   fi
   wait  # nothing of ours left running
   log "done in ${SECONDS} s ($mode images; selection written to .env)"
