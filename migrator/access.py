@@ -153,6 +153,9 @@ def render_changes(changes: list[Change]) -> Table:
     return table
 
 
+OPS_SCHEMA = "_consolidation_ops"   # backup runs (compose/pgbackrest/backup_runs.sql), read by pg_monitor
+
+
 def isolation_warnings(m: Matrix, own: dict[str, set[str]], readers: set[str],
                        api_schemas: set[str]) -> list[str]:
     """Cells the design forbids (see sql/): each is one sentence naming role and schema."""
@@ -178,7 +181,8 @@ def _forbidden(role: str, schema: str, cell: Cell, own: dict[str, set[str]], rea
             return "can create or write" if cell.create or cell.writable else None
         return "can reach another schema" if reaches else None
     if role in readers:
-        if schema in app_schemas:
+        if schema in app_schemas or schema == OPS_SCHEMA:
+            # The backup history (pg_monitor may read it: monitoring's backup age) is not app data.
             return "can create or write" if cell.create or cell.writable else None
         return "can reach a non-application schema" if reaches else None
     # Anyone else (postgres, Supabase's API roles): no application schema, unless opted in for the API.

@@ -17,6 +17,7 @@ EXIT_CODES = {
     5: "verification found a difference",
     6: "an application (n8n, Letta) or its container is unreachable, unhealthy or refuses a call",
     7: "another migrator is already running against the target (nothing was changed; run again later)",
+    8: "a backup, restore or restore drill failed (pgBackRest, its repository, or the restored copy)",
 }
 
 
@@ -50,6 +51,12 @@ class DatabaseError(ConsolidationError):
 
 class VerificationError(ConsolidationError):
     exit_code = 5
+
+
+class BackupError(ConsolidationError):
+    """pgBackRest, its repository or a restored copy failed; the message says which step."""
+
+    exit_code = 8
 
 
 class MigratorBusy(ConsolidationError):

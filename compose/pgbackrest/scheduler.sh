@@ -17,23 +17,6 @@ age_of() {  # seconds since the last successful backup of kinds $1 (SQL list), o
          FROM _consolidation_ops.backup_runs WHERE ok AND kind IN ($1)"
 }
 
-run_backup() {  # kind
-  local kind=$1 started out rc label err
-  started=$(sql "SELECT now()")
-  log "starting $kind backup"
-  out=$(pgbackrest --stanza="$STANZA" --type="$kind" backup 2>&1); rc=$?
-  printf '%s\n' "$out"
-  label=""; [ $rc -ne 0 ] || label=$(pgbackrest --stanza="$STANZA" --output=json info 2>/dev/null \
-          | sed -n 's/.*"label":"\([^"]*\)".*/\1/p' | tail -1)
-  err=""; [ $rc -eq 0 ] || err=$(printf '%s\n' "$out" | grep -E 'ERROR|WARN' | tail -1)
-  psql -X -q -v ON_ERROR_STOP=1 -v kind="$kind" -v started="$started" -v ok="$([ $rc -eq 0 ] && echo true || echo false)" \
-       -v label="$label" -v err="$err" >/dev/null <<'SQL' || log "could not record the run"
-INSERT INTO _consolidation_ops.backup_runs (kind, started_at, finished_at, ok, label, error)
-VALUES (:'kind', :'started', pg_catalog.now(), :'ok', nullif(:'label', ''), nullif(:'err', ''));
-SQL
-  [ $rc -eq 0 ] && log "$kind backup done" || log "$kind backup FAILED (exit $rc)"
-}
-
 wait_for_server || exit 1
 if [ "$(sql 'SHOW archive_mode')" != on ]; then
   log "archive_mode is off: run \`make backups\` (it sets up archiving) first"; exit 1

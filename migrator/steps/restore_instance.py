@@ -1,0 +1,189 @@
+"""restore-instance: point-in-time recovery of the whole unified instance (pgBackRest).
+
+    --to latest | TIME | lsn:X/Y | name:RESTORE_POINT     where recovery stops
+    --scratch      restore into a fresh volume and start it beside the live instance
+                   (127.0.0.1 port printed; per-table checksums in the report). The live
+                   instance is not touched: use this to look before restoring for real.
+    --yes          restore the LIVE instance: stops the apps and the unified container,
+                   copies its data volume aside (the way back), restores into it with
+                   --delta, starts it, waits until it is healthy and out of recovery,
+                   and starts the apps again. If the restore or the start fails, the
+                   copy is put back and the instance started as it was.
+    --undo VOLUME  put a copy made by an earlier --yes back (stop, copy, start).
+
+After a live restore the instance continues on a new WAL timeline; the scheduler's
+next backup is taken as usual. After --undo, take a full backup
+(`docker compose run --rm backups backup full`): the repository's newest timeline is
+then the abandoned one, and a later "latest" restore would follow it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from migrator import checksums, console, pgbackrest, services
+from migrator.db import connect
+from migrator.errors import BackupError, ConfigError, ServiceError
+from migrator.settings import Settings
+
+COMMAND = "restore-instance"
+HELP = "point-in-time restore of the unified instance (into a scratch copy, or the live one with --yes)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--to", dest="to", metavar="TARGET", default=None,
+                        help="latest | a time ('2026-12-03 10:15:00+00') | lsn:X/Y | name:RESTORE_POINT")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--scratch", action="store_true", help="restore into a fresh copy; the live instance is untouched")
+    where.add_argument("--yes", action="store_true", help="restore the live instance (apps stopped meanwhile)")
+    where.add_argument("--undo", metavar="VOLUME", help="put back the data volume a live restore copied aside")
+    parser.add_argument("--keep", action="store_true", help="with --scratch: leave the copy running")
+
+
+def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+    if args.undo:
+        undo(settings, args.undo)
+        return 0
+    if not args.to:
+        raise ConfigError("restore-instance: say where recovery stops with --to (latest, a time, lsn:X/Y, name:POINT)")
+    target = pgbackrest.Target.parse(args.to)
+    if args.scratch:
+        scratch_restore(settings, target, reports_dir, keep=args.keep)
+    elif args.yes:
+        live_restore(settings, target, reports_dir)
+    else:
+        raise ConfigError("restore-instance: choose --scratch (a copy beside the live instance) or --yes "
+                          "(replace the live instance's data; its current state is kept aside)")
+    return 0
+
+
+def _require_backup(inst: pgbackrest.Instance) -> dict:
+    found = pgbackrest.backups(inst)
+    if not found:
+        raise BackupError("the repository holds no backup yet: `docker compose run --rm backups backup full`")
+    return found[-1]
+
+
+def _report(reports_dir: Path | None, kind: str, report: dict) -> None:
+    if reports_dir is not None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        console.write_json(reports_dir / f"restore-{kind}-{stamp}.json", report)
+
+
+def scratch_restore(settings: Settings, target: pgbackrest.Target, reports_dir: Path | None, keep: bool) -> dict:
+    inst = pgbackrest.locate(settings)
+    newest = _require_backup(inst)
+    volume = pgbackrest.new_volume(f"{inst.project}-pitr")
+    console.say(f"restoring to {target.describe()} into scratch volume {volume}")
+    t0 = time.monotonic()
+    scratch = None
+    try:
+        pgbackrest.restore_into(inst, volume, target, scratch=True)
+        restore_s = time.monotonic() - t0
+        scratch = pgbackrest.Scratch(inst, volume, settings.target, publish=True)
+        recovery_s = scratch.wait_promoted()
+        with connect(scratch.database()) as copy:
+            sums = checksums.table_checksums(copy, checksums.app_schemas(copy, settings))
+        report = {"target": target.describe(), "newest_backup": newest["label"], "volume": volume,
+                  "container": scratch.name if keep else None, "port": scratch.host_port() if keep else None,
+                  "restore_seconds": round(restore_s, 1), "recovery_seconds": round(recovery_s, 1),
+                  "checksums": sums}
+    finally:
+        if scratch is None:
+            pgbackrest.remove_volume(volume)
+        elif not keep:
+            scratch.remove()
+    _report(reports_dir, "scratch", report)
+    console.say(f"restored copy at {target.describe()}: {len(sums)} app tables, "
+                f"{sum(v[0] for v in sums.values())} rows; restore {report['restore_seconds']} s + "
+                f"recovery {report['recovery_seconds']} s")
+    if keep:
+        console.say(f"it runs as container {scratch.name} on 127.0.0.1:{report['port']} (same logins as the live "
+                    f"instance); remove it with: docker rm -f {scratch.name} && docker volume rm {volume}")
+    return report
+
+
+def _stop_apps(settings: Settings) -> list[services.Service]:
+    """Stop every app container that exists; the ones stopped are started again afterwards."""
+    c, stopped = services.client(), []
+    for svc in services.app_services(settings).values():
+        try:
+            container = services.container_of(c, svc)
+        except ServiceError:
+            continue
+        container.reload()
+        if container.status == "running":
+            container.stop(timeout=30)
+            stopped.append(svc)
+    return stopped
+
+
+def _start_instance(settings: Settings, inst: pgbackrest.Instance, timeout: float = 1800) -> float:
+    c = services.client()
+    c.containers.get(inst.container_id).start()
+    svc = services.Service(inst.project, settings.target.name)
+    waited = services.wait_healthy(c, svc, timeout)
+    with connect(settings.target, wait_seconds=timeout) as conn:
+        while conn.execute("SELECT pg_catalog.pg_is_in_recovery()").fetchone()[0]:
+            time.sleep(1)
+    return waited
+
+
+def _start_apps(stopped: list[services.Service]) -> None:
+    c = services.client()
+    for svc in stopped:
+        services.start(c, svc)
+    for svc in stopped:
+        services.wait_healthy(c, svc, 600)
+
+
+def live_restore(settings: Settings, target: pgbackrest.Target, reports_dir: Path | None) -> dict:
+    inst = pgbackrest.locate(settings)
+    newest = _require_backup(inst)
+    c = services.client()
+    console.step(1, "stop the apps and the unified instance")
+    stopped = _stop_apps(settings)
+    c.containers.get(inst.container_id).stop(timeout=120)
+    console.step(2, "copy the current data volume aside (the way back)")
+    aside = pgbackrest.new_volume(f"{inst.project}-before-restore")
+    pgbackrest.copy_volume(inst, inst.data_volume, aside)
+    console.step(3, f"restore to {target.describe()} (newest backup {newest['label']})")
+    t0 = time.monotonic()
+    try:
+        pgbackrest.restore_into(inst, inst.data_volume, target, scratch=False)
+        restore_s = time.monotonic() - t0
+        console.step(4, "start the instance, wait until recovery has finished")
+        healthy_s = _start_instance(settings, inst)
+    except Exception as exc:
+        console.warn("RESTORE FAILED", f"{exc}; putting the copied data back")
+        c.containers.get(inst.container_id).stop(timeout=60)
+        pgbackrest.copy_volume(inst, aside, inst.data_volume)
+        _start_instance(settings, inst)
+        _start_apps(stopped)
+        raise BackupError(f"restore to {target.describe()} failed and was undone; the instance runs as before") from None
+    console.step(5, "start the apps again")
+    _start_apps(stopped)
+    report = {"target": target.describe(), "newest_backup": newest["label"], "aside_volume": aside,
+              "restore_seconds": round(restore_s, 1), "start_seconds": round(healthy_s, 1),
+              "apps_restarted": [s.name for s in stopped]}
+    _report(reports_dir, "live", report)
+    console.say(f"the live instance is at {target.describe()}; its previous data is kept in volume {aside} "
+                f"(back: `consolidate restore-instance --undo {aside}`; drop it with `docker volume rm {aside}`)")
+    return report
+
+
+def undo(settings: Settings, volume: str) -> None:
+    inst = pgbackrest.locate(settings)
+    c = services.client()
+    if not any(v.name == volume for v in c.volumes.list(filters={"label": pgbackrest.LABEL})):
+        raise ConfigError(f"restore-instance --undo: '{volume}' is not a volume a live restore copied aside")
+    stopped = _stop_apps(settings)
+    c.containers.get(inst.container_id).stop(timeout=120)
+    pgbackrest.copy_volume(inst, volume, inst.data_volume)
+    _start_instance(settings, inst)
+    _start_apps(stopped)
+    console.say(f"the data of {volume} is live again; take a full backup now "
+                "(`docker compose run --rm backups backup full`)")
