@@ -38,6 +38,9 @@ class Target:
 
     kind: str            # default | time | lsn | name | immediate
     value: str = ""
+    # The timeline to follow: the live instance's current one. pgBackRest's default
+    # ("latest") would follow a timeline abandoned by `restore-instance --undo`.
+    timeline: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Target:
@@ -56,6 +59,8 @@ class Target:
         opts = [f"--type={self.kind}"]
         if self.kind in ("time", "lsn", "name"):
             opts += [f"--target={self.value}", "--target-action=promote"]
+        if self.timeline and self.kind != "immediate":
+            opts.append(f"--target-timeline={self.timeline}")
         return opts
 
     def describe(self) -> str:
@@ -88,6 +93,10 @@ def locate(settings: Settings) -> Instance:
     networks = list(container.attrs["NetworkSettings"]["Networks"])
     return Instance(container.id, container.attrs["Config"]["Image"], mounts[DATA]["Name"], mounts[REPO]["Name"],
                     mounts[CONF]["Source"], networks[0] if networks else "bridge", project)
+
+
+def current_timeline(conn) -> str:
+    return str(conn.execute("SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()").fetchone()[0])
 
 
 def _mounts(inst: Instance, data_volume: str | None, *, data_mode: str = "rw", repo_mode: str = "ro") -> dict:

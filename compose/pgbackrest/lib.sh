@@ -1,6 +1,7 @@
 # Shared by setup.sh and scheduler.sh. The superuser session pins its search_path
 # (the instance holds code written by the apps and by Supabase's `postgres`).
 STANZA=${STANZA:-unified}
+export PGBACKREST_STANZA=$STANZA
 export PGHOST=/var/run/postgresql PGDATABASE=postgres PGUSER=${POSTGRES_USER:-supabase_admin}
 export PGPASSWORD=${POSTGRES_PASSWORD:-}
 export PGOPTIONS="-c search_path=pg_catalog,pg_temp"

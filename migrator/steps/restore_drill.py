@@ -52,8 +52,8 @@ def wait_archived(conn, walfile: str, timeout: float = 300) -> None:
                       "`docker compose run --rm backups pgbackrest check`)")
 
 
-def mark_live_state(settings: Settings) -> tuple[str, dict, list[str], str]:
-    """(restore point, checksums at it, schemas, when): see the module docstring, step 1."""
+def mark_live_state(settings: Settings) -> tuple[pgbackrest.Target, dict, list[str], str]:
+    """(restore point as a target, checksums at it, schemas, when): the module docstring's step 1."""
     name = "drill-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     with connect(settings.target, autocommit=False) as snap, connect(settings.target) as admin:
         require_superuser(admin, settings.target)
@@ -62,17 +62,18 @@ def mark_live_state(settings: Settings) -> tuple[str, dict, list[str], str]:
         admin.execute("SELECT pg_catalog.pg_create_restore_point(%s)", (name,))
         walfile = admin.execute("SELECT pg_catalog.pg_walfile_name(pg_catalog.pg_switch_wal())").fetchone()[0]
         when = admin.execute("SELECT pg_catalog.now()::pg_catalog.text").fetchone()[0]
+        timeline = pgbackrest.current_timeline(admin)
         schemas = checksums.app_schemas(snap, settings)
         sums = checksums.table_checksums(snap, schemas)
         snap.rollback()
         wait_archived(admin, walfile)
-    return name, sums, schemas, when
+    return pgbackrest.Target("name", name, timeline), sums, schemas, when
 
 
 def amcheck(scratch: pgbackrest.Scratch, user: str) -> tuple[bool, str]:
     code, out = scratch.exec(["pg_amcheck", "-h", "/var/run/postgresql", "-U", user, "--all", "--install-missing"])
     lines = [line for line in out.splitlines() if line.strip()]
-    return code == 0, (lines[-1] if lines and code != 0 else f"clean ({len(lines)} lines of output)")
+    return code == 0, ("clean" if code == 0 else (lines[-1] if lines else f"exit {code}"))
 
 
 def run(settings: Settings, reports_dir: Path | None, keep: bool = False) -> dict:
@@ -82,13 +83,13 @@ def run(settings: Settings, reports_dir: Path | None, keep: bool = False) -> dic
         raise BackupError("the repository holds no backup yet: `docker compose run --rm backups backup full`")
     console.step(1, "live checksums at a restore point")
     point, expected, schemas, when = mark_live_state(settings)
-    console.say(f"  {len(expected)} tables in {len(schemas)} app schemas, restore point {point}")
+    console.say(f"  {len(expected)} tables in {len(schemas)} app schemas, restore point {point.value}")
     console.step(2, f"restore backup {newest[-1]['label']} + WAL up to the restore point into a scratch copy")
     volume = pgbackrest.new_volume(f"{inst.project}-drill")
     t0 = time.monotonic()
     scratch = None
     try:
-        pgbackrest.restore_into(inst, volume, pgbackrest.Target("name", point), scratch=True)
+        pgbackrest.restore_into(inst, volume, point, scratch=True)
         restored_s = time.monotonic() - t0
         scratch = pgbackrest.Scratch(inst, volume, settings.target, publish=keep)
         recovery_s = scratch.wait_promoted()
@@ -97,7 +98,7 @@ def run(settings: Settings, reports_dir: Path | None, keep: bool = False) -> dic
             found = checksums.table_checksums(copy, schemas)
         diffs = checksums.differences(expected, found)
         amcheck_ok, amcheck_detail = amcheck(scratch, settings.target.user)
-        report = {"ok": not diffs and amcheck_ok, "backup": newest[-1]["label"], "restore_point": point,
+        report = {"ok": not diffs and amcheck_ok, "backup": newest[-1]["label"], "restore_point": point.value,
                   "live_time": when, "tables": len(expected), "rows": sum(v[0] for v in expected.values()),
                   "differences": diffs, "amcheck_ok": amcheck_ok, "amcheck": amcheck_detail,
                   "restore_seconds": round(restored_s, 1), "recovery_seconds": round(recovery_s, 1),

@@ -20,6 +20,7 @@ then the abandoned one, and a later "latest" restore would follow it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +51,8 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     if not args.to:
         raise ConfigError("restore-instance: say where recovery stops with --to (latest, a time, lsn:X/Y, name:POINT)")
     target = pgbackrest.Target.parse(args.to)
+    with connect(settings.target) as conn:           # follow the live instance's timeline
+        target = dataclasses.replace(target, timeline=pgbackrest.current_timeline(conn))
     if args.scratch:
         scratch_restore(settings, target, reports_dir, keep=args.keep)
     elif args.yes:

@@ -1,0 +1,218 @@
+"""Backups of the unified instance (pgBackRest): point-in-time recovery, the restore
+drill, a corrupted repository, broken archiving, and a live restore with its way back.
+
+One compose project of the test's own: the unified instance with `consolidate roles`
+applied (the five app schemas), a few tables per app, `make backups`' set-up
+(scripts/backups_on.sh) and the scheduler's first full backup. The migrator runs where
+an operator runs it (`docker compose run migrator ...`, with the docker socket)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import docker
+import pytest
+
+from migrator import checksums
+from tests.support.composeproject import ComposeProject
+
+pytestmark = pytest.mark.integration
+
+TABLES = """
+CREATE TABLE n8n.workflow (id int PRIMARY KEY, name text NOT NULL);
+INSERT INTO n8n.workflow SELECT g, 'workflow ' || g FROM generate_series(1, 2000) g;
+CREATE TABLE letta_agents.agents (id int PRIMARY KEY, state jsonb);
+INSERT INTO letta_agents.agents SELECT g, jsonb_build_object('n', g) FROM generate_series(1, 300) g;
+CREATE TABLE letta_embeddings.passages (id int PRIMARY KEY, agent int, body text);
+INSERT INTO letta_embeddings.passages SELECT g, g % 300 + 1, repeat('x', g % 50) FROM generate_series(1, 3000) g;
+CREATE TABLE rag_documents.marks (id int PRIMARY KEY, label text NOT NULL);
+"""
+
+
+def backups_setup(p: ComposeProject) -> None:
+    """What `make backups` does (scripts/backups_on.sh), in this project."""
+    setup = p.compose("run", "--rm", "-T", "backups", "setup")
+    if setup.returncode == 10:
+        assert p.compose("restart", "unified").returncode == 0
+        assert p.compose("up", "-d", "--wait", "unified").returncode == 0
+        setup = p.compose("run", "--rm", "-T", "backups", "setup")
+    assert setup.returncode == 0, setup.stdout[-2000:] + setup.stderr[-2000:]
+
+
+def last_runs(p: ComposeProject) -> list[tuple]:
+    with p.db() as conn:
+        return conn.execute("SELECT kind, ok, finished_at, error FROM _consolidation_ops.backup_runs ORDER BY id").fetchall()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def switch_and_archive(p: ComposeProject) -> None:
+    with p.db() as conn:
+        wal = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+        wait_for(lambda: (conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()[0] or "") >= wal,
+                 120, f"{wal} archived")
+
+
+def app_checksums(p: ComposeProject, port: int | None = None) -> dict:
+    with p.db(port=port) as conn:
+        return checksums.table_checksums(conn, checksums.app_schemas(conn))
+
+
+def newest_report(p: ComposeProject, prefix: str) -> dict:
+    return json.loads(sorted(p.reports.glob(f"{prefix}-*.json"))[-1].read_text())
+
+
+def remove_scratch(p: ComposeProject) -> None:
+    c = docker.from_env()
+    for container in c.containers.list(all=True, filters={"label": "consolidation.scratch"}):
+        if container.name.startswith(p.name):
+            container.remove(force=True)
+    for volume in c.volumes.list(filters={"label": "consolidation.scratch"}):
+        if volume.name.startswith(p.name):
+            volume.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    p = ComposeProject(tmp_path_factory.mktemp("backups"), "bkp", BACKUP_DIFF_EVERY="86400")
+    try:
+        up = p.compose("up", "-d", "--wait", "unified", "n8n-db", "letta-db")
+        assert up.returncode == 0, up.stderr[-3000:]
+        roles = p.migrator("roles")
+        assert roles.returncode == 0, roles.stdout[-3000:] + roles.stderr[-3000:]
+        with p.db() as conn:
+            conn.execute(TABLES)
+        backups_setup(p)
+        assert p.compose("--profile", "backups", "up", "-d", "backups").returncode == 0
+        wait_for(lambda: any(k == "full" and ok for k, ok, *_ in last_runs(p)), 300, "the scheduler's first full backup")
+        yield p
+    finally:
+        remove_scratch(p)
+        p.down("backups", "tools")
+
+
+def test_scheduler_records_its_first_full_backup(stack):
+    kind, ok, finished, error = last_runs(stack)[0]
+    assert (kind, ok, error) == ("full", True, None)
+    with stack.db() as conn:
+        age = dict(conn.execute("SELECT kind, age_seconds FROM _consolidation_ops.last_backup").fetchall())
+    assert 0 <= age["full"] < 600
+    info = stack.compose("run", "--rm", "-T", "backups", "pgbackrest", "--output=json", "info")
+    assert json.loads(info.stdout[info.stdout.index("["):])[0]["backup"][0]["type"] == "full"
+
+
+def test_pitr_to_a_time_restores_a_and_not_b(stack):
+    with stack.db() as conn:
+        conn.execute("INSERT INTO rag_documents.marks VALUES (1, 'A')")
+        at_a = app_checksums(stack)
+        when = conn.execute("SELECT now()::text").fetchone()[0]
+        time.sleep(1.1)
+        conn.execute("INSERT INTO rag_documents.marks VALUES (2, 'B'); UPDATE n8n.workflow SET name = 'B' WHERE id < 10")
+    switch_and_archive(stack)
+    result = stack.migrator("restore-instance", "--to", when, "--scratch", "--keep")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = newest_report(stack, "restore-scratch")
+    try:
+        with stack.db(port=report["port"]) as copy:
+            assert copy.execute("SELECT array_agg(label ORDER BY id) FROM rag_documents.marks").fetchone()[0] == ["A"]
+            assert copy.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+            assert copy.execute("SHOW archive_mode").fetchone()[0] == "off"   # never pushes into the live repository
+            assert copy.execute("SELECT count(*) FROM n8n.workflow WHERE name = 'B'").fetchone()[0] == 0
+        assert app_checksums(stack, port=report["port"]) == at_a
+        assert report["checksums"] == at_a                 # what the command itself reported
+        assert app_checksums(stack) != at_a                # and the live instance still has B
+    finally:
+        remove_scratch(stack)
+
+
+def test_drill_passes_and_a_flipped_byte_fails_verify_and_the_drill(stack):
+    drill = stack.migrator("restore-drill")
+    assert drill.returncode == 0, drill.stdout[-3000:] + drill.stderr[-3000:]
+    report = newest_report(stack, "restore-drill")
+    assert report["ok"] and report["differences"] == [] and report["amcheck_ok"]
+    assert report["tables"] >= 4 and report["rows"] >= 5300
+    assert stack.compose("run", "--rm", "-T", "backups", "verify").returncode == 0
+
+    flip = ("f=$(ls /var/lib/pgbackrest/backup/unified/latest/bundle/1); "
+            "printf '\\377' | dd of=$f bs=1 seek=4000 conv=notrunc 2>/dev/null")
+    assert stack.compose("run", "--rm", "-T", "--user", "root", "--entrypoint", "sh", "backups", "-c", flip).returncode == 0
+    verify = stack.compose("run", "--rm", "-T", "backups", "verify")
+    assert verify.returncode == 1 and "checksum invalid: 1" in verify.stdout
+    drill = stack.migrator("restore-drill")
+    assert drill.returncode == 8, drill.stdout[-3000:]
+    assert "Data corruption" in drill.stdout or "checksum" in drill.stdout
+    # A new full backup makes the repository whole again for what follows.
+    assert stack.compose("run", "--rm", "-T", "backups", "backup", "full").returncode == 0
+    assert stack.migrator("restore-drill").returncode == 0
+
+
+def test_broken_archiving_fails_check_and_the_recorded_age_grows(stack):
+    with stack.db() as conn:
+        before = conn.execute("SELECT max(finished_at) FROM _consolidation_ops.backup_runs WHERE ok").fetchone()[0]
+        age0 = conn.execute("SELECT min(age_seconds) FROM _consolidation_ops.last_backup").fetchone()[0]
+        # Still pgBackRest (its check and backup refuse any other command), but pushing
+        # into a repository that is not there: the archiver fails on every segment.
+        conn.execute("ALTER SYSTEM SET archive_command = "
+                     "'pgbackrest --stanza=unified --repo1-path=/nonexistent --no-archive-async archive-push %p'")
+        conn.execute("SELECT pg_reload_conf()")
+        conn.execute("INSERT INTO rag_documents.marks VALUES (100, 'a segment to archive')")
+    short = ["-e", "PGBACKREST_ARCHIVE_TIMEOUT=5"]
+    try:
+        check = stack.compose("run", "--rm", "-T", *short, "backups", "pgbackrest", "check")
+        assert check.returncode != 0 and "ERROR" in check.stdout
+        failed = stack.compose("run", "--rm", "-T", *short, "backups", "backup", "diff")
+        assert failed.returncode != 0
+        kind, ok, _, error = last_runs(stack)[-1]
+        assert (kind, ok) == ("diff", False) and error
+        with stack.db() as conn:
+            wait_for(lambda: conn.execute("SELECT failed_count > 0 FROM pg_stat_archiver").fetchone()[0], 90,
+                     "the archiver to report a failure")
+            after = conn.execute("SELECT max(finished_at) FROM _consolidation_ops.backup_runs WHERE ok").fetchone()[0]
+            time.sleep(1.1)
+            age1 = conn.execute("SELECT min(age_seconds) FROM _consolidation_ops.last_backup").fetchone()[0]
+        assert after == before and age1 > age0
+    finally:
+        with stack.db() as conn:
+            conn.execute("ALTER SYSTEM RESET archive_command")
+            conn.execute("SELECT pg_reload_conf()")
+        backups_setup(stack)                                   # sets it again, checks archiving works
+    assert stack.compose("run", "--rm", "-T", "backups", "pgbackrest", "check").returncode == 0
+
+
+def test_live_restore_then_undo(stack):
+    with stack.db() as conn:
+        conn.execute("INSERT INTO rag_documents.marks VALUES (10, 'before')")
+        when = conn.execute("SELECT now()::text").fetchone()[0]
+        at_when = app_checksums(stack)
+        time.sleep(1.1)
+        conn.execute("INSERT INTO rag_documents.marks VALUES (11, 'after'); DELETE FROM n8n.workflow WHERE id > 1000")
+    latest = app_checksums(stack)
+    switch_and_archive(stack)
+    refused = stack.migrator("restore-instance", "--to", when)
+    assert refused.returncode == 2 and "--scratch" in refused.stdout + refused.stderr   # neither --scratch nor --yes
+    result = stack.migrator("restore-instance", "--to", when, "--yes")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert app_checksums(stack) == at_when
+    report = newest_report(stack, "restore-live")
+    undo = stack.migrator("restore-instance", "--undo", report["aside_volume"])
+    assert undo.returncode == 0, undo.stdout[-3000:] + undo.stderr[-3000:]
+    assert app_checksums(stack) == latest
+    bogus = stack.migrator("restore-instance", "--undo", f"{stack.name}_unified-data")
+    assert bogus.returncode == 2
+    assert stack.compose("run", "--rm", "-T", "backups", "backup", "full").returncode == 0
+
+
+def test_no_secret_in_any_output(stack):
+    secret = stack.password()
+    assert all(secret not in out for out in stack.outputs)
+    assert all(secret not in f.read_text() for f in stack.reports.glob("*"))
+
