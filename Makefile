@@ -57,9 +57,10 @@ seed: up-apps ## create data in n8n and Letta through their APIs (SEED_SCALE=1 s
 fingerprint: ## print what n8n and Letta list through their APIs (apps must be up)
 	@$(COMPOSE) run --rm db-tools fingerprint
 
-rehearsal: preflight seed ## the local full-stack rehearsal: legacy stack + apps, seed, consolidate, report
+rehearsal: preflight seed ## the local full-stack rehearsal: legacy stack + apps, seed, consolidate, report, backups on
 	@$(COMPOSE) run --rm db-tools fingerprint --save legacy
 	@$(COMPOSE) run --rm migrator cutover
+	@bash scripts/backups_on.sh
 
 rehearsal-rollback: ## after `make rehearsal`: roll the cutover back, apps on the old databases again
 	@$(COMPOSE) run --rm migrator rollback

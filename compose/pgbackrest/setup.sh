@@ -8,6 +8,9 @@
 set -euo pipefail
 . /opt/backups/lib.sh
 
+command -v pgbackrest >/dev/null || {
+  log "this image ($(. /etc/os-release; echo "$PRETTY_NAME")) has no pgbackrest: archiving would fail and WAL pile up." \
+      "Build compose/images/unified-pgbackrest and set UNIFIED_IMAGE (docs/backups.md)"; exit 2; }
 wait_for_server
 sql "ALTER SYSTEM SET archive_command = 'pgbackrest --stanza=$STANZA archive-push %p'"
 # A segment at least every 5 minutes while anything is written: bounds how much a
