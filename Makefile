@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SEED_SCALE ?= 1
 
-.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups
+.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -87,6 +87,9 @@ bench-data: images venv ## generate the benchmark's n8n-like + Letta-like source
 
 bench: images venv ## migrate vs pgcopydb vs pg_dump/restore vs COPY floor + app queries (SIZE=1GB REPS=3)
 	@$(PY) -m bench run --size $(SIZE) --reps $(REPS) $(BENCH_ARGS)
+
+bench-backups: images venv ## pgBackRest full/diff/restore vs pg_basebackup/pg_dump, app latency during a backup (SIZE_MB=1000)
+	@$(PY) -m bench.backups --size-mb $${SIZE_MB:-1000}
 
 bench-clean: ## remove the benchmark's containers and generated data volumes
 	@$(PY) -m bench clean
