@@ -35,10 +35,13 @@ from tests.support import env_values, free_port, fresh_env_dir  # noqa: E402  (c
 
 DATA_SQL = """
 CREATE TABLE n8n.execution_data (id bigint PRIMARY KEY, workflow_id int, data text);
-INSERT INTO n8n.execution_data SELECT g, g % 500, repeat(md5(g::text), {n8n_rep}) FROM generate_series(1, {rows}) g;
+-- Hex digests, not one repeated: about as compressible as real JSON (2-3x), not 100x.
+INSERT INTO n8n.execution_data
+  SELECT g, g % 500, (SELECT string_agg(md5(g::text || '/' || i), '') FROM generate_series(1, {n8n_rep}) i)
+  FROM generate_series(1, {rows}) g;
 CREATE TABLE letta_embeddings.passages (id bigint PRIMARY KEY, body text, embedding extensions.vector(256));
 INSERT INTO letta_embeddings.passages
-  SELECT g, repeat(md5(g::text), 8), array_fill((g % 97)::real / 97, ARRAY[256])::extensions.vector
+  SELECT g, md5(g::text) || md5((-g)::text) || repeat(md5((g * 3)::text), 6), array_fill((g % 97)::real / 97, ARRAY[256])::extensions.vector
   FROM generate_series(1, {rows} / 2) g;
 CREATE TABLE rag_documents.docs (id bigint PRIMARY KEY, body text);
 INSERT INTO rag_documents.docs SELECT g, repeat(md5((g * 7)::text), 16) FROM generate_series(1, {rows} / 4) g;
@@ -70,8 +73,9 @@ class Project:
             raise SystemExit(f"docker compose {' '.join(args[:3])} failed: {result.stdout[-800:]}{result.stderr[-800:]}")
         return result
 
-    def migrator(self, *args: str) -> subprocess.CompletedProcess:
-        return self.compose("run", "--rm", "-T", "-v", f"{ROOT / 'migrator'}:/src/migrator:ro", "migrator", *args)
+    def migrator(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.compose("run", "--rm", "-T", "-v", f"{ROOT / 'migrator'}:/src/migrator:ro", "migrator", *args,
+                            check=check)
 
     def connect(self) -> psycopg.Connection:
         env = env_values(self.env_dir / "unified.env")
@@ -91,10 +95,20 @@ def repo_bytes(p: Project) -> int:
 
 
 def sized(p: Project, command: str) -> tuple[float, int]:
-    """Seconds and MB of what ``command`` writes into /tmp/out, in a container of the unified image."""
-    seconds, result = timed(lambda: p.compose("run", "--rm", "-T", "--entrypoint", "sh", "backups", "-c",
-                                              f"{command} && du -sb /tmp/out"))
-    return round(seconds, 1), int(result.stdout.split()[-2]) // 1000000
+    """Seconds (measured inside, without the container's start) and MB of what ``command``
+    writes into /tmp/out, in a container of the unified image."""
+    script = (f't0=$(date +%s.%N); {command}; t1=$(date +%s.%N); '
+              'echo "ELAPSED $(awk "BEGIN{{print $t1 - $t0}}") SIZE $(du -sb /tmp/out | cut -f1)"')
+    out = p.compose("run", "--rm", "-T", "--entrypoint", "sh", "backups", "-c", script).stdout.split()
+    return round(float(out[out.index("ELAPSED") + 1]), 1), int(out[out.index("SIZE") + 1]) // 1000000
+
+
+def pgbackrest_seconds(result: subprocess.CompletedProcess) -> float:
+    """pgBackRest's own duration ("backup command end: completed successfully (1234ms)")."""
+    for line in result.stdout.splitlines():
+        if "backup command end: completed successfully" in line:
+            return round(int(line.rsplit("(", 1)[1].rstrip("ms)")) / 1000, 1)
+    raise SystemExit(f"no backup duration in: {result.stdout[-500:]}")
 
 
 def latency_ms(p: Project, seconds: float, rows: int, stop: threading.Event | None = None) -> list[float]:
@@ -119,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.backups", description=__doc__.split("\n")[0])
     ap.add_argument("--size-mb", type=int, default=1000, help="approximate table data in MB (default 1000)")
     args = ap.parse_args(argv)
-    rows = max(args.size_mb * 1000 // 1500, 1000)          # ~1.5 KB per unit of rows over the three tables
+    rows = max(args.size_mb * 1_000_000 // 1600, 1000)     # ~1.6 KB of table data per unit over the three tables
     figures: dict[str, object] = {"size_mb_requested": args.size_mb}
     with tempfile.TemporaryDirectory() as tmp:
         p = Project(Path(tmp))
@@ -138,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             stop, during = threading.Event(), []
             reader = threading.Thread(target=lambda: during.extend(latency_ms(p, 3600, rows, stop)))
             reader.start()
-            figures["pgbackrest_full_s"] = round(timed(lambda: p.compose("run", "--rm", "-T", "backups", "backup", "full"))[0], 1)
+            figures["pgbackrest_full_s"] = pgbackrest_seconds(p.compose("run", "--rm", "-T", "backups", "backup", "full"))
             stop.set()
             reader.join()
             figures["repo_after_full_mb"] = repo_bytes(p) // 1000000
@@ -146,16 +160,18 @@ def main(argv: list[str] | None = None) -> int:
             figures["latency_during_full_p50_p99_ms"] = [pct(during, 50), pct(during, 99)]
             with p.connect() as conn:
                 figures["change_5pct_s"] = round(timed(lambda: conn.execute(CHANGE_SQL))[0], 1)
-            figures["pgbackrest_diff_s"] = round(timed(lambda: p.compose("run", "--rm", "-T", "backups", "backup", "diff"))[0], 1)
+            figures["pgbackrest_diff_s"] = pgbackrest_seconds(p.compose("run", "--rm", "-T", "backups", "backup", "diff"))
             figures["repo_after_diff_mb"] = repo_bytes(p) // 1000000
-            figures["restore_full_scratch_s"] = round(timed(lambda: p.migrator("restore-instance", "--to", "latest", "--scratch"))[0], 1)
+            figures["restore_command_wall_s"] = round(timed(lambda: p.migrator("restore-instance", "--to", "latest", "--scratch"))[0], 1)
+            scratch = json.loads(sorted(p.reports.glob("restore-scratch-*.json"))[-1].read_text())
+            figures["restore_files_s"], figures["restore_recovery_s"] = scratch["restore_seconds"], scratch["recovery_seconds"]
             # The same data by PostgreSQL's own tools, over the shared socket (no password, no network).
             figures["pg_basebackup_s"], figures["pg_basebackup_mb"] = sized(
-                p, "pg_basebackup -h /var/run/postgresql -U supabase_admin -D /tmp/out -Ft -Z zstd:3 -X fetch")
+                p, "pg_basebackup -h /var/run/postgresql -U supabase_admin -D /tmp/out -Ft -Z zstd:3 -X fetch -c fast")
             figures["pg_dump_fc_s"], figures["pg_dump_fc_mb"] = sized(
                 p, "mkdir /tmp/out && pg_dump -h /var/run/postgresql -U supabase_admin -d postgres -Fc -Z zstd:3 "
                    "-f /tmp/out/all.dump")
-            if p.migrator("app-backup", "--help").returncode == 0:
+            if p.migrator("app-backup", "--help", check=False).returncode == 0:
                 figures["app_backup_n8n_s"] = round(timed(lambda: p.migrator("app-backup", "n8n"))[0], 1)
                 figures["app_restore_n8n_s"] = round(timed(lambda: p.migrator("app-restore", "n8n", "--force"))[0], 1)
         finally:
