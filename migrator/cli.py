@@ -21,11 +21,12 @@ from migrator.steps import fingerprint, seed  # the apps: rehearsal data and pro
 from migrator.steps import roles  # per-app roles, schema isolation, RAG schemas
 from migrator.steps import cutover, rollback  # the maintenance window and its way back
 from migrator.steps import app_backup, app_restore  # per-application backups of the unified instance
+from migrator.steps import decommission  # retire the legacy databases
 
 # Every subcommand is a step module exposing COMMAND, HELP, add_arguments(parser)
 # and command(settings, args, reports_dir). Add a step by adding it here.
 STEP_MODULES = [preflight, assess, backup, schema, copy, post_data, migrate, verify, seed, fingerprint, roles, cutover, rollback,
-                app_backup, app_restore]
+                app_backup, app_restore, decommission]
 
 
 class _Parser(argparse.ArgumentParser):
