@@ -63,10 +63,6 @@ def _hosts_in(text: str) -> set[str]:
 def refuse_if_in_use(settings: Settings) -> None:
     """:raises ConsolidationError: the cutover is not done, an app still points at a legacy
     database, or a client is connected to one (nothing has been changed)."""
-    state = load(state_path(settings))
-    if state is None or state.phase != "done":
-        raise ConfigError(f"the cutover is not done ({state_path(settings)}: "
-                          f"{state.phase if state else 'missing'}); the legacy databases are still needed")
     legacy = {db.host: db for db in settings.sources}
     for name, app in settings.apps.items():
         where = registry.get(name).database_of(app.env())
@@ -83,6 +79,10 @@ def refuse_if_in_use(settings: Settings) -> None:
         if others[0]:
             raise DatabaseError(db.name, "source", f"{others[0]} client(s) still connected ({others[1]}); "
                                 "stop them first")
+    state = load(state_path(settings))
+    if state is None or state.phase != "done":
+        raise ConfigError(f"the cutover is not done ({state_path(settings)}: "
+                          f"{state.phase if state else 'missing'}); the legacy databases are still needed")
 
 
 # --- archive + restore test ---------------------------------------------------------------
