@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from migrator import appdump
-from tests.support import run_migrator, start_postgres
+from tests.support import ROOT, run_migrator, start_postgres
 from tests.support.rolestack import fresh_stack
 
 pytestmark = pytest.mark.integration
@@ -225,3 +226,44 @@ def test_a_tampered_dump_is_refused_before_anything_changes(world, tmp_path):
     with stack.admin() as conn:
         assert sums(conn, ["rag_documents", "rag_embeddings"]) == before
         assert not conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rag%replaced%'").fetchone()[0]
+
+
+SWAP_BACK = """
+import shutil, sys
+from pathlib import Path
+from migrator import appdump
+from migrator.errors import VerificationError
+from migrator.settings import database_from_env
+src = appdump.latest_dir(Path("backups/apps"), "n8n")
+bad = Path("bad-n8n") / src.name
+shutil.copytree(src, bad)
+manifest = appdump.read_manifest(bad)
+manifest["tables"][-1]["rows"] += 1          # the backup now claims a row the dump does not hold
+(bad / "manifest.json").write_text(appdump.json.dumps(manifest))
+try:
+    appdump.restore_live(database_from_env("unified", "target", Path("env/target.env")), bad, scratch=False)
+except VerificationError as exc:
+    print("refused:", exc.message)
+    sys.exit(0)
+sys.exit("restore_live accepted a dump that differs from its manifest")
+"""
+
+
+def test_a_failed_live_restore_swaps_the_old_schemas_back(world, images):
+    """After the rename aside, a restore that does not verify puts the old schemas back
+    (scratch check skipped on purpose, through the API, to reach that point)."""
+    config, stack = world
+    with stack.admin() as conn:
+        conn.execute("DELETE FROM n8n.workflow_entity WHERE id = 42")
+        before = sums(conn, ["n8n"])
+    run = subprocess.run(["docker", "run", "--rm", "--network", "host", "-v", f"{config}:/work", "-w", "/work",
+                          "-v", f"{ROOT / 'migrator'}:/src/migrator:ro", "--entrypoint", "python3",
+                          images["MIGRATOR_IMAGE"], "-c", SWAP_BACK], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "differs from its backup" in run.stdout and "swapped back" in run.stdout
+    with stack.admin() as conn:
+        assert sums(conn, ["n8n"]) == before
+        assert not conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'n8n_replaced_%'").fetchone()[0]
+        assert {r[0] for r in conn.execute(
+            "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'n8n'::regnamespace")} \
+            == {"n8n"}
