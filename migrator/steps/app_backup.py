@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from migrator import appdump, console
+from migrator.db import connect
 from migrator.mapping import load_mappings
 from migrator.settings import Settings
 
@@ -41,7 +42,6 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
 def run(settings: Settings, apps: list[str], root: Path) -> list[Path]:
     console.step("A", "app-backup: one logical backup per application")
     mappings = load_mappings(settings) if settings.raw.get("sources") else []
-    from migrator.db import connect
     with connect(settings.target) as conn:
         units = appdump.units_for(conn, apps, mappings)
     done = []
