@@ -2,12 +2,15 @@
 # Postgres. `make help` lists the targets.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-COMPOSE := docker compose
+# The legacy databases (profile "legacy") take part until `make decommission` retired them.
+LEGACY := $(if $(wildcard env/.decommissioned),,--profile legacy)
+LEGACY_DBS := $(if $(wildcard env/.decommissioned),,n8n-db letta-db)
+COMPOSE := docker compose $(LEGACY)
 VENV := .venv
 PY := $(VENV)/bin/python
 SEED_SCALE ?= 1
 
-.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups
+.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups decommission
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -29,8 +32,8 @@ $(VENV)/.installed: requirements/*.txt pyproject.toml
 	@touch $@
 
 up: images env ## start the databases and wait until healthy; prints time to healthy
-	@$(COMPOSE) up -d --wait unified n8n-db letta-db
-	@python3 scripts/time_to_healthy.py unified n8n-db letta-db
+	@$(COMPOSE) up -d --wait unified $(LEGACY_DBS)
+	@python3 scripts/time_to_healthy.py unified $(LEGACY_DBS)
 
 studio: up ## start postgres-meta, Supabase Studio's backend, on the unified instance (docs/studio.md)
 	@$(COMPOSE) --profile studio up -d --wait meta && echo "[studio] postgres-meta on http://127.0.0.1:$${META_PORT:-58080}"
@@ -39,10 +42,10 @@ backups: up ## WAL archiving + scheduled pgBackRest backups of the unified insta
 	@bash scripts/backups_on.sh
 
 down: ## stop the stack (keeps the data volumes)
-	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups down --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy down --remove-orphans
 
 clean: ## stop the stack and DELETE its volumes (all data of this stack)
-	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups down -v --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy down -v --remove-orphans
 
 preflight: up ## check every database from the migrator container
 	@$(COMPOSE) run --rm db-tools preflight
@@ -70,6 +73,9 @@ consolidate: up-apps ## the maintenance window: back up, migrate, verify, switch
 
 rollback: ## undo `make consolidate` (same as `docker compose run migrator rollback`)
 	@$(COMPOSE) run --rm migrator rollback
+
+decommission: ## after the cutover: archive the legacy databases (verified), remove their containers (docs/app-backups.md)
+	@$(COMPOSE) run --rm migrator decommission && touch env/.decommissioned
 
 test: images env venv ## run the test suite (unit + integration against real containers)
 	@$(PY) -m pytest -v $(PYTEST_ARGS)

@@ -21,11 +21,13 @@ from migrator.steps import fingerprint, seed  # the apps: rehearsal data and pro
 from migrator.steps import roles  # per-app roles, schema isolation, RAG schemas
 from migrator.steps import cutover, rollback  # the maintenance window and its way back
 from migrator.steps import restore_instance, restore_drill  # the unified instance's backups (pgBackRest)
+from migrator.steps import app_backup, app_restore  # per-application backups of the unified instance
+from migrator.steps import decommission  # retire the legacy databases
 
 # Every subcommand is a step module exposing COMMAND, HELP, add_arguments(parser)
 # and command(settings, args, reports_dir). Add a step by adding it here.
 STEP_MODULES = [preflight, assess, backup, schema, copy, post_data, migrate, verify, seed, fingerprint, roles, cutover, rollback,
-                restore_instance, restore_drill]
+                restore_instance, restore_drill, app_backup, app_restore, decommission]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     for module in STEP_MODULES:
-        step_parser = sub.add_parser(module.COMMAND, help=module.HELP, description=module.__doc__)
+        # ALIASES: old names that still work (`backup` is `backup-sources`); main() says so.
+        step_parser = sub.add_parser(module.COMMAND, help=module.HELP, description=module.__doc__,
+                                     aliases=list(getattr(module, "ALIASES", ())))
         module.add_arguments(step_parser)
         step_parser.set_defaults(step=module)
     return parser
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("psycopg").propagate = False
     args = _parser().parse_args(argv)
     db.DEFAULT_WAIT_SECONDS = args.global_wait
+    if args.command != args.step.COMMAND:
+        console.say(f"note: `{args.command}` is `{args.step.COMMAND}` (the old name still works)")
     try:
         settings = load_settings(args.config)
         validate(settings, args.step.COMMAND)        # every section, before any connection

@@ -21,9 +21,10 @@ CUTOVER_KEYS = {"app_db_host": str, "app_db_port": int}
 COMPOSE_KEYS = {"project": str}
 # Commands that read the app roles' passwords, and those that read the apps' env files.
 NEEDS_PASSWORDS = {"roles", "cutover"}
-NEEDS_APP_ENV = {"cutover", "rollback", "seed", "fingerprint"}
+NEEDS_APP_ENV = {"cutover", "rollback", "seed", "fingerprint", "decommission"}
 # Commands that move or compare data need each source's mapping (schema, target_schema, rules).
-NEEDS_MAPPINGS = {"assess", "schema", "copy", "post-data", "migrate", "verify", "cutover", "rollback"}
+NEEDS_MAPPINGS = {"assess", "schema", "copy", "post-data", "migrate", "verify", "cutover", "rollback",
+                  "decommission"}
 
 
 def validate(settings: Settings, command: str) -> None:

@@ -1,4 +1,6 @@
-"""backup: a restorable dump of every source and of the target's current state.
+"""backup-sources: a restorable dump of every source and of the target's current state,
+taken before a migration (`backup` is its old name). Per-application backups of the
+unified instance are `app-backup`.
 
 Sources: pg_dump directory format, parallel (-j). Target: pg_dump custom format
 of the whole database as it is before the migration. Each dump is checked with
@@ -19,7 +21,8 @@ from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import ConsolidationError
 from migrator.settings import DatabaseSettings, Settings
 
-COMMAND = "backup"
+COMMAND = "backup-sources"
+ALIASES = ("backup",)
 HELP = "dump every source (and the target's current state) with a checksummed manifest"
 
 
@@ -72,7 +75,7 @@ def dump(db: DatabaseSettings, out: Path, jobs: int) -> None:
 
 
 def run(settings: Settings, backup_dir: Path, *, jobs: int) -> Path:
-    console.step("B", "backup: dump every source and the target's current state")
+    console.step("B", "backup-sources: dump every source and the target's current state")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = backup_dir / stamp
     pgtools.private_dir(backup_dir)

@@ -54,7 +54,7 @@ def test_assess_reports_exact_counts_and_flags(stack):
 
 def test_backup_is_checksummed_and_restores(stack, images):
     config, target, n8n, _ = stack
-    result = run_migrator(config, "backup", "--jobs", "2")
+    result = run_migrator(config, "backup-sources", "--jobs", "2")
     assert result.returncode == 0, result.stderr
     stamp = (config / "backups/LATEST").read_text().strip()
     run_dir = config / "backups" / stamp

@@ -31,7 +31,7 @@ def compose_project(tmp_path_factory):
            "CONSOLIDATION_ENV_DIR": str(fresh_env_dir(tmp / "env")), "CONSOLIDATION_REPORTS_DIR": str(REPORTS)}
 
     def compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", "compose", "-p", name, *args], cwd=ROOT, env=env,
+        return subprocess.run(["docker", "compose", "-p", name, "--profile", "legacy", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=timeout)
 
     up = compose("up", "-d", "--wait", "unified", "n8n-db", "letta-db")

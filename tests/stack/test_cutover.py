@@ -62,7 +62,7 @@ class CutoverStack:
         self.originals = {p.name: sha(p) for p in self.env_dir.glob("*.env")}
 
     def compose(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", "compose", "-p", self.name, *args], cwd=ROOT, env=self.env,
+        return subprocess.run(["docker", "compose", "-p", self.name, "--profile", "legacy", *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
     def migrator_args(self, *args: str, name: str | None = None) -> list[str]:

@@ -62,7 +62,7 @@ embedding_endpoint = "http://embeddings:8000/v1"
         self.outputs: list[str] = []
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", "compose", "-p", self.name, *args], cwd=ROOT, env=self.env,
+        return subprocess.run(["docker", "compose", "-p", self.name, "--profile", "legacy", *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
