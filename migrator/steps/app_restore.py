@@ -10,6 +10,12 @@ verifies again; only then hands the schemas to the app role and re-applies its
 privileges as `consolidate roles` does. Any failure renames the old schemas
 back. They stay until you drop them (the command prints how).
 
+--as-of TARGET: the app as it was at a time (or lsn:X/Y, name:POINT), from the
+pgBackRest backups: the instance is restored to TARGET into a scratch copy
+(restore-instance --scratch), the app is dumped there (app-backup's dump, in
+backups/apps/<app>/), the copy is removed, and that dump is restored live as
+above. Needs the docker socket: `docker compose run --rm migrator app-restore ...`.
+
 --into-empty ENV_FILE: restore into another, empty PostgreSQL 17 (pgvector
 available) named by an env file (POSTGRES_HOST/PORT/DB/USER/PASSWORD, a
 superuser): the role is created from roles.json with its password from
@@ -19,10 +25,12 @@ env/app-roles.env, pgvector in schema `extensions`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
-from migrator import appdump, console
-from migrator.errors import ConfigError
+from migrator import appdump, console, pgbackrest
+from migrator.db import connect
+from migrator.errors import BackupError, ConfigError
 from migrator.rolesconfig import RolesConfig
 from migrator.settings import Settings, database_from_env, read_env_file
 from migrator.redact import register_secret
@@ -38,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a backup directory (default: the newest under backups/apps/APP/)")
     parser.add_argument("--into-empty", type=Path, default=None, metavar="ENV_FILE",
                         help="restore into the empty instance this env file names, not the live one")
+    parser.add_argument("--as-of", metavar="TARGET", default=None,
+                        help="the app as of a time / lsn:X/Y / name:POINT, from the pgBackRest backups")
     parser.add_argument("--force", action="store_true", help="end the app role's open sessions instead of refusing")
 
 
@@ -52,8 +62,35 @@ def _password(settings: Settings, app: str) -> str | None:
     return value or None
 
 
+def dump_as_of(settings: Settings, app: str, when: str) -> Path:
+    """Restore the instance to ``when`` into a scratch copy, dump ``app`` there, remove the copy."""
+    inst = pgbackrest.locate(settings)
+    if not pgbackrest.backups(inst):
+        raise BackupError("the repository holds no backup yet: `docker compose run --rm backups backup full`")
+    with connect(settings.target) as conn:
+        target = dataclasses.replace(pgbackrest.Target.parse(when), timeline=pgbackrest.current_timeline(conn))
+    console.step("R", f"app-restore: the instance as of {target.describe()} into a scratch copy")
+    volume = pgbackrest.new_volume(f"{inst.project}-asof")
+    scratch = None
+    try:
+        pgbackrest.restore_into(inst, volume, target, scratch=True)
+        scratch = pgbackrest.Scratch(inst, volume, settings.target)
+        scratch.wait_promoted()
+        dump_dir, manifest = appdump.dump_app(scratch.database(), app, backups_root(settings))
+    finally:
+        if scratch:
+            scratch.remove()
+        else:
+            pgbackrest.remove_volume(volume)
+    console.say(f"  {app} as of {target.describe()}: {len(manifest['tables'])} tables dumped to {dump_dir}")
+    return dump_dir
+
+
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
-    dump_dir = args.from_dir or appdump.latest_dir(backups_root(settings), args.app)
+    if args.as_of and (args.from_dir or args.into_empty):
+        raise ConfigError("app-restore: --as-of makes its own dump; it cannot be combined with --from or --into-empty")
+    dump_dir = (dump_as_of(settings, args.app, args.as_of) if args.as_of
+                else args.from_dir or appdump.latest_dir(backups_root(settings), args.app))
     manifest = appdump.read_manifest(dump_dir)
     if manifest["app"] != args.app:
         raise ConfigError(f"{dump_dir} holds a backup of '{manifest['app']}', not '{args.app}'")

@@ -27,6 +27,10 @@ INSERT INTO letta_agents.agents SELECT g, jsonb_build_object('n', g) FROM genera
 CREATE TABLE letta_embeddings.passages (id int PRIMARY KEY, agent int, body text);
 INSERT INTO letta_embeddings.passages SELECT g, g % 300 + 1, repeat('x', g % 50) FROM generate_series(1, 3000) g;
 CREATE TABLE rag_documents.marks (id int PRIMARY KEY, label text NOT NULL);
+ALTER TABLE n8n.workflow OWNER TO n8n;
+ALTER TABLE letta_agents.agents OWNER TO letta;
+ALTER TABLE letta_embeddings.passages OWNER TO letta;
+ALTER TABLE rag_documents.marks OWNER TO rag;
 """
 
 
@@ -209,6 +213,28 @@ def test_live_restore_then_undo(stack):
     bogus = stack.migrator("restore-instance", "--undo", f"{stack.name}_unified-data")
     assert bogus.returncode == 2
     assert stack.compose("run", "--rm", "-T", "backups", "backup", "full").returncode == 0
+
+
+def test_one_app_as_of_a_time_leaves_the_other_apps_untouched(stack):
+    with stack.db() as conn:
+        when = conn.execute("SELECT now()::text").fetchone()[0]
+        n8n_then = {k: v for k, v in app_checksums(stack).items() if k.startswith("n8n.")}
+        time.sleep(1.1)
+        conn.execute("DELETE FROM n8n.workflow WHERE id <= 500; UPDATE letta_agents.agents SET state = '{}' WHERE id < 50;"
+                     " INSERT INTO rag_documents.marks VALUES (50, 'after')")
+    others_now = {k: v for k, v in app_checksums(stack).items() if not k.startswith("n8n.")}
+    switch_and_archive(stack)
+    result = stack.migrator("app-restore", "n8n", "--as-of", when, "--force")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    after = app_checksums(stack)
+    assert {k: v for k, v in after.items() if k.startswith("n8n.")} == n8n_then
+    assert {k: v for k, v in after.items() if not k.startswith("n8n.") and "_replaced_" not in k} == others_now
+    with stack.db() as conn:
+        assert conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'n8n' AND tablename = 'workflow'"
+                            ).fetchone()[0] == "n8n"
+        assert conn.execute("SELECT count(*) FROM n8n.workflow WHERE id <= 500").fetchone()[0] == 500
+    assert not [c for c in docker.from_env().containers.list(all=True, filters={"label": "consolidation.scratch"})
+                if c.name.startswith(stack.name)]
 
 
 def test_no_secret_in_any_output(stack):
