@@ -19,6 +19,13 @@
 -- security_invoker, so it shows exactly what pg_monitor shows the reader, and it
 -- reads the extension's function wherever Supabase installed it (`extensions`).
 --
+-- consolidation_monitoring.sequence_usage(): each sequence's last value and bounds,
+-- for the sequence headroom metric. pg_monitor does not reach sequence values
+-- (pg_sequences shows NULL without USAGE/SELECT on the sequence), so this one
+-- function is SECURITY DEFINER, owned by the superuser: it calls only built-in
+-- catalog functions with a pinned search_path (no code any app wrote runs in it),
+-- returns counters, never rows, and only the monitoring role may execute it.
+--
 -- n8n with a schema other than public runs `CREATE SCHEMA IF NOT EXISTS` on every
 -- pooled connection: the role that holds CREATE on the database for that reason
 -- (app_role.database_create) has pg_stat_statements.track_utility off, so those
@@ -33,6 +40,18 @@ CREATE SCHEMA IF NOT EXISTS consolidation_monitoring;
 REVOKE ALL ON SCHEMA consolidation_monitoring FROM PUBLIC;
 COMMENT ON SCHEMA consolidation_monitoring IS
   'consolidation: what the monitoring role reads besides pg_catalog (superuser-owned, read by the monitoring role only)';
+
+CREATE OR REPLACE FUNCTION consolidation_monitoring.sequence_usage()
+RETURNS TABLE (schema_name name, sequence_name name, last_value bigint, min_value bigint, max_value bigint,
+               increment_by bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT n.nspname, c.relname, pg_catalog.pg_sequence_last_value(c.oid), s.seqmin, s.seqmax, s.seqincrement
+    FROM pg_catalog.pg_sequence s
+    JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+$$;
+REVOKE ALL ON FUNCTION consolidation_monitoring.sequence_usage() FROM PUBLIC;
 
 DO $$
 DECLARE
@@ -56,6 +75,7 @@ BEGIN
     EXECUTE format('ALTER ROLE %I SET search_path = pg_catalog, consolidation_monitoring, pg_temp', r.role_name);
     EXECUTE format('ALTER ROLE %I SET default_transaction_read_only = on', r.role_name);
     EXECUTE format('GRANT USAGE ON SCHEMA consolidation_monitoring TO %I', r.role_name);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION consolidation_monitoring.sequence_usage() TO %I', r.role_name);
     IF ext_schema IS NOT NULL THEN
       EXECUTE format('GRANT SELECT ON consolidation_monitoring.pg_stat_statements TO %I', r.role_name);
     END IF;

@@ -249,7 +249,15 @@ def test_monitoring_role_has_pg_monitor_and_nothing_else(stack):
         tables = [r[0] for r in conn.execute(
             "SELECT format('%%I.%%I', schemaname, tablename) FROM pg_tables WHERE schemaname = ANY(%s)",
             (sorted(APP_SCHEMAS),))]
+        # The sequence-values function runs as its superuser owner: nobody else may call it.
+        callers = [r[0] for r in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE NOT rolsuper AND has_function_privilege("
+            "oid, 'consolidation_monitoring.sequence_usage()', 'EXECUTE') ORDER BY 1")]
+        view_readers = [r[0] for r in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE NOT rolsuper AND rolname !~ '^pg_' AND has_table_privilege("
+            "oid, 'consolidation_monitoring.pg_stat_statements', 'SELECT') ORDER BY 1")]
     assert row == (False, False, False, False, False, True, 3, False, False, ["pg_monitor"], 0)
+    assert callers == [MONITOR] and view_readers == [MONITOR]
     assert tables, "the probes must exist, or this test proves nothing"
     with stack.login("monitoring") as mon:
         assert mon.execute("SHOW search_path").fetchone()[0] == f"pg_catalog, {MONITORING_SCHEMA}, pg_temp"
@@ -263,6 +271,8 @@ def test_monitoring_role_has_pg_monitor_and_nothing_else(stack):
             assert n8n.execute("SHOW pg_stat_statements.track_utility").fetchone()[0] == "off"
         # The exporter's stat_statements collector names the view unqualified; it shows other roles' texts.
         users = {r[0] for r in mon.execute("SELECT pg_get_userbyid(userid) FROM pg_stat_statements")}
+        sequences = {r[0] for r in mon.execute("SELECT schema_name FROM consolidation_monitoring.sequence_usage()")}
+    assert "rag_embeddings" in sequences          # chunks.id is an identity column
     assert seen == [("SELECT 'seen by the exporter'",)] and "n8n" in users
 
 
