@@ -24,7 +24,7 @@ import requests
 
 from migrator.rolesconfig import RolesConfig, load_passwords
 from migrator.steps import roles
-from tests.support import ROOT, env_values, fresh_env_dir, free_port
+from tests.support import ROOT, env_values, fresh_env_dir, free_port, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -343,3 +343,63 @@ def test_every_dashboard_panel_returns_data(stack):
             if not stack.query(expr):
                 empty.append(f"{panel['title']}: {expr}")
     assert empty == []
+
+
+def _status(stack: MonitoringStack, *args: str):
+    """`consolidate status` from the host, as an operator runs it, against this stack."""
+    config = stack.tmp / "status"
+    (config / "env").mkdir(parents=True, exist_ok=True)
+    unified = env_values(stack.env_dir / "unified.env")
+    (config / "env/unified.env").write_text(
+        "".join(f"{k}={v}\n" for k, v in {**unified, "POSTGRES_HOST": "127.0.0.1",
+                                          "POSTGRES_PORT": str(stack.ports["UNIFIED_PORT"])}.items()))
+    shutil.copy(stack.env_dir / "n8n-db.env", config / "env/n8n-db.env")   # a source is required, never reached
+    (config / "consolidation.toml").write_text(
+        '[target]\nname = "unified"\nenv_file = "env/unified.env"\n'
+        '[sources.n8n]\nenv_file = "env/n8n-db.env"\nschema = "public"\ntarget_schema = "n8n"\nowner = "n8n"\n')
+    return run_cli("--config", str(config / "consolidation.toml"), "status", *args)
+
+
+def _break_archiving(stack: MonitoringStack, command: str) -> None:
+    with stack.admin() as conn:
+        conn.execute(f"ALTER SYSTEM SET archive_command = '{command}'")
+        conn.execute("SELECT pg_reload_conf()")
+        time.sleep(1)
+        conn.execute("CREATE TABLE IF NOT EXISTS public.mon_wal2 AS SELECT 1 i")
+        conn.execute("INSERT INTO public.mon_wal2 SELECT generate_series(1, 1000)")
+        conn.execute("SELECT pg_switch_wal()")
+
+
+def test_status_one_screen_per_app(stack):
+    _break_archiving(stack, "/bin/false")         # one alert that certainly fires
+    stack.wait_for(lambda: "ArchivingFailing" in stack.firing(), 60, "ArchivingFailing firing")
+    result = _status(stack, "--json", "--prometheus", stack.prometheus)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    apps = {a["app"]: a for a in data["apps"]}
+    assert set(apps) == set(APP_ROLES)
+    assert [s["schema"] for s in apps["letta"]["schemas"]] == ["letta_agents", "letta_embeddings"]
+    sizes = stack.values("consolidation_schema_size_bytes", "schema")
+    assert apps["rag"]["size_bytes"] == sizes["rag_documents"] + sizes["rag_embeddings"]
+    assert {a: (apps[a]["connection_limit"]) for a in APP_ROLES} == {"n8n": 20, "letta": 40, "rag": 20}
+    assert all(apps[a]["last_vacuum"] for a in APP_ROLES)
+    assert data["time_share_source"].startswith("prometheus")
+    assert 0 < sum(apps[a]["time_share"] for a in APP_ROLES) <= 1.0 + 1e-9
+    inst = data["instance"]
+    assert 3600 <= inst["backup_age_seconds"] < 3600 + 900
+    assert inst["alerts"]["reachable"] and inst["max_connections"] == 100
+    assert inst["archiver"]["failing"] and inst["archiver"]["failed"] > 0
+    assert {"alert": "ArchivingFailing", "severity": "critical",
+            "summary": "WAL archiving is failing; PITR is falling behind and pg_wal is growing"} \
+        in inst["alerts"]["firing"]
+
+    screen = _status(stack, "--prometheus", "http://127.0.0.1:9")      # nothing listens there
+    assert screen.returncode == 0, screen.stderr
+    assert "Prometheus at http://127.0.0.1:9 not reachable" in screen.stdout
+    assert "n8n" in screen.stdout and "/ 20" in screen.stdout and "pg_stat_statements since" in screen.stdout
+    assert "FAILING" in screen.stdout and "last successful backup: full 1h" in screen.stdout
+    assert stack.passwords["monitoring"] not in screen.stdout + screen.stderr
+
+    bad = _status(stack, "--prometheus", "prometheus:9090")
+    assert bad.returncode == 2 and bad.stderr.strip() == \
+        "FAILED: --prometheus: expected an http(s) URL, got 'prometheus:9090'"
