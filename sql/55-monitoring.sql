@@ -36,6 +36,21 @@
 -- that an app role or Supabase's `postgres` planted (in `public`, say) is never picked.
 SET search_path = pg_catalog, pg_temp;
 
+-- The schema is on the monitoring role's search_path: whoever owns it could plant
+-- functions or operators there that the exporter's unqualified queries would pick up.
+-- Supabase's `postgres` may create schemas, so one it made first is refused, not adopted.
+DO $$
+DECLARE
+  owner name;
+BEGIN
+  SELECT r.rolname INTO owner FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+   WHERE n.nspname = 'consolidation_monitoring' AND NOT r.rolsuper;
+  IF owner IS NOT NULL THEN
+    RAISE EXCEPTION 'schema consolidation_monitoring exists and belongs to %, not a superuser; drop it '
+                    '(it is on the monitoring role''s search_path)', owner;
+  END IF;
+END
+$$;
 CREATE SCHEMA IF NOT EXISTS consolidation_monitoring;
 REVOKE ALL ON SCHEMA consolidation_monitoring FROM PUBLIC;
 COMMENT ON SCHEMA consolidation_monitoring IS
