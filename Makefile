@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SEED_SCALE ?= 1
 
-.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups decommission
+.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups decommission monitoring
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -41,11 +41,15 @@ studio: up ## start postgres-meta, Supabase Studio's backend, on the unified ins
 backups: up ## WAL archiving + scheduled pgBackRest backups of the unified instance (docs/backups.md)
 	@bash scripts/backups_on.sh
 
+monitoring: up ## postgres_exporter + Prometheus with alert rules (run `consolidate roles` first; docs/monitoring.md)
+	@$(COMPOSE) --profile monitoring up -d --wait exporter prometheus \
+	  && echo "[monitoring] Prometheus on http://127.0.0.1:$${PROMETHEUS_PORT:-59090}; \`consolidate status\` for a summary"
+
 down: ## stop the stack (keeps the data volumes)
-	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy down --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy --profile monitoring --profile grafana down --remove-orphans
 
 clean: ## stop the stack and DELETE its volumes (all data of this stack)
-	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy down -v --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy --profile monitoring --profile grafana down -v --remove-orphans
 
 preflight: up ## check every database from the migrator container
 	@$(COMPOSE) run --rm db-tools preflight

@@ -23,11 +23,12 @@ from migrator.steps import cutover, rollback  # the maintenance window and its w
 from migrator.steps import restore_instance, restore_drill  # the unified instance's backups (pgBackRest)
 from migrator.steps import app_backup, app_restore  # per-application backups of the unified instance
 from migrator.steps import decommission  # retire the legacy databases
+from migrator.steps import status  # day two: one screen per app (docs/monitoring.md)
 
 # Every subcommand is a step module exposing COMMAND, HELP, add_arguments(parser)
 # and command(settings, args, reports_dir). Add a step by adding it here.
 STEP_MODULES = [preflight, assess, backup, schema, copy, post_data, migrate, verify, seed, fingerprint, roles, cutover, rollback,
-                restore_instance, restore_drill, app_backup, app_restore, decommission]
+                restore_instance, restore_drill, app_backup, app_restore, decommission, status]
 
 
 class _Parser(argparse.ArgumentParser):

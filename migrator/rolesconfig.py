@@ -44,7 +44,12 @@ DEFAULT_ROLES = (
     RoleSpec("letta", "letta", 40, "5min"),
     RoleSpec("rag", "rag", 20, "2min"),
     RoleSpec("readonly", "consolidation_readonly", 5, "1min"),
+    # postgres_exporter's login: pg_monitor only (sql/55-monitoring.sql, docs/monitoring.md).
+    RoleSpec("monitoring", "consolidation_monitor", 3, "30s"),
 )
+# Roles whose password may be absent from env/app-roles.env (files made before the role
+# existed): the role is created, but keeps no password and cannot log in until one is added.
+OPTIONAL_PASSWORDS = {"monitoring"}
 NEW_APP_DEFAULTS = {"connection_limit": 10, "statement_timeout": "5min"}
 TOP_KEYS = {"env_file", "sql_dir", "vector_dimension", "api_schemas"}
 ROLE_KEYS = {"name", "connection_limit", "statement_timeout"}
@@ -157,8 +162,9 @@ def load_passwords(cfg: RolesConfig) -> dict[str, str]:
     values = read_env_file(cfg.env_file)
     for value in values.values():
         register_secret(value)
-    missing = [spec.password_key for spec in cfg.roles if not values.get(spec.password_key)]
+    missing = [spec.password_key for spec in cfg.roles
+               if not values.get(spec.password_key) and spec.app not in OPTIONAL_PASSWORDS]
     if missing:
         raise ConfigError(f"{cfg.env_file}: missing or empty key {', '.join(missing)} "
                           "(add it to env/app-roles.env.example and run `make env`, or add it by hand)")
-    return {spec.app: values[spec.password_key] for spec in cfg.roles}
+    return {spec.app: values[spec.password_key] for spec in cfg.roles if values.get(spec.password_key)}

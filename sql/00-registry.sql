@@ -22,8 +22,9 @@ COMMENT ON SCHEMA consolidation_admin IS
 CREATE TABLE IF NOT EXISTS consolidation_admin.app_role (
   app               text PRIMARY KEY CHECK (app ~ '^[a-z][a-z0-9_]*$'),
   role_name         name NOT NULL UNIQUE,
-  -- 'app': owns schemas; 'readonly': reads every app schema, writes nothing.
-  kind              text NOT NULL CHECK (kind IN ('app', 'readonly')),
+  -- 'app': owns schemas; 'readonly': reads every app schema, writes nothing;
+  -- 'monitoring': pg_monitor only, reads no app schema (the metrics exporter, 55-monitoring.sql).
+  kind              text NOT NULL CONSTRAINT app_role_kind_check CHECK (kind IN ('app', 'readonly', 'monitoring')),
   connection_limit  integer NOT NULL CHECK (connection_limit >= 1),
   statement_timeout text NOT NULL,
   -- CREATE on the database (n8n needs it, see 10-apps.sql); the guard (40) still applies.
@@ -43,6 +44,14 @@ CREATE TABLE IF NOT EXISTS consolidation_admin.app_schema (
 -- in the body of a function it generates, and nothing else may ever reach it.
 DO $$
 BEGIN
+  -- Registries made before the 'monitoring' kind existed: widen the check.
+  IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'app_role_kind_check'
+                   AND conrelid = 'consolidation_admin.app_role'::regclass
+                   AND pg_get_constraintdef(oid) LIKE '%monitoring%') THEN
+    ALTER TABLE consolidation_admin.app_role DROP CONSTRAINT IF EXISTS app_role_kind_check;
+    ALTER TABLE consolidation_admin.app_role
+      ADD CONSTRAINT app_role_kind_check CHECK (kind IN ('app', 'readonly', 'monitoring'));
+  END IF;
   IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'app_role_role_name_plain'
                    AND conrelid = 'consolidation_admin.app_role'::regclass) THEN
     ALTER TABLE consolidation_admin.app_role

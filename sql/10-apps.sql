@@ -1,4 +1,5 @@
--- 10 The applications: role names, limits and schemas (the layout of DESIGN.md).
+-- 10 The applications: role names, limits and schemas (the layout of DESIGN.md),
+-- plus the read-only role and the monitoring role (postgres_exporter's login).
 --
 -- The only per-application file. Values come from psql variables; the
 -- migrator fills them from consolidation.toml [roles] (defaults in docs/roles.md).
@@ -20,7 +21,8 @@ INSERT INTO consolidation_admin.app_role AS r
 VALUES ('n8n',      :'n8n_role',      'app',      :'n8n_connection_limit',      :'n8n_statement_timeout',      true),
        ('letta',    :'letta_role',    'app',      :'letta_connection_limit',    :'letta_statement_timeout',    false),
        ('rag',      :'rag_role',      'app',      :'rag_connection_limit',      :'rag_statement_timeout',      false),
-       ('readonly', :'readonly_role', 'readonly', :'readonly_connection_limit', :'readonly_statement_timeout', false)
+       ('readonly', :'readonly_role', 'readonly', :'readonly_connection_limit', :'readonly_statement_timeout', false),
+       ('monitoring', :'monitoring_role', 'monitoring', :'monitoring_connection_limit', :'monitoring_statement_timeout', false)
 ON CONFLICT (app) DO UPDATE
    SET role_name = EXCLUDED.role_name, kind = EXCLUDED.kind, connection_limit = EXCLUDED.connection_limit,
        statement_timeout = EXCLUDED.statement_timeout, database_create = EXCLUDED.database_create

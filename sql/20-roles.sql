@@ -10,7 +10,8 @@
 -- Passwords are not in this file: the migrator sets them from
 -- env/app-roles.env (by hand: `\password <role>` in psql).
 --
--- Database privileges: CONNECT and TEMPORARY for every registered role, CREATE
+-- Database privileges: CONNECT for every registered role, TEMPORARY for all but the
+-- monitoring role, CREATE
 -- only where app_role.database_create says so. PUBLIC keeps CONNECT and
 -- TEMPORARY on the database: Supabase's own services log in through them, and
 -- neither reaches any data. PUBLIC never has CREATE on it.
@@ -43,11 +44,12 @@ BEGIN
     EXECUTE format('COMMENT ON ROLE %I IS %L', r.role_name,
                    format('consolidation: %s role of %s', r.kind, r.app));
 
-    -- No inherited privileges in either direction (the read-only role keeps pg_monitor, see 50).
+    -- No inherited privileges in either direction (the read-only and monitoring roles keep
+    -- pg_monitor, see 50 and 55).
     FOR m IN SELECT a.roleid::regrole AS granted, a.grantor::regrole AS grantor
              FROM pg_auth_members a
              WHERE a.member = r.role_name::regrole
-               AND NOT (r.kind = 'readonly' AND a.roleid = 'pg_monitor'::regrole) LOOP
+               AND NOT (r.kind IN ('readonly', 'monitoring') AND a.roleid = 'pg_monitor'::regrole) LOOP
       EXECUTE format('REVOKE %s FROM %I GRANTED BY %s', m.granted, r.role_name, m.grantor);
     END LOOP;
     FOR m IN SELECT a.member::regrole AS member, a.grantor::regrole AS grantor
@@ -55,7 +57,12 @@ BEGIN
       EXECUTE format('REVOKE %I FROM %s GRANTED BY %s', r.role_name, m.member, m.grantor);
     END LOOP;
 
-    EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', current_database(), r.role_name);
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), r.role_name);
+    IF r.kind = 'monitoring' THEN   -- the exporter only reads statistics: no temporary tables of its own
+      EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM %I', current_database(), r.role_name);
+    ELSE
+      EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO %I', current_database(), r.role_name);
+    END IF;
     IF r.database_create THEN
       EXECUTE format('GRANT CREATE ON DATABASE %I TO %I', current_database(), r.role_name);
     ELSE

@@ -93,7 +93,10 @@ def set_passwords(conn: psycopg.Connection, cfg: RolesConfig, passwords: dict[st
     result = {}
     for spec in cfg.roles:
         stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (spec.name,)).fetchone()[0]
-        password = passwords[spec.app]
+        password = passwords.get(spec.app)
+        if password is None:   # optional (rolesconfig.OPTIONAL_PASSWORDS) and absent from the env file
+            result[spec.name] = "absent"
+            continue
         if password_matches(stored, password, spec.name):
             result[spec.name] = "unchanged"
             continue
@@ -221,6 +224,9 @@ def report(result: ApplyResult, reports_dir: Path | None) -> None:
     for role, state in result.passwords.items():
         if state == "set":
             console.say(f"password set for role {role}")
+        elif state == "absent":
+            console.warn("warning:", f"role {role} has no password in the roles env file; it cannot log in "
+                         "until you add its <APP>_ROLE_PASSWORD and run `roles` again")
     if not result.changed:
         console.say("no change")
     console.step(2, "access matrix")

@@ -8,7 +8,7 @@ import pytest
 from psycopg import sql
 
 from migrator import access
-from tests.support.rolestack import (APP_SCHEMAS, OWN, READONLY, Stack, allowed, as_role, fresh_stack, plain_roles,
+from tests.support.rolestack import (APP_SCHEMAS, MONITOR, MONITORING_SCHEMA, OWN, READONLY, Stack, allowed, as_role, fresh_stack, plain_roles,
                              schemas)
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,9 @@ def designed(stack: Stack, role: str, schema: str, op: str) -> bool:
         return schema in OWN[apps[role]]
     if role == READONLY:
         return op == "SELECT" and schema in APP_SCHEMAS
-    if schema in APP_SCHEMAS or schema == "consolidation_admin":
+    if role == MONITOR:             # pg_monitor only: no table of any schema (docs/monitoring.md)
+        return False
+    if schema in APP_SCHEMAS or schema in ("consolidation_admin", MONITORING_SCHEMA):
         return False
     return stack.baseline[(role, schema, op)]   # Supabase's own roles keep exactly what they had
 
@@ -72,8 +74,9 @@ def test_access_matrix_enumerated_from_the_catalog(stack):
         names, role_names = schemas(conn), plain_roles(conn)
         actual = measure(conn, role_names, names)
     # The enumeration really covers the layout (a broken catalog query must not pass vacuously).
-    assert APP_SCHEMAS | {"public", "auth", "storage", "vault", "extensions", "consolidation_admin"} <= set(names)
-    assert {"n8n", "letta", "rag", READONLY, "anon", "authenticated", "service_role", "postgres"} <= set(role_names)
+    assert APP_SCHEMAS | {"public", "auth", "storage", "vault", "extensions", "consolidation_admin",
+                          MONITORING_SCHEMA} <= set(names)
+    assert {"n8n", "letta", "rag", READONLY, MONITOR, "anon", "authenticated", "service_role", "postgres"} <= set(role_names)
     expected = {key: designed(stack, *key) for key in actual}
     wrong = sorted(f"{r} {op} on {s}: server says {'yes' if actual[(r, s, op)] else 'no'}"
                    for (r, s, op) in actual if actual[(r, s, op)] != expected[(r, s, op)])
@@ -232,6 +235,45 @@ def test_readonly_reads_and_monitors_but_never_writes(stack):
             n8n.execute("SELECT 'visible to monitoring'")
             queries = [r[0] for r in ro.execute("SELECT query FROM pg_stat_activity WHERE usename = 'n8n'")]
     assert queries == ["SELECT 'visible to monitoring'"]   # pg_monitor: other sessions' statements
+
+
+def test_monitoring_role_has_pg_monitor_and_nothing_else(stack):
+    with stack.admin() as conn:
+        row = conn.execute(
+            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolreplication, rolcanlogin, rolconnlimit,"
+            " has_database_privilege(oid, current_database(), 'CREATE'),"
+            " has_database_privilege(oid, current_database(), 'TEMPORARY WITH GRANT OPTION'),"
+            " (SELECT array_agg(roleid::regrole::text) FROM pg_auth_members WHERE member = r.oid),"
+            " (SELECT count(*) FROM pg_auth_members WHERE roleid = r.oid)"
+            " FROM pg_roles r WHERE rolname = %s", (MONITOR,)).fetchone()
+        tables = [r[0] for r in conn.execute(
+            "SELECT format('%%I.%%I', schemaname, tablename) FROM pg_tables WHERE schemaname = ANY(%s)",
+            (sorted(APP_SCHEMAS),))]
+        # The sequence-values function runs as its superuser owner: nobody else may call it.
+        callers = [r[0] for r in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE NOT rolsuper AND has_function_privilege("
+            "oid, 'consolidation_monitoring.sequence_usage()', 'EXECUTE') ORDER BY 1")]
+        view_readers = [r[0] for r in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE NOT rolsuper AND rolname !~ '^pg_' AND has_table_privilege("
+            "oid, 'consolidation_monitoring.pg_stat_statements', 'SELECT') ORDER BY 1")]
+    assert row == (False, False, False, False, False, True, 3, False, False, ["pg_monitor"], 0)
+    assert callers == [MONITOR] and view_readers == [MONITOR]
+    assert tables, "the probes must exist, or this test proves nothing"
+    with stack.login("monitoring") as mon:
+        assert mon.execute("SHOW search_path").fetchone()[0] == f"pg_catalog, {MONITORING_SCHEMA}, pg_temp"
+        assert mon.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+        for table in tables:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                mon.execute(f"SELECT 1 FROM {table} LIMIT 1")
+        with stack.login("n8n") as n8n:
+            n8n.execute("SELECT 'seen by the exporter'")
+            seen = mon.execute("SELECT query FROM pg_stat_activity WHERE usename = 'n8n'").fetchall()
+            assert n8n.execute("SHOW pg_stat_statements.track_utility").fetchone()[0] == "off"
+        # The exporter's stat_statements collector names the view unqualified; it shows other roles' texts.
+        users = {r[0] for r in mon.execute("SELECT pg_get_userbyid(userid) FROM pg_stat_statements")}
+        sequences = {r[0] for r in mon.execute("SELECT schema_name FROM consolidation_monitoring.sequence_usage()")}
+    assert "rag_embeddings" in sequences          # chunks.id is an identity column
+    assert seen == [("SELECT 'seen by the exporter'",)] and "n8n" in users
 
 
 def test_postgres_cannot_take_over_an_app_role(stack):

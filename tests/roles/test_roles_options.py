@@ -141,6 +141,24 @@ def test_an_existing_superuser_is_never_taken_over(stack):
             conn.execute("DROP ROLE boss")
 
 
+def test_a_monitoring_schema_owned_by_someone_else_is_refused(stack):
+    # It is on the monitoring role's search_path: Supabase's `postgres` (which may create
+    # schemas) must not own it and plant objects the exporter would resolve.
+    with stack.admin() as conn:
+        conn.execute("DROP SCHEMA consolidation_monitoring CASCADE")
+        conn.execute("CREATE SCHEMA consolidation_monitoring AUTHORIZATION postgres")
+    try:
+        with pytest.raises(DatabaseError, match="consolidation_monitoring exists and belongs to postgres"):
+            stack.apply()
+    finally:
+        with stack.admin() as conn:
+            conn.execute("DROP SCHEMA consolidation_monitoring CASCADE")
+        stack.apply()
+    with stack.admin() as conn:
+        assert conn.execute("SELECT nspowner::regrole::text FROM pg_namespace"
+                            " WHERE nspname = 'consolidation_monitoring'").fetchone()[0] == "supabase_admin"
+
+
 @pytest.fixture
 def fresh(images):
     s = fresh_stack(images, apply=False)

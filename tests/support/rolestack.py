@@ -18,6 +18,8 @@ from tests.support import PgServer, start_postgres
 OWN = {"n8n": {"n8n"}, "letta": {"letta_agents", "letta_embeddings"}, "rag": {"rag_documents", "rag_embeddings"}}
 APP_SCHEMAS = set().union(*OWN.values())
 READONLY = "consolidation_readonly"
+MONITOR = "consolidation_monitor"
+MONITORING_SCHEMA = "consolidation_monitoring"     # sql/55-monitoring.sql: superuser-owned, one view
 
 
 def passwords_for(cfg: RolesConfig) -> dict[str, str]:

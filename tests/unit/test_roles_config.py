@@ -27,7 +27,7 @@ def test_defaults_when_roles_table_is_absent():
     cfg = parse_config({}, CONFIG)
     assert [(r.app, r.name, r.connection_limit, r.statement_timeout) for r in cfg.roles] == [
         ("n8n", "n8n", 20, "5min"), ("letta", "letta", 40, "5min"), ("rag", "rag", 20, "2min"),
-        ("readonly", "consolidation_readonly", 5, "1min")]
+        ("readonly", "consolidation_readonly", 5, "1min"), ("monitoring", "consolidation_monitor", 3, "30s")]
     assert cfg.vector_dimension == 1536 and cfg.api_schemas == ()
     assert cfg.env_file == Path("/etc/consolidation/env/app-roles.env")
     assert cfg.sql_dir == ROOT / "sql"          # no sql/ beside that config: the one shipped with the package
@@ -111,7 +111,8 @@ def test_password_matches_scram_and_md5():
 def test_passwords_come_from_the_env_file_and_are_redacted(tmp_path):
     env = tmp_path / "app-roles.env"
     env.write_text("N8N_ROLE_PASSWORD=pw-n8n-aaaaaaaa\nLETTA_ROLE_PASSWORD=pw-letta-bbbbbbbb\n"
-                   "RAG_ROLE_PASSWORD=pw-rag-cccccccc\nREADONLY_ROLE_PASSWORD=pw-ro-dddddddd\n")
+                   "RAG_ROLE_PASSWORD=pw-rag-cccccccc\nREADONLY_ROLE_PASSWORD=pw-ro-dddddddd\n"
+                   "MONITORING_ROLE_PASSWORD=pw-mon-eeeeeeee\n")
     cfg = RolesConfig(env_file=env)
     assert load_passwords(cfg)["letta"] == "pw-letta-bbbbbbbb"
     assert "pw-rag-cccccccc" not in redact("failed: pw-rag-cccccccc")
@@ -119,6 +120,10 @@ def test_passwords_come_from_the_env_file_and_are_redacted(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_passwords(cfg)
     assert "LETTA_ROLE_PASSWORD, RAG_ROLE_PASSWORD, READONLY_ROLE_PASSWORD" in err.value.message
+    # The monitoring role's password is optional (env files made before it existed).
+    assert "MONITORING" not in err.value.message
+    env.write_text("N8N_ROLE_PASSWORD=a\nLETTA_ROLE_PASSWORD=b\nRAG_ROLE_PASSWORD=c\nREADONLY_ROLE_PASSWORD=d\n")
+    assert set(load_passwords(cfg)) == {"n8n", "letta", "rag", "readonly"}
     assert "pw-n8n" not in err.value.message
 
 
@@ -132,10 +137,10 @@ def test_make_env_generates_every_role_password(tmp_path):
     created = tmp_path / "app-roles.env"
     assert oct(os.stat(created).st_mode & 0o777) == "0o600"
     passwords = load_passwords(RolesConfig(env_file=created))
-    assert set(passwords) == {"n8n", "letta", "rag", "readonly"}
-    assert len(set(passwords.values())) == 4 and all(len(p) >= 24 for p in passwords.values())
+    assert set(passwords) == {"n8n", "letta", "rag", "readonly", "monitoring"}
+    assert len(set(passwords.values())) == 5 and all(len(p) >= 24 for p in passwords.values())
     assignments = [line for line in created.read_text().splitlines() if line and not line.startswith("#")]
-    assert len(assignments) == 4 and not any("__GENERATE" in line for line in assignments)
+    assert len(assignments) == 5 and not any("__GENERATE" in line for line in assignments)
 
 
 def test_diff_reports_added_removed_and_changed_fields():
