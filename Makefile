@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SEED_SCALE ?= 1
 
-.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups
+.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups pooler bench-pooling
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -38,11 +38,15 @@ studio: up ## start postgres-meta, Supabase Studio's backend, on the unified ins
 backups: up ## WAL archiving + scheduled pgBackRest backups of the unified instance (docs/backups.md)
 	@bash scripts/backups_on.sh
 
+pooler: up ## PgBouncer + its metrics exporter on the unified instance (docs/pooling.md), after `consolidate roles`
+	@$(COMPOSE) --profile pooler up -d --wait pgbouncer pgbouncer-exporter \
+	  && echo "[pooler] pgbouncer on 127.0.0.1:$${POOLER_PORT:-56432}, metrics on 127.0.0.1:$${POOLER_EXPORTER_PORT:-59127}/metrics"
+
 down: ## stop the stack (keeps the data volumes)
-	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups down --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile pooler down --remove-orphans
 
 clean: ## stop the stack and DELETE its volumes (all data of this stack)
-	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups down -v --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile pooler down -v --remove-orphans
 
 preflight: up ## check every database from the migrator container
 	@$(COMPOSE) run --rm db-tools preflight

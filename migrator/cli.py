@@ -20,10 +20,11 @@ from migrator.steps import assess, backup, copy, migrate, post_data, preflight, 
 from migrator.steps import fingerprint, seed  # the apps: rehearsal data and proof
 from migrator.steps import roles  # per-app roles, schema isolation, RAG schemas
 from migrator.steps import cutover, rollback  # the maintenance window and its way back
+from migrator import pooler  # PgBouncer pools and pgbouncer.ini
 
 # Every subcommand is a step module exposing COMMAND, HELP, add_arguments(parser)
 # and command(settings, args, reports_dir). Add a step by adding it here.
-STEP_MODULES = [preflight, assess, backup, schema, copy, post_data, migrate, verify, seed, fingerprint, roles, cutover, rollback]
+STEP_MODULES = [preflight, assess, backup, schema, copy, post_data, migrate, verify, seed, fingerprint, roles, cutover, rollback, pooler]
 
 
 class _Parser(argparse.ArgumentParser):
