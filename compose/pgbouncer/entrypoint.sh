@@ -5,7 +5,7 @@
 # console user of the metrics exporter. App roles are not in it: their SCRAM
 # verifiers come from the server through auth_query. Never prints a secret.
 set -eu
-ini=/etc/pgbouncer/pgbouncer.ini
+ini=${PGBOUNCER_INI:-/etc/pgbouncer/pgbouncer.ini}   # another file only in tests (a variant config)
 : "${POOLER_AUTH_PASSWORD:?POOLER_AUTH_PASSWORD missing: env/pooler.env (make env)}"
 : "${POOLER_STATS_PASSWORD:?POOLER_STATS_PASSWORD missing: env/pooler.env (make env)}"
 auth_user=$(sed -n 's/^auth_user *= *//p' "$ini")
