@@ -133,11 +133,10 @@ def pools(cfg: PoolerConfig, roles: RolesConfig) -> list[Pool]:
                           f"{len(apps)} app pools after reserved_connections {cfg.reserved_connections} and "
                           f"{direct} direct ones; raise max_connections (and the server's) or lower the reserve")
     wanted = sum(r.connection_limit for r in apps)
-    out = []
-    for r in apps:
-        size = r.connection_limit if wanted <= budget else max(1, r.connection_limit * budget // wanted)
-        out.append(Pool(r.app, r.name, cfg.mode(r.app), r.connection_limit, size))
-    return out
+    sizes = [r.connection_limit if wanted <= budget else max(1, r.connection_limit * budget // wanted) for r in apps]
+    while sum(sizes) > budget:          # the "at least 1" of tiny roles: taken back from the largest pool
+        sizes[sizes.index(max(sizes))] -= 1
+    return [Pool(r.app, r.name, cfg.mode(r.app), r.connection_limit, size) for r, size in zip(apps, sizes)]
 
 
 def render(cfg: PoolerConfig, roles: RolesConfig) -> str:
