@@ -91,5 +91,8 @@ bench-data: images venv ## generate the benchmark's n8n-like + Letta-like source
 bench: images venv ## migrate vs pgcopydb vs pg_dump/restore vs COPY floor + app queries (SIZE=1GB REPS=3)
 	@$(PY) -m bench run --size $(SIZE) --reps $(REPS) $(BENCH_ARGS)
 
+bench-pooling: images venv ## direct vs PgBouncer: server connections, p50/p99 at 10/50/200 clients (docs/pooling.md)
+	@$(PY) -m bench.pooling $(BENCH_ARGS)
+
 bench-clean: ## remove the benchmark's containers and generated data volumes
 	@$(PY) -m bench clean
