@@ -24,8 +24,8 @@ import requests
 
 from migrator import pooler
 from migrator.rolesconfig import RolesConfig
-from tests.stack.test_cutover import CutoverStack
-from tests.support import ROOT, env_values, free_port
+from tests.stack.test_cutover import CutoverStack, assert_on_old_databases, one_container_per_app, sha
+from tests.support import APP_SERVICES, ROOT, env_values, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -92,10 +92,16 @@ class PoolStack(CutoverStack):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
+    """The databases, the real n8n and Letta on their legacy databases (seeded), `roles` on the
+    unified instance, PgBouncer and its exporter. The protocol tests run first; the last test
+    cuts the apps over through the pooler and rolls them back."""
     s = PoolStack(tmp_path_factory.mktemp("pooling"))
     try:
-        up = s.compose("up", "-d", "--wait", "unified", "n8n-db", "letta-db")
+        up = s.compose("--profile", "apps", "up", "-d", "--wait", *APP_SERVICES)
         assert up.returncode == 0, up.stderr[-3000:]
+        seed = s.migrator("seed")
+        assert seed.returncode == 0, seed.stdout[-3000:] + seed.stderr[-3000:]
+        s.originals = {p.name: sha(p) for p in s.env_dir.glob("*.env")}
         roles = s.migrator("roles")
         assert roles.returncode == 0, roles.stdout[-3000:] + roles.stderr[-3000:]
         up = s.compose("--profile", "pooler", "up", "-d", "--wait", "pgbouncer", "pgbouncer-exporter")
@@ -328,3 +334,89 @@ def test_exporter_publishes_the_pools(stack):
     assert re.search(r'pgbouncer_pools_server_idle_connections\{database="postgres",user="n8n"\}', text)
     for value in env_values(stack.env_dir / "pooler.env").values():
         assert value not in text
+
+
+# --- the real apps through the pooler: cutover with via_pooler, then rollback --------------------
+
+def pooled_config(stack: PoolStack) -> str:
+    """The repository's consolidation.toml plus `[cutover] via_pooler = true`, mounted beside it."""
+    text = (ROOT / "consolidation.toml").read_text()
+    assert "[cutover]" not in text
+    path = stack.tmp / "pooled.toml"
+    path.write_text(text + "\n[cutover]\nvia_pooler = true\n")
+    return str(path)
+
+
+def test_real_apps_through_the_pooler_after_cutover_and_back(stack):
+    config = pooled_config(stack)
+    args = ["run", "--rm", "-T", "-v", f"{ROOT / 'migrator'}:/src/migrator:ro", "-v", f"{config}:/app/pooled.toml:ro",
+            "migrator", "--config", "/app/pooled.toml"]
+    result = stack.compose(*args, "cutover", timeout=1800)
+    stack.outputs.append(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "fingerprint equal to 'before-cutover'" in " ".join(result.stdout.split())
+
+    # The running apps are configured for PgBouncer, as their own roles.
+    n8n_env, letta_env = stack.process_env("n8n"), stack.process_env("letta")
+    assert (n8n_env["DB_POSTGRESDB_HOST"], n8n_env["DB_POSTGRESDB_PORT"], n8n_env["DB_POSTGRESDB_USER"]) == \
+        ("pgbouncer", "6432", "n8n")
+    assert letta_env["LETTA_PG_URI"].startswith("postgresql://letta:") and \
+        letta_env["LETTA_PG_URI"].endswith("@pgbouncer:6432/postgres")
+
+    # n8n runs a workflow (the seeded intake webhook stores an execution).
+    n8n_url = f"http://127.0.0.1:{stack.ports['N8N_APP_PORT']}"
+    with stack.db("unified") as conn:
+        executions = conn.execute("SELECT count(*) FROM n8n.execution_entity").fetchone()[0]
+    answer = requests.get(f"{n8n_url}/webhook/rehearsal-intake", params={"order": "pooled-1"}, timeout=60)
+    assert answer.status_code == 200, answer.text[:500]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with stack.db("unified") as conn:
+            if conn.execute("SELECT count(*) FROM n8n.execution_entity").fetchone()[0] > executions:
+                break
+        time.sleep(1)
+    else:
+        pytest.fail("n8n stored no execution through the pooler")
+
+    # Letta creates an agent, stores and reads back archival memory.
+    letta_url = f"http://127.0.0.1:{stack.ports['LETTA_APP_PORT']}"
+    stub = "http://embeddings:8000/v1"
+    agent = requests.post(f"{letta_url}/v1/agents/", timeout=180, json={
+        "name": "pooled-agent", "memory_blocks": [{"label": "human", "value": "pooled"}],
+        "llm_config": {"model": "stub", "model_endpoint_type": "openai", "model_endpoint": stub,
+                       "context_window": 8000},
+        "embedding_config": {"embedding_model": "stub", "embedding_endpoint_type": "openai",
+                             "embedding_endpoint": stub, "embedding_dim": 1536}})
+    assert agent.status_code == 200, agent.text[:500]
+    aid = agent.json()["id"]
+    text = "the pooled passage about blue herons " + secrets.token_hex(4)
+    stored = requests.post(f"{letta_url}/v1/agents/{aid}/archival-memory", json={"text": text}, timeout=180)
+    assert stored.status_code == 200, stored.text[:500]
+    listed = requests.get(f"{letta_url}/v1/agents/{aid}/archival-memory", timeout=120)
+    assert listed.status_code == 200 and text in [p["text"] for p in listed.json()], listed.text[:500]
+    found = requests.get(f"{letta_url}/v1/agents/{aid}/archival-memory/search",
+                         params={"query": "blue herons", "top_k": 1}, timeout=120).json()
+    results = found.get("results", found) if isinstance(found, dict) else found
+    assert results and results[0]["content"] == text
+    with stack.db("unified") as conn:
+        assert conn.execute("SELECT count(*) FROM letta_embeddings.archival_passages WHERE text = %s",
+                            (text,)).fetchone()[0] == 1
+        # Every app connection on the server comes from PgBouncer's address, none from the apps'.
+        bouncer = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                                  stack.compose("ps", "-q", "pgbouncer").stdout.strip()],
+                                 capture_output=True, text=True).stdout.strip()
+        sources = conn.execute("SELECT usename, host(client_addr) FROM pg_stat_activity"
+                               " WHERE usename IN ('n8n', 'letta')").fetchall()
+    assert {"n8n"} <= {u for u, _ in sources}
+    assert {addr for _, addr in sources} == {bouncer}
+
+    # And back: env files byte for byte, apps on the old databases, the fingerprint as before.
+    back = stack.compose(*args, "rollback", timeout=1200)
+    stack.outputs.append(back.stdout + back.stderr)
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+    assert "fingerprint equal to 'before-cutover'" in " ".join(back.stdout.split())
+    assert_on_old_databases(stack)
+    assert one_container_per_app(stack)
+    for output in stack.outputs:
+        for secret in (*stack.passwords.values(), *env_values(stack.env_dir / "pooler.env").values()):
+            assert secret not in output
