@@ -131,8 +131,21 @@ async def letta_like(dsn: dict, stop: float, lat: list[float], errors: list[str]
             await asyncio.sleep(0.05)
 
 
+def reset(project: Project, role: str) -> None:
+    """Every point starts with no server connection of the role: PgBouncer's idle ones from
+    the point before would otherwise hold the role's CONNECTION LIMIT slots (18 of n8n's 20)
+    and refuse the direct clients of the next point."""
+    with project.superuser() as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,)).fetchone()[0]:
+            time.sleep(0.1)
+
+
 def point(project: Project, workload: str, clients: int, pooled: bool, seconds: float) -> dict:
     role = "n8n" if workload == "n8n-like" else "letta"
+    reset(project, role)
     fn = n8n_like if role == "n8n" else letta_like
     lat: list[float] = []
     errors: list[str] = []
