@@ -111,8 +111,8 @@ def _rows(results) -> str:
 
 PHASES = (
     Phase("preflight", lambda w: preflight.run(w.settings, reports_dir=w.reports_dir)),
-    Phase("fingerprint (before)", _fingerprint_before, skip=lambda w: w.state.fingerprint_label is not None),
     Phase("pooler", _pooler_up, lambda d: d, skip=lambda w: not via_pooler(w.settings)),
+    Phase("fingerprint (before)", _fingerprint_before, skip=lambda w: w.state.fingerprint_label is not None),
     Phase("assess", lambda w: assess.run(w.settings, w.reports_dir)),
     Phase("backup", lambda w: backup.run(w.settings, w.settings.backups_dir, jobs=w.args.jobs),
           lambda path: str(path.name), skip=lambda w: w.args.skip_backup),

@@ -62,7 +62,9 @@ def designed(stack: Stack, role: str, schema: str, op: str) -> bool:
         return schema in OWN[apps[role]]
     if role == READONLY:
         return op == "SELECT" and schema in APP_SCHEMAS
-    if schema in APP_SCHEMAS or schema == "consolidation_admin":
+    if schema in APP_SCHEMAS or schema in ("consolidation_admin", "consolidation_pooler"):
+        return False
+    if role == stack.cfg.pooler_role:           # sql/80: it may call the pooler's lookup function, nothing else
         return False
     return stack.baseline[(role, schema, op)]   # Supabase's own roles keep exactly what they had
 

@@ -347,10 +347,29 @@ def pooled_config(stack: PoolStack) -> str:
     return str(path)
 
 
-def test_real_apps_through_the_pooler_after_cutover_and_back(stack):
+def pooled_migrator(stack: PoolStack) -> list[str]:
     config = pooled_config(stack)
-    args = ["run", "--rm", "-T", "-v", f"{ROOT / 'migrator'}:/src/migrator:ro", "-v", f"{config}:/app/pooled.toml:ro",
+    return ["run", "--rm", "-T", "-v", f"{ROOT / 'migrator'}:/src/migrator:ro", "-v", f"{config}:/app/pooled.toml:ro",
             "migrator", "--config", "/app/pooled.toml"]
+
+
+def test_cutover_via_the_pooler_stops_before_any_change_when_it_is_down(stack):
+    stop = stack.compose("--profile", "pooler", "stop", "pgbouncer")
+    assert stop.returncode == 0, stop.stderr[-2000:]
+    try:
+        result = stack.compose(*pooled_migrator(stack), "cutover", timeout=900)
+        stack.outputs.append(result.stdout + result.stderr)
+    finally:
+        start = stack.compose("--profile", "pooler", "up", "-d", "--wait", "pgbouncer")
+        assert start.returncode == 0, start.stderr[-2000:]
+    assert result.returncode == 6, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "PgBouncer is not up" in result.stderr and "make pooler" in result.stderr
+    assert "stopped before any change" in result.stderr
+    assert_on_old_databases(stack)            # env files untouched, apps never stopped
+
+
+def test_real_apps_through_the_pooler_after_cutover_and_back(stack):
+    args = pooled_migrator(stack)
     result = stack.compose(*args, "cutover", timeout=1800)
     stack.outputs.append(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
