@@ -99,3 +99,19 @@ def test_via_pooler_routes_the_apps_to_pgbouncer(tmp_path):
 def test_via_pooler_must_be_a_boolean(tmp_path):
     with pytest.raises(ConfigError, match="via_pooler: expected a bool"):
         validate(settings_with(tmp_path, '[cutover]\nvia_pooler = "yes"\n'), "rollback")
+
+
+def test_pooler_env_examples_share_only_the_stats_password(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("init_env", ROOT / "scripts/init_env.py")
+    init_env = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(init_env)
+    for name in ("pooler", "pooler-exporter", "app-roles"):
+        (tmp_path / f"{name}.env.example").write_text((ROOT / f"env/{name}.env.example").read_text())
+    init_env.main(tmp_path)
+    from tests.support import env_values
+    pooler_env, exporter, app_roles = (env_values(tmp_path / f"{n}.env") for n in ("pooler", "pooler-exporter",
+                                                                                  "app-roles"))
+    assert exporter == {"PGPASSWORD": pooler_env["POOLER_STATS_PASSWORD"]}       # nothing else reaches the exporter
+    assert pooler_env["POOLER_AUTH_PASSWORD"] != pooler_env["POOLER_STATS_PASSWORD"]
+    assert not set(pooler_env.values()) & set(app_roles.values())              # no app password in the pooler's file
