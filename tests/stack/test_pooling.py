@@ -370,7 +370,8 @@ def test_cutover_via_the_pooler_stops_before_any_change_when_it_is_down(stack):
 
 def test_real_apps_through_the_pooler_after_cutover_and_back(stack):
     args = pooled_migrator(stack)
-    result = stack.compose(*args, "cutover", timeout=1800)
+    # The machine is shared: the apps get 15 minutes to become healthy (default 5).
+    result = stack.compose(*args, "cutover", "--app-timeout", "900", timeout=3600)
     stack.outputs.append(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "fingerprint equal to 'before-cutover'" in " ".join(result.stdout.split())
@@ -430,7 +431,7 @@ def test_real_apps_through_the_pooler_after_cutover_and_back(stack):
     assert {addr for _, addr in sources} == {bouncer}
 
     # And back: env files byte for byte, apps on the old databases, the fingerprint as before.
-    back = stack.compose(*args, "rollback", timeout=1200)
+    back = stack.compose(*args, "rollback", "--app-timeout", "900", timeout=2400)
     stack.outputs.append(back.stdout + back.stderr)
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
     assert "fingerprint equal to 'before-cutover'" in " ".join(back.stdout.split())
