@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SEED_SCALE ?= 1
 
-.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups decommission monitoring
+.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups decommission monitoring pooler bench-pooling
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -45,11 +45,17 @@ monitoring: up ## postgres_exporter + Prometheus with alert rules (run `consolid
 	@$(COMPOSE) --profile monitoring up -d --wait exporter prometheus \
 	  && echo "[monitoring] Prometheus on http://127.0.0.1:$${PROMETHEUS_PORT:-59090}; \`consolidate status\` for a summary"
 
+
+pooler: up ## PgBouncer + its metrics exporter on the unified instance (docs/pooling.md), after `consolidate roles`
+	@$(COMPOSE) --profile pooler up -d --wait pgbouncer pgbouncer-exporter \
+	  && echo "[pooler] pgbouncer on 127.0.0.1:$${POOLER_PORT:-56432}, metrics on 127.0.0.1:$${POOLER_EXPORTER_PORT:-59127}/metrics"
+
+
 down: ## stop the stack (keeps the data volumes)
-	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy --profile monitoring --profile grafana down --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy --profile monitoring --profile grafana --profile pooler down --remove-orphans
 
 clean: ## stop the stack and DELETE its volumes (all data of this stack)
-	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy --profile monitoring --profile grafana down -v --remove-orphans
+	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy --profile monitoring --profile grafana --profile pooler down -v --remove-orphans
 
 preflight: up ## check every database from the migrator container
 	@$(COMPOSE) run --rm db-tools preflight
@@ -100,6 +106,9 @@ bench: images venv ## migrate vs pgcopydb vs pg_dump/restore vs COPY floor + app
 
 bench-backups: images venv ## pgBackRest full/diff/restore vs pg_basebackup/pg_dump, app latency during a backup (SIZE_MB=1000)
 	@$(PY) -m bench.backups --size-mb $${SIZE_MB:-1000}
+
+bench-pooling: images venv ## direct vs PgBouncer: server connections, p50/p99 at 10/50/200 clients (docs/pooling.md)
+	@$(PY) -m bench.pooling $(BENCH_ARGS)
 
 bench-clean: ## remove the benchmark's containers and generated data volumes
 	@$(PY) -m bench clean

@@ -24,11 +24,12 @@ from migrator.steps import restore_instance, restore_drill  # the unified instan
 from migrator.steps import app_backup, app_restore  # per-application backups of the unified instance
 from migrator.steps import decommission  # retire the legacy databases
 from migrator.steps import status  # day two: one screen per app (docs/monitoring.md)
+from migrator import pooler  # PgBouncer pools and pgbouncer.ini
 
 # Every subcommand is a step module exposing COMMAND, HELP, add_arguments(parser)
 # and command(settings, args, reports_dir). Add a step by adding it here.
 STEP_MODULES = [preflight, assess, backup, schema, copy, post_data, migrate, verify, seed, fingerprint, roles, cutover, rollback,
-                restore_instance, restore_drill, app_backup, app_restore, decommission, status]
+                restore_instance, restore_drill, app_backup, app_restore, decommission, status, pooler]
 
 
 class _Parser(argparse.ArgumentParser):

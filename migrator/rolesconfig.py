@@ -62,6 +62,10 @@ class RolesConfig:
     api_schemas: tuple[str, ...] = ()
     env_file: Path = REPO_ROOT / "env/app-roles.env"
     sql_dir: Path = REPO_ROOT / "sql"
+    # PgBouncer's auth_query role (sql/80-pooler.sql) and the env file with its
+    # password: [pooler] auth_role / env_file (migrator/pooler.py).
+    pooler_role: str = "consolidation_pooler"
+    pooler_env_file: Path | None = None
 
     @classmethod
     def defaults(cls) -> RolesConfig:
@@ -69,7 +73,12 @@ class RolesConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RolesConfig:
-        return parse_config(settings.raw.get("roles", {}), settings.config_file)
+        cfg = parse_config(settings.raw.get("roles", {}), settings.config_file)
+        raw = settings.raw.get("pooler", {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{settings.config_file}: [pooler] must be a table")
+        return replace(cfg, pooler_role=raw.get("auth_role", cfg.pooler_role),
+                       pooler_env_file=settings.config_file.parent / raw.get("env_file", "env/pooler.env"))
 
     def role(self, app: str) -> RoleSpec:
         return next(r for r in self.roles if r.app == app)
@@ -168,3 +177,22 @@ def load_passwords(cfg: RolesConfig) -> dict[str, str]:
         raise ConfigError(f"{cfg.env_file}: missing or empty key {', '.join(missing)} "
                           "(add it to env/app-roles.env.example and run `make env`, or add it by hand)")
     return {spec.app: values[spec.password_key] for spec in cfg.roles if values.get(spec.password_key)}
+
+
+POOLER_PASSWORD_KEY = "POOLER_AUTH_PASSWORD"
+
+
+def load_pooler_password(cfg: RolesConfig) -> str | None:
+    """The pooler auth role's password from env/pooler.env, or None when that file does not
+    exist (no pooler: the role is created without a password and cannot log in).
+
+    :raises ConfigError: the file exists without the key."""
+    path = cfg.pooler_env_file
+    if path is None or not path.is_file():
+        return None
+    value = read_env_file(path).get(POOLER_PASSWORD_KEY)
+    if not value:
+        raise ConfigError(f"{path}: missing or empty key {POOLER_PASSWORD_KEY} "
+                          "(copy env/pooler.env.example and run `make env`)")
+    register_secret(value)
+    return value

@@ -10,14 +10,15 @@ nothing has connected yet, so nothing has changed.
 
 from __future__ import annotations
 
+from migrator import pooler
 from migrator.apps import registry
 from migrator.errors import ConfigError
 from migrator.mapping import load_mappings
 from migrator.settings import Settings
 from migrator.rolesconfig import RolesConfig, load_passwords
 
-SECTIONS = {"target", "sources", "apps", "roles", "cutover", "compose"}
-CUTOVER_KEYS = {"app_db_host": str, "app_db_port": int}
+SECTIONS = {"target", "sources", "apps", "roles", "cutover", "compose", "pooler"}
+CUTOVER_KEYS = {"app_db_host": str, "app_db_port": int, "via_pooler": bool}
 COMPOSE_KEYS = {"project": str}
 # Commands that read the app roles' passwords, and those that read the apps' env files.
 NEEDS_PASSWORDS = {"roles", "cutover"}
@@ -39,6 +40,9 @@ def validate(settings: Settings, command: str) -> None:
     roles = RolesConfig.from_settings(settings)
     _table(settings, "cutover", CUTOVER_KEYS)
     _table(settings, "compose", COMPOSE_KEYS)
+    pooler_cfg = pooler.from_settings(settings)             # [pooler] keys
+    if command == "pooler" or (command == "cutover" and settings.raw.get("cutover", {}).get("via_pooler")):
+        pooler.pools(pooler_cfg, roles)                     # the pools fit the server's budget
     port = settings.raw.get("cutover", {}).get("app_db_port")
     if port is not None and not 0 < port < 65536:
         raise ConfigError(f"{where}: [cutover] app_db_port must be a TCP port number, got {port}")
@@ -46,6 +50,7 @@ def validate(settings: Settings, command: str) -> None:
         registry.get(name)              # an [apps.<name>] needs its module in migrator/apps/
     if command in NEEDS_PASSWORDS:
         load_passwords(roles)
+        pooler.auth_password(pooler_cfg)
     if command in NEEDS_APP_ENV:
         for app in settings.apps.values():
             app.env()
@@ -59,5 +64,5 @@ def _table(settings: Settings, name: str, keys: dict[str, type]) -> None:
     for key, value in table.items():
         if key not in keys:
             raise ConfigError(f"{where}: unknown key {key} (expected {', '.join(sorted(keys))})")
-        if not isinstance(value, keys[key]) or isinstance(value, bool):
+        if not isinstance(value, keys[key]) or (isinstance(value, bool) and keys[key] is not bool):
             raise ConfigError(f"{where} {key}: expected a {keys[key].__name__}, got {value!r}")

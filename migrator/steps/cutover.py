@@ -22,10 +22,10 @@ from pathlib import Path
 
 from rich.table import Table
 
-from migrator import argtypes, console, cutover_state, envfile, services
+from migrator import argtypes, console, cutover_state, envfile, pooler, services
 from migrator.apps import registry
 from migrator.db import DEFAULT_JOBS, connect
-from migrator.errors import ConsolidationError, StepFailed
+from migrator.errors import ConsolidationError, ServiceError, StepFailed
 from migrator.mapping import load_mappings
 from migrator.rolesconfig import RolesConfig, load_passwords
 from migrator.settings import Settings
@@ -88,12 +88,30 @@ def _start_apps(w: Window) -> dict[str, float]:
     return healthy
 
 
+def via_pooler(settings: Settings) -> bool:
+    return bool(settings.raw.get("cutover", {}).get("via_pooler", False))
+
+
+def _pooler_up(w: Window) -> str:
+    """With via_pooler, PgBouncer must already run (`make pooler`) before the writers stop."""
+    pool = pooler.from_settings(w.settings)
+    c = services.client()
+    svc = services.Service(services.compose_project(w.settings), pool.host)
+    try:
+        seconds = services.wait_healthy(c, svc, 60)
+    except ServiceError as exc:
+        raise ServiceError(f"[cutover] via_pooler = true, but PgBouncer is not up ({exc.message}); "
+                           "start it first: `make pooler`") from None
+    return f"{pool.host}:{pool.port} healthy ({seconds:.1f}s)"
+
+
 def _rows(results) -> str:
     return f"{sum(t.source_rows for r in results for t in r.tables):,} rows identical"
 
 
 PHASES = (
     Phase("preflight", lambda w: preflight.run(w.settings, reports_dir=w.reports_dir)),
+    Phase("pooler", _pooler_up, lambda d: d, skip=lambda w: not via_pooler(w.settings)),
     Phase("fingerprint (before)", _fingerprint_before, skip=lambda w: w.state.fingerprint_label is not None),
     Phase("assess", lambda w: assess.run(w.settings, w.reports_dir)),
     Phase("backup", lambda w: backup.run(w.settings, w.settings.backups_dir, jobs=w.args.jobs),
@@ -126,11 +144,17 @@ def run_phases(w: Window) -> None:
 
 
 def db_login(settings: Settings, app: str, passwords: dict[str, str], cfg: RolesConfig) -> registry.DbLogin:
-    """Where the app's own role reaches its schemas, as seen from the app's container."""
+    """Where the app's own role reaches its schemas, as seen from the app's container: the
+    unified instance itself, or PgBouncer in front of it with [cutover] via_pooler = true
+    (same database name, role and password: PgBouncer checks them against the server's)."""
     t, cut = settings.target, settings.raw.get("cutover", {})
     schema = next((m.target_schema for m in load_mappings(settings) if m.name == app), "")
-    return registry.DbLogin(host=cut.get("app_db_host", t.host), port=str(cut.get("app_db_port", t.port)),
-                            dbname=t.dbname, user=cfg.role(app).name, password=passwords[app], schema=schema)
+    host, port = cut.get("app_db_host", t.host), cut.get("app_db_port", t.port)
+    if cut.get("via_pooler", False):
+        pool = pooler.from_settings(settings)
+        host, port = pool.host, pool.port
+    return registry.DbLogin(host=host, port=str(port), dbname=t.dbname, user=cfg.role(app).name,
+                            password=passwords[app], schema=schema)
 
 
 def env_updates(settings: Settings, app: str, current: dict[str, str], passwords: dict[str, str],

@@ -33,7 +33,7 @@ from migrator.errors import ConfigError, DatabaseError
 from migrator.ownership import hand_over_schema
 from migrator.psqlvars import SqlVariableError, substitute
 from migrator.redact import redact, register_secret
-from migrator.rolesconfig import RolesConfig, load_passwords
+from migrator.rolesconfig import RolesConfig, load_passwords, load_pooler_password
 from migrator.settings import Settings
 
 COMMAND = "roles"
@@ -43,7 +43,8 @@ LOCK_KEY = 0x726F6C65  # "role": one roles run at a time per instance
 
 def variables(cfg: RolesConfig) -> dict[str, str]:
     """The psql variables the SQL files use (the same names for `psql -v`)."""
-    values = {"vector_dimension": str(cfg.vector_dimension), "api_schemas": ",".join(cfg.api_schemas)}
+    values = {"vector_dimension": str(cfg.vector_dimension), "api_schemas": ",".join(cfg.api_schemas),
+              "pooler_role": cfg.pooler_role}
     for spec in cfg.roles:
         values.update({f"{spec.app}_role": spec.name, f"{spec.app}_connection_limit": str(spec.connection_limit),
                        f"{spec.app}_statement_timeout": spec.statement_timeout})
@@ -91,19 +92,22 @@ def set_passwords(conn: psycopg.Connection, cfg: RolesConfig, passwords: dict[st
     only a SCRAM verifier reaches the server: utility statements take no bind parameters,
     and the plaintext must not land in server logs or pg_stat_statements."""
     result = {}
-    for spec in cfg.roles:
-        stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (spec.name,)).fetchone()[0]
-        password = passwords.get(spec.app)
+    logins = [(spec.name, passwords.get(spec.app)) for spec in cfg.roles]
+    pooler_password = load_pooler_password(cfg)      # None: no env/pooler.env, the role keeps no password
+    if pooler_password is not None:
+        logins.append((cfg.pooler_role, pooler_password))
+    for name, password in logins:
         if password is None:   # optional (rolesconfig.OPTIONAL_PASSWORDS) and absent from the env file
-            result[spec.name] = "absent"
+            result[name] = "absent"
             continue
-        if password_matches(stored, password, spec.name):
-            result[spec.name] = "unchanged"
+        stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (name,)).fetchone()[0]
+        if password_matches(stored, password, name):
+            result[name] = "unchanged"
             continue
-        verifier = conn.pgconn.encrypt_password(password.encode(), spec.name.encode(), b"scram-sha-256").decode()
+        verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256").decode()
         register_secret(verifier)
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(spec.name), sql.Literal(verifier)))
-        result[spec.name] = "set"
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(name), sql.Literal(verifier)))
+        result[name] = "set"
     return result
 
 

@@ -64,7 +64,9 @@ def designed(stack: Stack, role: str, schema: str, op: str) -> bool:
         return op == "SELECT" and schema in APP_SCHEMAS
     if role == MONITOR:             # pg_monitor only: no table of any schema (docs/monitoring.md)
         return False
-    if schema in APP_SCHEMAS or schema in ("consolidation_admin", MONITORING_SCHEMA):
+    if schema in APP_SCHEMAS or schema in ("consolidation_admin", MONITORING_SCHEMA, "consolidation_pooler"):
+        return False
+    if role == stack.cfg.pooler_role:           # sql/80: it may call the pooler's lookup function, nothing else
         return False
     return stack.baseline[(role, schema, op)]   # Supabase's own roles keep exactly what they had
 
