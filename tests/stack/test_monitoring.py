@@ -156,7 +156,10 @@ class MonitoringStack:
     def wait_for(self, check, timeout: float, what: str):
         deadline = time.monotonic() + timeout
         while True:
-            result = check()
+            try:
+                result = check()
+            except requests.RequestException:      # Prometheus still starting (503)
+                result = None
             if result:
                 return result
             if time.monotonic() > deadline:
@@ -176,6 +179,9 @@ def stack(tmp_path_factory):
     s = MonitoringStack(tmp_path_factory.mktemp("monitoring"))
     try:
         s.start()
+        # A first sample before the workload, so increase() over any window sees the workload.
+        s.wait_for(lambda: s.values('consolidation_role_statements_calls_total{usename="consolidation_monitor"}',
+                                    "usename"), 60, "a first scrape")
         s.workload()
         # Two scrapes after the workload, so rates and deltas have their samples.
         s.wait_for(lambda: s.values("count_over_time(pg_up[1m])", "").get("", 0) >= 5, 60, "five scrapes")
