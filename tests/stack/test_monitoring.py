@@ -1,7 +1,7 @@
 """Monitoring of the unified instance, live: the compose services `exporter` and
 `prometheus` (profile monitoring) in a compose project of the test's own, on the
 unified stand-in with `consolidate roles` applied, after a known workload run as each
-app role. Prometheus scrapes every 2 s and evaluates every 2 s here, and the
+app role. Prometheus scrapes every 4 s and evaluates every 2 s here, and the
 ArchivingFailing rule waits 10 s instead of 5 min (the only rule rewritten), so the
 alert can be seen firing within a test. Everything else is the committed config."""
 
@@ -91,7 +91,9 @@ class MonitoringStack:
         shutil.copytree(ROOT / "compose/monitoring", path)
         prom = path / "prometheus.yml"
         text = prom.read_text()
-        for key, value in (("scrape_interval", "2s"), ("scrape_timeout", "2s"), ("evaluation_interval", "2s")):
+        # A scrape takes up to ~1.5 s on a loaded 2-core machine: 4 s leaves room (a timed-out
+        # scrape drops every series of that sample).
+        for key, value in (("scrape_interval", "4s"), ("scrape_timeout", "4s"), ("evaluation_interval", "2s")):
             text, n = re.subn(rf"{key}: \S+", f"{key}: {value}", text)
             assert n == 1, key
         prom.write_text(text)
@@ -156,7 +158,10 @@ class MonitoringStack:
     def wait_for(self, check, timeout: float, what: str):
         deadline = time.monotonic() + timeout
         while True:
-            result = check()
+            try:
+                result = check()
+            except requests.RequestException:      # Prometheus still starting (503)
+                result = None
             if result:
                 return result
             if time.monotonic() > deadline:
@@ -176,9 +181,12 @@ def stack(tmp_path_factory):
     s = MonitoringStack(tmp_path_factory.mktemp("monitoring"))
     try:
         s.start()
+        # A first sample before the workload, so increase() over any window sees the workload.
+        s.wait_for(lambda: s.values('consolidation_role_statements_calls_total{usename="consolidation_monitor"}',
+                                    "usename"), 60, "a first scrape")
         s.workload()
         # Two scrapes after the workload, so rates and deltas have their samples.
-        s.wait_for(lambda: s.values("count_over_time(pg_up[1m])", "").get("", 0) >= 5, 60, "five scrapes")
+        s.wait_for(lambda: s.values("count_over_time(pg_up[1m])", "").get("", 0) >= 5, 90, "five scrapes")
         yield s
     finally:
         s.down()
