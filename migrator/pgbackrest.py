@@ -15,6 +15,7 @@ import json
 import re
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from docker.errors import DockerException, NotFound
@@ -135,6 +136,14 @@ def backups(inst: Instance) -> list[dict]:
     return info(inst).get("backup", [])
 
 
+def require_backups(inst: Instance) -> list[dict]:
+    """The repository's backups, oldest first; BackupError when there is none yet."""
+    found = backups(inst)
+    if not found:
+        raise BackupError("the repository holds no backup yet: `docker compose run --rm backups backup full`")
+    return found
+
+
 def new_volume(prefix: str) -> str:
     name = f"{prefix}-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
     services.client().volumes.create(name, labels={LABEL: prefix})
@@ -206,6 +215,27 @@ def remove_volume(name: str) -> None:
         services.client().volumes.get(name).remove(force=True)
     except (NotFound, DockerException):
         pass
+
+
+@contextmanager
+def restored_copy(inst: Instance, target: Target, target_db: DatabaseSettings, *, prefix: str,
+                  publish: bool = False, keep: bool = False):
+    """Yield ``(scratch, timings)``: the repository restored up to ``target`` into a fresh
+    volume and started, promoted. Removed (container and volume) on the way out unless ``keep``."""
+    volume = new_volume(f"{inst.project}-{prefix}")
+    scratch = None
+    try:
+        t0 = time.monotonic()
+        restore_into(inst, volume, target, scratch=True)
+        restore_s = time.monotonic() - t0
+        scratch = Scratch(inst, volume, target_db, publish=publish)
+        recovery_s = scratch.wait_promoted()
+        yield scratch, {"restore_seconds": round(restore_s, 1), "recovery_seconds": round(recovery_s, 1)}
+    finally:
+        if scratch is None:
+            remove_volume(volume)
+        elif not keep:
+            scratch.remove()
 
 
 def copy_volume(inst: Instance, source: str, dest: str) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from migrator import appdump, console, pgbackrest
 from migrator.db import connect
-from migrator.errors import BackupError, ConfigError
+from migrator.errors import ConfigError
 from migrator.rolesconfig import RolesConfig
 from migrator.settings import Settings, database_from_env, read_env_file
 from migrator.redact import register_secret
@@ -65,23 +65,12 @@ def _password(settings: Settings, app: str) -> str | None:
 def dump_as_of(settings: Settings, app: str, when: str) -> Path:
     """Restore the instance to ``when`` into a scratch copy, dump ``app`` there, remove the copy."""
     inst = pgbackrest.locate(settings)
-    if not pgbackrest.backups(inst):
-        raise BackupError("the repository holds no backup yet: `docker compose run --rm backups backup full`")
+    pgbackrest.require_backups(inst)
     with connect(settings.target) as conn:
         target = dataclasses.replace(pgbackrest.Target.parse(when), timeline=pgbackrest.current_timeline(conn))
     console.step("R", f"app-restore: the instance as of {target.describe()} into a scratch copy")
-    volume = pgbackrest.new_volume(f"{inst.project}-asof")
-    scratch = None
-    try:
-        pgbackrest.restore_into(inst, volume, target, scratch=True)
-        scratch = pgbackrest.Scratch(inst, volume, settings.target)
-        scratch.wait_promoted()
+    with pgbackrest.restored_copy(inst, target, settings.target, prefix="asof") as (scratch, _):
         dump_dir, manifest = appdump.dump_app(scratch.database(), app, backups_root(settings))
-    finally:
-        if scratch:
-            scratch.remove()
-        else:
-            pgbackrest.remove_volume(volume)
     console.say(f"  {app} as of {target.describe()}: {len(manifest['tables'])} tables dumped to {dump_dir}")
     return dump_dir
 

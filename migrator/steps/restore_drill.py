@@ -78,21 +78,13 @@ def amcheck(scratch: pgbackrest.Scratch, user: str) -> tuple[bool, str]:
 
 def run(settings: Settings, reports_dir: Path | None, keep: bool = False) -> dict:
     inst = pgbackrest.locate(settings)
-    newest = pgbackrest.backups(inst)
-    if not newest:
-        raise BackupError("the repository holds no backup yet: `docker compose run --rm backups backup full`")
+    newest = pgbackrest.require_backups(inst)
     console.step(1, "live checksums at a restore point")
     point, expected, schemas, when = mark_live_state(settings)
     console.say(f"  {len(expected)} tables in {len(schemas)} app schemas, restore point {point.value}")
     console.step(2, f"restore backup {newest[-1]['label']} + WAL up to the restore point into a scratch copy")
-    volume = pgbackrest.new_volume(f"{inst.project}-drill")
-    t0 = time.monotonic()
-    scratch = None
-    try:
-        pgbackrest.restore_into(inst, volume, point, scratch=True)
-        restored_s = time.monotonic() - t0
-        scratch = pgbackrest.Scratch(inst, volume, settings.target, publish=keep)
-        recovery_s = scratch.wait_promoted()
+    with pgbackrest.restored_copy(inst, point, settings.target, prefix="drill", publish=keep, keep=keep) \
+            as (scratch, timings):
         console.step(3, "compare checksums, run pg_amcheck")
         with connect(scratch.database()) as copy:
             found = checksums.table_checksums(copy, schemas)
@@ -100,14 +92,8 @@ def run(settings: Settings, reports_dir: Path | None, keep: bool = False) -> dic
         amcheck_ok, amcheck_detail = amcheck(scratch, settings.target.user)
         report = {"ok": not diffs and amcheck_ok, "backup": newest[-1]["label"], "restore_point": point.value,
                   "live_time": when, "tables": len(expected), "rows": sum(v[0] for v in expected.values()),
-                  "differences": diffs, "amcheck_ok": amcheck_ok, "amcheck": amcheck_detail,
-                  "restore_seconds": round(restored_s, 1), "recovery_seconds": round(recovery_s, 1),
+                  "differences": diffs, "amcheck_ok": amcheck_ok, "amcheck": amcheck_detail, **timings,
                   "kept": {"container": scratch.name, "port": scratch.host_port()} if keep else None}
-    finally:
-        if scratch is None:
-            pgbackrest.remove_volume(volume)
-        elif not keep:
-            scratch.remove()
     _write_report(report, reports_dir)
     for line in diffs:
         console.warn("DIFF", line, style="red")
@@ -116,8 +102,8 @@ def run(settings: Settings, reports_dir: Path | None, keep: bool = False) -> dic
                 f"instance at the restore point: {'yes' if not diffs else 'NO'}; pg_amcheck: {amcheck_detail}; "
                 f"restore {report['restore_seconds']} s + recovery {report['recovery_seconds']} s")
     if keep:
-        console.say(f"the copy runs as container {scratch.name} on 127.0.0.1:{scratch.host_port()} "
-                    f"(remove: docker rm -f {scratch.name} && docker volume rm {volume})")
+        console.say(f"the copy runs as container {scratch.name} on 127.0.0.1:{report['kept']['port']} "
+                    f"(remove: docker rm -f {scratch.name} && docker volume rm {scratch.volume})")
     if not report["ok"]:
         raise VerificationError(f"restore drill failed: {len(diffs)} table(s) differ, pg_amcheck "
                                 f"{'clean' if amcheck_ok else 'found corruption'} (report in {reports_dir})")

@@ -63,13 +63,6 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     return 0
 
 
-def _require_backup(inst: pgbackrest.Instance) -> dict:
-    found = pgbackrest.backups(inst)
-    if not found:
-        raise BackupError("the repository holds no backup yet: `docker compose run --rm backups backup full`")
-    return found[-1]
-
-
 def _report(reports_dir: Path | None, kind: str, report: dict) -> None:
     if reports_dir is not None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -78,34 +71,22 @@ def _report(reports_dir: Path | None, kind: str, report: dict) -> None:
 
 def scratch_restore(settings: Settings, target: pgbackrest.Target, reports_dir: Path | None, keep: bool) -> dict:
     inst = pgbackrest.locate(settings)
-    newest = _require_backup(inst)
-    volume = pgbackrest.new_volume(f"{inst.project}-pitr")
-    console.say(f"restoring to {target.describe()} into scratch volume {volume}")
-    t0 = time.monotonic()
-    scratch = None
-    try:
-        pgbackrest.restore_into(inst, volume, target, scratch=True)
-        restore_s = time.monotonic() - t0
-        scratch = pgbackrest.Scratch(inst, volume, settings.target, publish=True)
-        recovery_s = scratch.wait_promoted()
+    newest = pgbackrest.require_backups(inst)[-1]
+    console.say(f"restoring to {target.describe()} into a scratch copy")
+    with pgbackrest.restored_copy(inst, target, settings.target, prefix="pitr", publish=True, keep=keep) \
+            as (scratch, timings):
         with connect(scratch.database()) as copy:
             sums = checksums.table_checksums(copy, checksums.app_schemas(copy, settings))
-        report = {"target": target.describe(), "newest_backup": newest["label"], "volume": volume,
+        report = {"target": target.describe(), "newest_backup": newest["label"], "volume": scratch.volume,
                   "container": scratch.name if keep else None, "port": scratch.host_port() if keep else None,
-                  "restore_seconds": round(restore_s, 1), "recovery_seconds": round(recovery_s, 1),
-                  "checksums": sums}
-    finally:
-        if scratch is None:
-            pgbackrest.remove_volume(volume)
-        elif not keep:
-            scratch.remove()
+                  **timings, "checksums": sums}
     _report(reports_dir, "scratch", report)
     console.say(f"restored copy at {target.describe()}: {len(sums)} app tables, "
                 f"{sum(v[0] for v in sums.values())} rows; restore {report['restore_seconds']} s + "
                 f"recovery {report['recovery_seconds']} s")
     if keep:
         console.say(f"it runs as container {scratch.name} on 127.0.0.1:{report['port']} (same logins as the live "
-                    f"instance); remove it with: docker rm -f {scratch.name} && docker volume rm {volume}")
+                    f"instance); remove it with: docker rm -f {scratch.name} && docker volume rm {scratch.volume}")
     return report
 
 
@@ -145,7 +126,7 @@ def _start_apps(stopped: list[services.Service]) -> None:
 
 def live_restore(settings: Settings, target: pgbackrest.Target, reports_dir: Path | None) -> dict:
     inst = pgbackrest.locate(settings)
-    newest = _require_backup(inst)
+    newest = pgbackrest.require_backups(inst)[-1]
     c = services.client()
     console.step(1, "stop the apps and the unified instance")
     stopped = _stop_apps(settings)
