@@ -194,3 +194,18 @@ def env_values(path: Path) -> dict[str, str]:
         if sep and not key.startswith("#"):
             out[key.strip()] = value.strip()
     return out
+
+
+def remove_compose_project(name: str) -> None:
+    """Whatever a compose project left after `down` (which can fail, e.g. on a service whose
+    dependency was removed by decommission): containers, then volumes and networks, by label."""
+    import docker
+
+    c = docker.from_env()
+    label = {"label": f"com.docker.compose.project={name}"}
+    for container in c.containers.list(all=True, filters=label):
+        container.remove(force=True, v=True)
+    for volume in c.volumes.list(filters=label):
+        volume.remove(force=True)
+    for network in c.networks.list(filters=label):
+        network.remove()
