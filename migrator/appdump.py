@@ -34,7 +34,7 @@ from types import SimpleNamespace
 import psycopg
 from psycopg import sql
 
-from migrator import console, loader, pgtools
+from migrator import checksums, console, loader, pgtools
 from migrator.db import connect, require_superuser
 from migrator.errors import ConfigError, ConsolidationError, DatabaseError, VerificationError
 from migrator.ownership import hand_over_schema
@@ -108,21 +108,11 @@ def units_for(conn: psycopg.Connection, apps: list[str] | None, mappings=()) -> 
 
 # --- checksums (verify's, read as the loader) ----------------------------------------
 
-_TABLES_SQL = """
-SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-WHERE n.nspname OPERATOR(pg_catalog.=) ANY (%s) AND c.relkind OPERATOR(pg_catalog.=) 'r' ORDER BY 1, 2
-"""
-
-
 def table_sums(conn: psycopg.Connection, schemas: list[str]) -> list[dict]:
     """Row count and verify's two content hashes of every plain table in ``schemas``."""
     conn.execute(verify.PINNED)
-    out = []
-    for schema, table in conn.execute(_TABLES_SQL, (schemas,)).fetchall():
-        rows, checksum = verify._target_checksum(conn, schema, table)
-        out.append({"schema": schema, "table": table, "rows": rows, "checksum": checksum})
-    return out
+    return [{"schema": schema, "table": table, "rows": rows, "checksum": digest}
+            for schema, table, rows, digest in checksums.table_hashes(conn, schemas)]
 
 
 def compare_sums(expected: list[dict], found: list[dict]) -> list[str]:

@@ -33,14 +33,17 @@ def app_schemas(conn: psycopg.Connection, settings: Settings | None = None) -> l
             if conn.execute("SELECT pg_catalog.to_regnamespace(%s) IS NOT NULL", (s,)).fetchone()[0]]
 
 
-def table_checksums(conn: psycopg.Connection, schemas: list[str]) -> dict[str, list]:
-    """``{"schema.table": [rows, hash]}`` for every plain table of ``schemas``, read in one
-    snapshot when the caller's transaction is REPEATABLE READ."""
-    out = {}
+def table_hashes(conn: psycopg.Connection, schemas: list[str]):
+    """``(schema, table, rows, hash)`` for every plain table of ``schemas``, in name order,
+    read in one snapshot when the caller's transaction is REPEATABLE READ."""
     for schema, table in conn.execute(TABLES_SQL, (schemas,)).fetchall():
         count, h0, h1 = conn.execute(sql.SQL(CHECKSUM_SQL).format(sql.Identifier(schema, table))).fetchone()
-        out[f"{schema}.{table}"] = [int(count), f"{h0}/{h1}"]
-    return out
+        yield schema, table, int(count), f"{h0}/{h1}"
+
+
+def table_checksums(conn: psycopg.Connection, schemas: list[str]) -> dict[str, list]:
+    """``{"schema.table": [rows, hash]}`` for every plain table of ``schemas``."""
+    return {f"{schema}.{table}": [rows, digest] for schema, table, rows, digest in table_hashes(conn, schemas)}
 
 
 def differences(expected: dict[str, list], found: dict[str, list]) -> list[str]:

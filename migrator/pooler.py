@@ -40,7 +40,7 @@ from pathlib import Path
 from migrator import console
 from migrator.errors import ConfigError
 from migrator.rolesconfig import REPO_ROOT, RolesConfig, _ROLE_NAME, load_pooler_password
-from migrator.settings import Settings
+from migrator.settings import Settings, check_table
 
 AUTH_ROLE_LIMIT = 2            # sql/80-pooler.sql: CONNECTION LIMIT of the auth role
 MODES = ("session", "transaction")
@@ -85,13 +85,7 @@ def parse(raw: object, config_file: Path, target_dbname: str = "postgres") -> Po
 
     :raises ConfigError: naming the key and the problem."""
     where = f"{config_file}: [pooler]"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a table")
-    for key, value in raw.items():
-        if key not in KEYS:
-            raise ConfigError(f"{where}: unknown key {key} (expected {', '.join(sorted(KEYS))})")
-        if not isinstance(value, KEYS[key]) or isinstance(value, bool):
-            raise ConfigError(f"{where} {key}: expected a {KEYS[key].__name__}, got {value!r}")
+    check_table(raw, where, KEYS)
     for key in ("port", "server_port"):
         if key in raw and not 0 < raw[key] < 65536:
             raise ConfigError(f"{where} {key}: expected a TCP port number, got {raw[key]}")

@@ -168,3 +168,16 @@ def apps_from_config(config_file: Path, raw: dict) -> dict[str, AppSettings]:
         apps[name] = AppSettings(name=name, url=str(url).rstrip("/"), env_file=base / cfg["env_file"],
                                  options=options)
     return apps
+
+
+def check_table(table: object, where: str, keys: dict[str, type]) -> None:
+    """A consolidation.toml table: only ``keys``, each of its type (a bool is not an int).
+
+    :raises ConfigError: naming ``where``, the key and the problem."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    for key, value in table.items():
+        if key not in keys:
+            raise ConfigError(f"{where}: unknown key {key} (expected {', '.join(sorted(keys))})")
+        if not isinstance(value, keys[key]) or (isinstance(value, bool) and keys[key] is not bool):
+            raise ConfigError(f"{where} {key}: expected a {keys[key].__name__}, got {value!r}")

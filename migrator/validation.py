@@ -14,7 +14,7 @@ from migrator import pooler
 from migrator.apps import registry
 from migrator.errors import ConfigError
 from migrator.mapping import load_mappings
-from migrator.settings import Settings
+from migrator.settings import Settings, check_table
 from migrator.rolesconfig import RolesConfig, load_passwords
 
 SECTIONS = {"target", "sources", "apps", "roles", "cutover", "compose", "pooler"}
@@ -57,12 +57,4 @@ def validate(settings: Settings, command: str) -> None:
 
 
 def _table(settings: Settings, name: str, keys: dict[str, type]) -> None:
-    table = settings.raw.get(name, {})
-    where = f"{settings.config_file}: [{name}]"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
-    for key, value in table.items():
-        if key not in keys:
-            raise ConfigError(f"{where}: unknown key {key} (expected {', '.join(sorted(keys))})")
-        if not isinstance(value, keys[key]) or (isinstance(value, bool) and keys[key] is not bool):
-            raise ConfigError(f"{where} {key}: expected a {keys[key].__name__}, got {value!r}")
+    check_table(settings.raw.get(name, {}), f"{settings.config_file}: [{name}]", keys)
