@@ -16,9 +16,12 @@ filled from sql/10-apps.sql), checked against consolidation.toml's sources
 
 Trust: every restore of app objects runs ``pg_restore`` as a per-app loader role
 (migrator/loader.py: no superuser, owns only the schemas being restored); the
-checksums are read by that loader too. Superuser sessions keep the pinned
-search_path (migrator/db.py). The app role gets its schemas afterwards
-(migrator/ownership.py, the same hand-over `consolidate roles` does).
+restored rows are read by that loader too, the live rows of a backup by a throwaway
+reader (migrator/checksums.py), never on a superuser session. Superuser sessions keep
+the pinned search_path (migrator/db.py). The loader is retired (its sessions ended)
+before the app role gets its schemas (migrator/ownership.py, the same hand-over
+`consolidate roles` does). The scratch database of a live restore accepts no
+connection but the tool's, and no app role gets CREATE in it.
 """
 
 from __future__ import annotations
@@ -35,12 +38,11 @@ import psycopg
 from psycopg import sql
 
 from migrator import checksums, console, loader, pgtools
-from migrator.db import connect, require_superuser
+from migrator.db import connect, create_private_database, require_superuser
 from migrator.errors import ConfigError, ConsolidationError, DatabaseError, VerificationError
 from migrator.ownership import hand_over_schema
 from migrator.redact import register_secret
 from migrator.settings import DatabaseSettings
-from migrator.steps import verify
 
 DUMP_NAME = "{app}.dump"
 MANIFEST = "manifest.json"
@@ -110,7 +112,6 @@ def units_for(conn: psycopg.Connection, apps: list[str] | None, mappings=()) -> 
 
 def table_sums(conn: psycopg.Connection, schemas: list[str]) -> list[dict]:
     """Row count and verify's two content hashes of every plain table in ``schemas``."""
-    conn.execute(verify.PINNED)
     return [{"schema": schema, "table": table, "rows": rows, "checksum": digest}
             for schema, table, rows, digest in checksums.table_hashes(conn, schemas)]
 
@@ -166,8 +167,15 @@ def apply_role(admin: psycopg.Connection, facts: dict, password: str | None) -> 
                            (facts["name"],)).fetchone()[0]
     if not exists:      # roles are cluster-wide: an existing role (the live app's) is never changed
         _create_role(admin, role, facts, password)
-    if facts["database_create"]:        # database-local (n8n runs CREATE SCHEMA IF NOT EXISTS)
-        admin.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(sql.Identifier(admin.info.dbname), role))
+
+
+def grant_database_create(admin: psycopg.Connection, facts: dict) -> None:
+    """CREATE on the database where the roles file says the app had it (n8n runs CREATE
+    SCHEMA IF NOT EXISTS); only once the restore is handed over, never in a scratch
+    database: with it the app could create a schema the tool then reads or calls."""
+    if facts["database_create"]:
+        admin.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(admin.info.dbname), sql.Identifier(facts["name"])))
 
 
 def _create_role(admin: psycopg.Connection, role: sql.Identifier, facts: dict, password: str | None) -> None:
@@ -229,7 +237,7 @@ def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> 
     """Dump one application's schemas of ``db`` (a superuser login) into
     ``out_root/<app>/<stamp>/``; return that directory and its manifest.
 
-    Counts and checksums are read by the app's loader in a REPEATABLE READ
+    Counts and checksums are read by a throwaway reader in a REPEATABLE READ
     transaction whose snapshot pg_dump then uses: the manifest describes exactly
     the rows in the dump."""
     started = time.monotonic()
@@ -249,18 +257,12 @@ def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> 
         vector_schema = admin.execute("SELECT n.nspname::text FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n"
                                       " ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
                                       " WHERE e.extname OPERATOR(pg_catalog.=) 'vector'").fetchone()
-        hands = loader.ensure(admin, _shim(db), unit)
-        loader.revoke_reads(admin, unit)
-        loader.grant_reads(admin, unit)
         stamp = stamp_now()
         run_dir = pgtools.private_dir(out_root / app) / stamp
         run_dir.mkdir(mode=0o700)
         run_dir.chmod(0o700)
-        try:
+        with checksums.reader(admin, db, list(unit.target_schemas)) as hands:
             tables = _dump_in_snapshot(db, hands, unit, run_dir / DUMP_NAME.format(app=app))
-        finally:
-            loader.revoke_reads(admin, unit)
-            loader.retire(admin, _shim(db), unit)
         server = admin.execute("SELECT pg_catalog.current_setting('server_version')").fetchone()[0]
     _write_private(run_dir / ROLES, facts)
     from migrator.steps.backup import describe_files
@@ -274,7 +276,7 @@ def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> 
 
 
 def _dump_in_snapshot(db: DatabaseSettings, hands: DatabaseSettings, unit: AppUnit, out: Path) -> list[dict]:
-    with connect(hands, autocommit=False, application_name="consolidation-app-backup") as reader:
+    with connect(hands, autocommit=False, read_only=True, application_name="consolidation-app-backup") as reader:
         reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         snapshot = reader.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()[0]
         tables = table_sums(reader, list(unit.target_schemas))
@@ -327,11 +329,13 @@ def _load(hands: DatabaseSettings, dump_dir: Path, manifest: dict) -> list[str]:
         return compare_sums(manifest["tables"], table_sums(conn, manifest["schemas"]))
 
 
-def restore_into_empty(db: DatabaseSettings, dump_dir: Path, *, password: str | None = None) -> dict:
+def restore_into_empty(db: DatabaseSettings, dump_dir: Path, *, password: str | None = None,
+                       scratch: bool = False) -> dict:
     """Restore one app backup into a database that has none of its schemas (an empty
     PostgreSQL 17 with pgvector available, or a scratch database): role from roles.json
     (``password`` from env/app-roles.env), pgvector, pg_restore as the loader, verify,
     hand-over to the app role. On any failure the app's schemas are dropped again.
+    ``scratch``: a throwaway database of the tool's (the app role gets no CREATE there).
 
     :raises VerificationError: restored counts/checksums differ from the manifest."""
     manifest = read_manifest(dump_dir)
@@ -354,11 +358,14 @@ def restore_into_empty(db: DatabaseSettings, dump_dir: Path, *, password: str | 
             diffs = _load(hands, dump_dir, manifest)
             if diffs:
                 raise VerificationError(f"restore of '{unit.name}' differs from its backup: {diffs[0]}")
+            loader.retire(admin, _shim(db), unit)      # its sessions end before the superuser's hand-over
             with admin.transaction():
                 for schema in unit.target_schemas:
                     hand_over_schema(admin, schema, unit.role)
                 if admin.execute("SELECT pg_catalog.to_regnamespace('extensions') IS NOT NULL").fetchone()[0]:
                     admin.execute(sql.SQL("GRANT USAGE ON SCHEMA extensions TO {}").format(sql.Identifier(unit.role)))
+                if not scratch:
+                    grant_database_create(admin, facts)
         except BaseException:
             with admin.transaction():
                 for schema in unit.target_schemas:
@@ -380,10 +387,9 @@ def _scratch_check(db: DatabaseSettings, admin: psycopg.Connection, dump_dir: Pa
     a dump that does not restore, or restores different rows, never touches the live schemas."""
     scratch = SCRATCH_DB.format(app=unit.name)
     ident = sql.Identifier(scratch)
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+    create_private_database(admin, scratch)
     try:
-        restore_into_empty(replace(db, dbname=scratch), dump_dir)
+        restore_into_empty(replace(db, dbname=scratch), dump_dir, scratch=True)
     finally:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
 
@@ -448,6 +454,7 @@ def restore_live(db: DatabaseSettings, dump_dir: Path, *, force: bool = False, s
             if diffs:
                 raise VerificationError(f"live restore of '{unit.name}' differs from its backup: {diffs[0]} "
                                         "(swapped back: nothing changed)")
+            loader.retire(admin, _shim(db), unit)      # its sessions end before the superuser's hand-over
             with admin.transaction():
                 for schema in unit.target_schemas:
                     hand_over_schema(admin, schema, unit.role)

@@ -7,8 +7,10 @@ import os
 import threading
 
 import psycopg
+from psycopg import sql
 from tenacity import RetryError, retry, retry_if_exception, stop_after_delay, wait_exponential
 
+from migrator import toolschemas
 from migrator.errors import DatabaseError
 from migrator.redact import redact
 from migrator.settings import DatabaseSettings
@@ -137,11 +139,26 @@ def restrict_relation_kinds(conn: psycopg.Connection) -> None:
 
 def require_superuser(conn: psycopg.Connection, db: DatabaseSettings) -> None:
     """The target login must be a superuser (it creates roles, databases, extensions and reads
-    the disk's free space): refused with exit 4 before anything is written."""
+    the disk's free space), and the tool's own schemas there must be wholly a superuser's
+    (migrator/toolschemas.py): refused with exit 4 before anything is written."""
     if not conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles"
                         " WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER").fetchone()[0]:
         raise DatabaseError(db.name, db.role, f"user '{db.user}' is not a superuser; the migrator needs one "
                             "(supabase_admin on Supabase) to create the loader roles, schemas and extensions")
+    toolschemas.require_trusted(conn, name=db.name)
+
+
+def create_private_database(admin: psycopg.Connection, name: str, owner: str | None = None) -> None:
+    """A scratch database (dropped first if a killed run left it) that nobody but the tool
+    (and ``owner``, the tool's own loader) can connect to from its first moment: it is
+    created refusing all connections, PUBLIC loses CONNECT and TEMPORARY, and only then
+    does it accept connections. No app role can race in and plant what the tool later calls."""
+    ident = sql.Identifier(name)
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+    admin.execute(sql.SQL("CREATE DATABASE {} {} TEMPLATE template0 ENCODING 'UTF8' ALLOW_CONNECTIONS false").format(
+        ident, sql.SQL("OWNER {}").format(sql.Identifier(owner)) if owner else sql.SQL("")))
+    admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+    admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident))
 
 
 class ThreadSessions:

@@ -7,18 +7,19 @@ run that code as the session user or the table owner, so if either were the
 superuser, a legacy database could take over the unified instance. So every
 step that touches a source's objects on the target (the scratch restore,
 pre-data, COPY, index/key builds, ANALYZE, matview refresh, sequence values,
-the final post-data pass, verify's reads) logs in as that source's loader role,
+the final post-data pass, app restores) logs in as that source's loader role,
 ``consolidation_loader_<source>``:
 
 - a plain login role: no SUPERUSER, CREATEROLE, CREATEDB or REPLICATION, member
   of no role and with no members; it owns only its source's target schemas
   (and only while the migration needs it: the app role gets them afterwards);
-- BYPASSRLS, so verify counts every row without running a policy (it can read
-  nothing but its own source's tables, so this reaches no other data);
+- BYPASSRLS, so its reads count every row without running a policy (it can read
+  nothing but its own source's tables, so this reaches no other data); verify
+  reads through a reader of its own (migrator/checksums.py), not the loader;
 - USAGE on ``extensions`` (pgvector), SET on ``session_replication_role`` (the
   copy fires no trigger), INSERT into its own rows of the journal;
 - a fresh random password every run, known only to this process, and NOLOGIN
-  again when the run ends. Nothing is stored.
+  again, its sessions ended, when the run ends (retire). Nothing is stored.
 
 App code that runs as a loader can do what the source's own app role can do to
 its own schemas, nothing more. Never ``SET ROLE`` instead: code running after
@@ -35,6 +36,7 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
+from migrator.checksums import end_sessions
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping
 from migrator.redact import register_secret
@@ -131,11 +133,14 @@ def grant_extensions(admin: psycopg.Connection, mapping: SourceMapping) -> None:
 
 
 def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping) -> None:
-    """The run is over: the loader can no longer log in (its grants stay for the next run)."""
+    """The run is over: the loader can no longer log in and its sessions are ended (NOLOGIN
+    ends none, and code that ran as the loader could have set a password of its own and
+    kept a session); its grants stay for the next run."""
     role = name_of(mapping)
     _passwords.pop((settings.target.host, settings.target.port, role), None)
     if _role_exists(admin, role):
         admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(role)))
+        end_sessions(admin, role)
 
 
 def own_schemas(admin: psycopg.Connection, mapping: SourceMapping, schemas: list[str]) -> None:
@@ -165,54 +170,3 @@ def logins(admin: psycopg.Connection, settings: Settings, mappings: list[SourceM
                 retire(admin, settings, mapping)
             except psycopg.Error:
                 pass   # the server went away; the next run resets the password anyway
-
-
-# --- verify: read access to the tables it checks, for as long as it checks --------
-
-_READ_GRANTS = """
-SELECT c.oid::pg_catalog.regclass::pg_catalog.text
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-WHERE n.nspname OPERATOR(pg_catalog.=) ANY (%(schemas)s) AND c.relkind IN ('r', 'p', 'S')
-  AND c.relowner OPERATOR(pg_catalog.<>) %(role)s::pg_catalog.regrole
-  AND NOT pg_catalog.has_table_privilege(%(role)s, c.oid, 'SELECT')
-"""
-_GRANTED_READS = """
-SELECT c.oid::pg_catalog.regclass::pg_catalog.text
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace,
-     LATERAL pg_catalog.aclexplode(c.relacl) a
-WHERE n.nspname OPERATOR(pg_catalog.=) ANY (%(schemas)s)
-  AND c.relowner OPERATOR(pg_catalog.<>) %(role)s::pg_catalog.regrole
-  AND a.grantee OPERATOR(pg_catalog.=) %(role)s::pg_catalog.regrole
-GROUP BY c.oid
-"""
-
-
-def grant_reads(admin: psycopg.Connection, mapping: SourceMapping) -> None:
-    """SELECT on the tables and sequences of the source's target schemas that the loader
-    does not own (after the hand-over to the app role), USAGE on those schemas."""
-    role = name_of(mapping)
-    schemas = list(mapping.target_schemas)
-    with admin.transaction():
-        for schema in schemas:
-            if _schema_exists(admin, schema):
-                admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
-                    sql.Identifier(schema), sql.Identifier(role)))
-        for (relation,) in admin.execute(_READ_GRANTS, {"schemas": schemas, "role": role}).fetchall():
-            admin.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.SQL(relation), sql.Identifier(role)))
-
-
-def revoke_reads(admin: psycopg.Connection, mapping: SourceMapping) -> None:
-    """Take back every privilege the loader holds on objects it does not own in the source's
-    schemas (what grant_reads gave, also after a killed run), and USAGE on schemas it does not own."""
-    role = name_of(mapping)
-    schemas = list(mapping.target_schemas)
-    if not _role_exists(admin, role):
-        return
-    with admin.transaction():
-        for (relation,) in admin.execute(_GRANTED_READS, {"schemas": schemas, "role": role}).fetchall():
-            admin.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.SQL(relation), sql.Identifier(role)))
-        for (schema,) in admin.execute(
-                "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) ANY (%s)"
-                " AND nspowner OPERATOR(pg_catalog.<>) %s::pg_catalog.regrole", (schemas, role)).fetchall():
-            admin.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(
-                sql.Identifier(schema), sql.Identifier(role)))

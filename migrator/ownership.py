@@ -16,7 +16,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from migrator import queries
+from migrator import queries, toolschemas
 from migrator.errors import ConsolidationError
 
 # Every owned object of the schema not owned by the role yet (ownership.sql).
@@ -64,9 +64,15 @@ def hand_over_schema(conn: psycopg.Connection, schema: str, role: str) -> list[s
 
 
 def _apply_privileges(conn: psycopg.Connection, schema: str) -> None:
-    """Re-apply the schema's privilege policy (sql/60-privileges.sql) if the schema is registered."""
+    """Re-apply the schema's privilege policy (sql/60-privileges.sql) if the schema is registered.
+
+    The registry and the function are found by name, in whatever database ``conn`` is in
+    (a restore target, a scratch database): they are read and called only when
+    consolidation_admin is wholly a superuser's (toolschemas), else the hand-over stops."""
     installed = conn.execute("SELECT to_regclass('consolidation_admin.app_schema') IS NOT NULL AND"
                              " to_regprocedure('consolidation_admin.apply_privileges(name)') IS NOT NULL").fetchone()[0]
+    if conn.execute("SELECT to_regnamespace('consolidation_admin') IS NOT NULL").fetchone()[0]:
+        toolschemas.require_trusted(conn, "consolidation_admin")
     if installed and conn.execute("SELECT EXISTS (SELECT FROM consolidation_admin.app_schema"
                                   " WHERE schema_name = %s)", (schema,)).fetchone()[0]:
         conn.execute("SELECT consolidation_admin.apply_privileges(%s)", (schema,))

@@ -26,7 +26,7 @@ from psycopg import sql
 from migrator import appdump, console, loader, pgtools, services
 from migrator.apps import registry
 from migrator.cutover_state import load, state_path
-from migrator.db import connect
+from migrator.db import connect, create_private_database
 from migrator.errors import ConfigError, DatabaseError, VerificationError
 from migrator.mapping import load_mappings
 from migrator.settings import DatabaseSettings, Settings
@@ -121,8 +121,7 @@ def restore_test(settings: Settings, db: DatabaseSettings, mapping, dump: Path, 
     with connect(settings.target) as admin:
         hands = loader.ensure(admin, settings, mapping)
         role = sql.Identifier(loader.name_of(mapping))
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), role))
+        create_private_database(admin, name, owner=loader.name_of(mapping))
         try:
             toc = _prepare(settings, name, role, dump, db, extensions)
             listing = dump.with_suffix(".list")

@@ -55,17 +55,19 @@ def wait_archived(conn, walfile: str, timeout: float = 300) -> None:
 def mark_live_state(settings: Settings) -> tuple[pgbackrest.Target, dict, list[str], str]:
     """(restore point as a target, checksums at it, schemas, when): the module docstring's step 1."""
     name = "drill-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    with connect(settings.target, autocommit=False) as snap, connect(settings.target) as admin:
+    with connect(settings.target) as admin:
         require_superuser(admin, settings.target)
-        snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        snap.execute("SELECT pg_catalog.pg_current_snapshot()")          # the snapshot is taken here
-        admin.execute("SELECT pg_catalog.pg_create_restore_point(%s)", (name,))
-        walfile = admin.execute("SELECT pg_catalog.pg_walfile_name(pg_catalog.pg_switch_wal())").fetchone()[0]
-        when = admin.execute("SELECT pg_catalog.now()::pg_catalog.text").fetchone()[0]
-        timeline = pgbackrest.current_timeline(admin)
-        schemas = checksums.app_schemas(snap, settings)
-        sums = checksums.table_checksums(snap, schemas)
-        snap.rollback()
+        schemas = checksums.app_schemas(admin, settings)
+        # App rows are read by a throwaway reader, never on this superuser session.
+        with checksums.reading(admin, settings.target, schemas, autocommit=False) as snap:
+            snap.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snap.execute("SELECT pg_catalog.pg_current_snapshot()")          # the snapshot is taken here
+            admin.execute("SELECT pg_catalog.pg_create_restore_point(%s)", (name,))
+            walfile = admin.execute("SELECT pg_catalog.pg_walfile_name(pg_catalog.pg_switch_wal())").fetchone()[0]
+            when = admin.execute("SELECT pg_catalog.now()::pg_catalog.text").fetchone()[0]
+            timeline = pgbackrest.current_timeline(admin)
+            sums = checksums.table_checksums(snap, schemas)
+            snap.rollback()
         wait_archived(admin, walfile)
     return pgbackrest.Target("name", name, timeline), sums, schemas, when
 
@@ -86,7 +88,8 @@ def run(settings: Settings, reports_dir: Path | None, keep: bool = False) -> dic
     with pgbackrest.restored_copy(inst, point, settings.target, prefix="drill", publish=keep, keep=keep) \
             as (scratch, timings):
         console.step(3, "compare checksums, run pg_amcheck")
-        with connect(scratch.database()) as copy:
+        with connect(scratch.database()) as copy_admin, \
+                checksums.reading(copy_admin, scratch.database(), schemas) as copy:
             found = checksums.table_checksums(copy, schemas)
         diffs = checksums.differences(expected, found)
         amcheck_ok, amcheck_detail = amcheck(scratch, settings.target.user)

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from migrator import checksums, console, pgbackrest, services
-from migrator.db import connect
+from migrator.db import connect, require_superuser
 from migrator.errors import BackupError, ConfigError, ServiceError
 from migrator.settings import Settings
 
@@ -75,8 +75,11 @@ def scratch_restore(settings: Settings, target: pgbackrest.Target, reports_dir: 
     console.say(f"restoring to {target.describe()} into a scratch copy")
     with pgbackrest.restored_copy(inst, target, settings.target, prefix="pitr", publish=True, keep=keep) \
             as (scratch, timings):
-        with connect(scratch.database()) as copy:
-            sums = checksums.table_checksums(copy, checksums.app_schemas(copy, settings))
+        with connect(scratch.database()) as copy_admin:
+            require_superuser(copy_admin, scratch.database())     # and its tool schemas the tool's
+            schemas = checksums.app_schemas(copy_admin, settings)
+            with checksums.reading(copy_admin, scratch.database(), schemas) as copy:   # never a superuser's read
+                sums = checksums.table_checksums(copy, schemas)
         report = {"target": target.describe(), "newest_backup": newest["label"], "volume": scratch.volume,
                   "container": scratch.name if keep else None, "port": scratch.host_port() if keep else None,
                   **timings, "checksums": sums}

@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import access, argtypes, console
+from migrator import access, argtypes, console, toolschemas
 from migrator.db import connect
 from migrator.errors import ConfigError, DatabaseError
 from migrator.ownership import hand_over_schema
@@ -173,6 +173,9 @@ def apply(conn: psycopg.Connection, cfg: RolesConfig, passwords: dict[str, str],
         # Pinned whatever the caller's session had: names resolve in pg_catalog only, and the
         # snapshots before and after deparse types the same way (sql/ pins it too).
         conn.execute("SET LOCAL search_path = pg_catalog, pg_temp")
+        # sql/ creates the tool's schemas IF NOT EXISTS: one that someone else made first
+        # (with what a superuser would then call or write) is refused, never adopted.
+        toolschemas.require_trusted(conn)
         before = access.snapshot(conn)
         for path, script in scripts:
             _run_file(conn, path, script, target)

@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from migrator import catalog, console, journal, loader, pgtools
-from migrator.db import connect
+from migrator.db import connect, create_private_database
 from migrator.errors import ConsolidationError, DatabaseError
 from migrator.mapping import SourceMapping
 from migrator.settings import DatabaseSettings, Settings
@@ -161,9 +161,7 @@ def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg
                      hands: DatabaseSettings, source_dump: Path, out_dump: Path, exts,
                      routes: dict[str, str]) -> None:
     scratch = scratch_name(mapping)
-    target.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
-    target.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8'").format(
-        sql.Identifier(scratch), sql.Identifier(hands.user)))
+    create_private_database(target, scratch, owner=hands.user)
     try:
         with connect(settings.target, dbname=scratch) as conn:
             prepare_scratch(conn, mapping, exts, hands.user)

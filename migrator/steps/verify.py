@@ -1,12 +1,10 @@
 """verify: prove the target holds exactly what the sources hold.
 
 Data: per table, row count and two 64-bit content hashes summed over all rows,
-computed inside each server (no rows shipped to the migrator). Rows are hashed
-from their text form with both sessions pinned to the same output settings
-(DateStyle, IntervalStyle, TimeZone, extra_float_digits, bytea_output,
-lc_monetary), so the same value prints the same way on PostgreSQL 15 and 17;
-hashtextextended is the same function on every version since 11. The sum is
-order-independent, so the two servers need not agree on row order.
+computed inside each server (no rows shipped to the migrator), the one way the
+migrator reads app rows (migrator/checksums.py: each row's text from the type output
+functions, with both sessions pinned to the same output settings, so the same value
+prints the same way on PostgreSQL 15 and 17).
 
 Objects: columns (type, nullability, default, generated/identity), constraints,
 indexes (and validity), triggers (and enabled state), views, policies and RLS
@@ -14,9 +12,10 @@ flags, comments, and sequence positions. Both sessions keep the migrator's
 pinned search_path (pg_catalog only); the schema qualifiers that differ by
 design (`letta.vector` vs `extensions.vector`) are stripped before comparing.
 
-Trust: the target side reads as the source's loader role (migrator/loader.py),
-given SELECT on exactly that source's tables for the length of the run, never
-as the superuser. Only plain tables are read, on both sides: a relation that
+Trust: the target side reads as a throwaway reader (checksums.reader: no superuser,
+BYPASSRLS, SELECT on exactly that source's target tables, its own random password,
+dropped afterwards), never as the superuser; it is not the loader, so a verify
+never resets the credentials of a running migrate. Only plain tables are read, on both sides: a relation that
 is no longer a table (say, a view calling the app's own function) is refused
 and reported, not read. Every function and operator in the hashing queries is
 schema-qualified.
@@ -35,7 +34,7 @@ from psycopg import sql
 from rich.markup import escape
 from rich.table import Table
 
-from migrator import catalog, console, loader, queries
+from migrator import catalog, checksums, console, queries
 from migrator.db import connect, require_superuser
 from migrator.errors import VerificationError
 from migrator.mapping import SourceMapping, load_mappings
@@ -44,20 +43,8 @@ from migrator.settings import Settings
 COMMAND = "verify"
 HELP = "compare every table (count + checksum) and object between sources and target"
 
-PINNED = ("SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC';"
-          " SET extra_float_digits = 1; SET bytea_output = 'hex'; SET lc_monetary = 'C';")
-# Each row's text is built once and hashed twice: PostgreSQL does not share the two
-# `row::text` of a plain select list, and printing a row (a vector(4096), a jsonb) costs
-# far more than hashing it. A lateral unnest, unlike an OFFSET 0 subquery, keeps the
-# scan parallel. sum(bigint) is exact (numeric result), as the ::numeric sum was.
-# Aliases are qualified (`_row.*`, `_text.txt`): a table may have columns named t or r.
-CHECKSUM_SQL = ("SELECT pg_catalog.count(*),"
-                " coalesce(pg_catalog.sum(pg_catalog.hashtextextended(_text.txt, 0::pg_catalog.int8)), 0)"
-                "::pg_catalog.text,"
-                " coalesce(pg_catalog.sum(pg_catalog.hashtextextended(_text.txt, 1::pg_catalog.int8)), 0)"
-                "::pg_catalog.text"
-                " FROM ONLY {} AS _row"
-                " CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[(_row.*)::pg_catalog.text]) AS _text(txt)")
+# The hashing itself is the one way the migrator reads app rows (migrator/checksums.py).
+PINNED, CHECKSUM_SQL, RANGE_SQL = checksums.PINNED, checksums.CHECKSUM_SQL, checksums.RANGE_SQL
 RELKIND_SQL = ("SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
                " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
                " WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relname OPERATOR(pg_catalog.=) %s")
@@ -115,8 +102,7 @@ def _session(conn: psycopg.Connection) -> None:
 
 
 def _checksum(conn: psycopg.Connection, schema: str, table: str) -> tuple[int, str]:
-    count, h0, h1 = conn.execute(sql.SQL(CHECKSUM_SQL).format(sql.Identifier(schema, table))).fetchone()
-    return int(count), f"{h0}/{h1}"
+    return checksums.table_hash(conn, schema, table)
 
 
 def _strip_schemas(text: str, schemas: list[str]) -> str:
@@ -128,10 +114,6 @@ def _strip_schemas(text: str, schemas: list[str]) -> str:
 
 BUCKETS = 64
 INT_PK_SQL = queries.sections(__file__)["int_primary_key"]
-RANGE_SQL = ("SELECT ({col} OPERATOR(pg_catalog.-) {lo}) OPERATOR(pg_catalog./) {width} AS bucket,"
-             " pg_catalog.count(*), pg_catalog.sum(pg_catalog.hashtextextended((_row.*)::pg_catalog.text,"
-             " 0::pg_catalog.int8)::pg_catalog.numeric)::pg_catalog.text FROM ONLY {tbl} AS _row GROUP BY 1")
-
 
 def locate_ranges(source: psycopg.Connection, target: psycopg.Connection, src_table: str, tgt_table: str,
                   schema: str, tgt_schema: str) -> list[str]:
@@ -247,21 +229,16 @@ def compare_sequences(source: psycopg.Connection, target: psycopg.Connection, ma
 
 
 def verify_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection) -> SourceResult:
-    """One source against its target schemas; the target is read as the source's loader,
-    with SELECT on that source's tables granted for this call only."""
-    hands = loader.ensure(admin, settings, mapping)
-    loader.revoke_reads(admin, mapping)        # what a killed earlier verify left
-    loader.grant_reads(admin, mapping)
-    try:
+    """One source against its target schemas; the target is read by a reader that can
+    read that source's target tables only, for this call only."""
+    with checksums.reader(admin, settings.target, list(mapping.target_schemas)) as hands:
         return _compare(settings, mapping, hands)
-    finally:
-        loader.revoke_reads(admin, mapping)
 
 
 def _compare(settings: Settings, mapping: SourceMapping, hands) -> SourceResult:
     result = SourceResult(mapping.name)
     with connect(mapping.db, autocommit=False) as source, \
-            connect(hands, application_name="consolidation-verify") as target:
+            connect(hands, read_only=True, application_name="consolidation-verify") as target:
         source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         _session(source)
         _session(target)
@@ -312,7 +289,7 @@ def markdown(results: list[SourceResult]) -> str:
 def run(settings: Settings, reports_dir: Path | None) -> list[SourceResult]:
     console.step("V", "verify: row counts, checksums and objects, source vs target")
     mappings = load_mappings(settings)
-    with connect(settings.target) as admin, loader.logins(admin, settings, mappings):
+    with connect(settings.target) as admin:
         require_superuser(admin, settings.target)
         results = [verify_source(settings, m, admin) for m in mappings]
     console.print_table(render(results))
