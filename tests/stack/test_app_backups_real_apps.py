@@ -19,7 +19,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from migrator import appdump, services
 from migrator.apps import n8n as n8n_app
-from tests.stack.test_cutover import CutoverStack
+from tests.stack.test_cutover import CutoverStack, plant_attackers, unified_evidence
 from tests.support import APP_SERVICES, ROOT, env_values, project_images, remove_compose_project
 
 pytestmark = pytest.mark.integration
@@ -156,7 +156,9 @@ def test_decommission_archives_checks_and_removes_the_legacy_databases(stack):
         refused = stack.migrator("decommission")
     assert refused.returncode == 3 and "still connected" in refused.stderr, refused.stderr
     assert len(legacy_running(stack)) == 2
+    plant_attackers(stack)        # the superuser matrix: the restore test runs legacy code (as the loader)
     out = ok(stack.migrator("decommission"))
+    assert unified_evidence(stack) == []
     assert "n8n: " in out and "letta: " in out and "restore-tested" in out
     assert legacy_running(stack) == []
     volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={stack.name}"],

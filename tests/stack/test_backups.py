@@ -15,6 +15,7 @@ import docker
 import pytest
 
 from migrator import checksums
+from tests.support import attacker
 from tests.support.composeproject import ComposeProject
 
 pytestmark = pytest.mark.integration
@@ -235,6 +236,43 @@ def test_one_app_as_of_a_time_leaves_the_other_apps_untouched(stack):
         assert conn.execute("SELECT count(*) FROM n8n.workflow WHERE id <= 500").fetchone()[0] == 500
     assert not [c for c in docker.from_env().containers.list(all=True, filters={"label": "consolidation.scratch"})
                 if c.name.startswith(stack.name)]
+
+
+def test_drill_and_pitr_copy_run_no_planted_code_as_superuser(stack):
+    """The superuser matrix's day-two cases (tests/support/attacker.py): n8n plants every
+    vector, a cast from its own table's row type to text among them (issue 22, finding 1:
+    the drill's checksum called it as the superuser, an OS shell in the live container).
+    The drill and a PITR scratch copy read every app table; nothing planted runs as a
+    superuser in the live instance or in the restored copies."""
+    with stack.db() as conn:
+        conn.execute("SET ROLE n8n")
+        conn.execute(attacker.app_vectors("n8n", "n8n", tag="n8n_"))
+        conn.execute(attacker.APP_TABLE_CAST.format(schema="n8n", table="workflow", tag="n8n_"))
+        conn.execute("RESET ROLE")
+    live = docker.from_env().containers.list(filters={"label": [f"com.docker.compose.project={stack.name}",
+                                                               "com.docker.compose.service=unified"]})[0]
+    switch_and_archive(stack)
+    try:
+        drill = stack.migrator("restore-drill", "--keep")
+        assert drill.returncode == 0, drill.stdout[-3000:] + drill.stderr[-3000:]
+        copy = newest_report(stack, "restore-drill")["kept"]
+        with stack.db(port=copy["port"]) as conn:
+            assert attacker.evidence(conn, docker.from_env().containers.get(copy["container"]),
+                                     attacker.UNIFIED_SUPERUSERS) == []
+        remove_scratch(stack)
+        pitr = stack.migrator("restore-instance", "--to", "latest", "--scratch", "--keep")
+        assert pitr.returncode == 0, pitr.stdout[-3000:] + pitr.stderr[-3000:]
+        report = newest_report(stack, "restore-scratch")
+        assert report["checksums"]["n8n.attack_rows"][0] == 20
+        with stack.db(port=report["port"]) as conn:
+            assert attacker.evidence(conn, docker.from_env().containers.get(report["container"]),
+                                     attacker.UNIFIED_SUPERUSERS) == []
+        with stack.db() as conn:
+            assert attacker.evidence(conn, live, attacker.UNIFIED_SUPERUSERS) == []
+            assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'consolidation_reader_%'"
+                                ).fetchone()[0] == 0
+    finally:
+        remove_scratch(stack)
 
 
 def test_no_secret_in_any_output(stack):

@@ -17,13 +17,14 @@ import time
 from urllib.parse import urlsplit
 from pathlib import Path
 
+import docker
 import psycopg
 import pytest
 import requests
 
 from migrator import services
 from tests.support import ROOT, fresh_env_dir
-from tests.support import APP_SERVICES, env_values, free_port
+from tests.support import APP_SERVICES, attacker, env_values, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -180,8 +181,33 @@ def test_killed_at_each_phase_then_rollback(stack, phase):
     assert again.returncode == 0 and "already rolled back" in again.stdout
 
 
+def plant_attackers(stack: CutoverStack) -> None:
+    """The superuser matrix's cutover case (tests/support/attacker.py): both legacy databases
+    carry tests/data/attacker.sql, Supabase's `postgres` plants shadows in `public`."""
+    for service, schema, role, victim in (("n8n-db", "public", "n8n", "letta_agents.secrets"),
+                                          ("letta-db", "letta", "letta", "n8n.secrets")):
+        text = (ROOT / "tests/data/attacker.sql").read_text()
+        with stack.db(service) as conn:
+            for key, value in (("__SCHEMA__", schema), ("__SOURCE_DB__", conn.info.dbname),
+                               ("__APP_ROLE__", role), ("__VICTIM__", victim)):
+                text = text.replace(key, value)
+            conn.execute(text)
+    with stack.db("unified") as conn:
+        conn.execute("SET ROLE postgres")
+        conn.execute(attacker.POSTGRES_VECTORS.format(schema="public", role="postgres"))
+
+
+def unified_evidence(stack: CutoverStack) -> list[str]:
+    live = docker.from_env().containers.list(filters={"label": [f"com.docker.compose.project={stack.name}",
+                                                               "com.docker.compose.service=unified"]})[0]
+    with stack.db("unified") as conn:
+        return attacker.evidence(conn, live, attacker.UNIFIED_SUPERUSERS)
+
+
 def test_cutover_then_rollback(stack):
+    plant_attackers(stack)
     result = stack.migrator("cutover")
+    assert unified_evidence(stack) == []
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     out = " ".join(result.stdout.split())
     assert "fingerprint equal to 'before-cutover'" in out and "application downtime" in out
@@ -234,6 +260,7 @@ def test_cutover_then_rollback(stack):
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
     assert "fingerprint equal to 'before-cutover'" in " ".join(back.stdout.split())
     assert_on_old_databases(stack)
+    assert unified_evidence(stack) == []
     studio_after_rollback(stack)
 
 

@@ -1,0 +1,157 @@
+"""The attacker of the superuser matrix (docs/threat-model.md, tests/engine/test_attacker_matrix.py).
+
+Every app role, Supabase's `postgres` and whoever controls a legacy database plant code
+that tries superuser-only actions, each failure swallowed as an attacker would:
+``COPY ... TO PROGRAM`` (allowed even in a read-only transaction: an OS shell as the
+server's user), ``CREATE ROLE pwned_<tag> SUPERUSER`` and ``ALTER ROLE <app> SUPERUSER``.
+None of these can succeed unless the code runs as a superuser, so their absence
+afterwards (``evidence``) proves that no planted code ran with superuser rights, whichever
+command ran it. The tag says which vector fired.
+
+MATRIX says, for every command of the CLI's own registry (migrator.cli.STEP_MODULES),
+where it runs under this attack; tests/unit/test_attacker_matrix.py fails when a
+command has no entry, so a command added later cannot escape the matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+# The superuser-only actions. {schema}: where the function lives; {role}: the role that
+# would gain SUPERUSER. tag becomes part of a file and role name: letters, digits, _.
+HOOK = """
+CREATE FUNCTION {schema}.hook(tag text) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $f$
+BEGIN
+  BEGIN EXECUTE pg_catalog.format('COPY (SELECT 1) TO PROGRAM %L', 'touch /tmp/pwned_' || tag);
+  EXCEPTION WHEN OTHERS THEN NULL; END;
+  BEGIN EXECUTE pg_catalog.format('CREATE ROLE %I SUPERUSER', 'pwned_' || tag);
+  EXCEPTION WHEN OTHERS THEN NULL; END;
+  BEGIN EXECUTE pg_catalog.format('ALTER ROLE %I SUPERUSER', '{role}');
+  EXCEPTION WHEN OTHERS THEN NULL; END;
+  RETURN true;
+END $f$;
+CREATE FUNCTION {schema}.hook_i(tag text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $f$
+BEGIN RETURN {schema}.hook(tag); END $f$;
+GRANT EXECUTE ON FUNCTION {schema}.hook(text), {schema}.hook_i(text) TO PUBLIC;
+"""
+
+# What an app role plants in its own schema on the unified instance: every kind of code a
+# reader, a dump, a restore, a hand-over or ANALYZE could evaluate.
+APP_VECTORS = HOOK + """
+CREATE TABLE {schema}.attack_rows (
+  id integer PRIMARY KEY,
+  body text DEFAULT ({schema}.hook('{tag}default')::text),
+  CONSTRAINT attack_check CHECK ({schema}.hook('{tag}check')));
+INSERT INTO {schema}.attack_rows (id) SELECT g FROM pg_catalog.generate_series(1, 20) g;
+CREATE INDEX attack_index ON {schema}.attack_rows (({schema}.hook_i('{tag}index' || id)));
+CREATE STATISTICS {schema}.attack_stats ON ({schema}.hook_i('{tag}stats' || id)), id FROM {schema}.attack_rows;
+CREATE FUNCTION {schema}.attack_trg() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN PERFORM {schema}.hook('{tag}trigger'); RETURN NEW; END $f$;
+CREATE TRIGGER attack_trigger BEFORE INSERT OR UPDATE ON {schema}.attack_rows
+  FOR EACH ROW EXECUTE FUNCTION {schema}.attack_trg();
+CREATE RULE attack_rule AS ON UPDATE TO {schema}.attack_rows DO ALSO SELECT {schema}.hook('{tag}rule');
+ALTER TABLE {schema}.attack_rows ENABLE ROW LEVEL SECURITY;
+ALTER TABLE {schema}.attack_rows FORCE ROW LEVEL SECURITY;
+CREATE POLICY attack_policy ON {schema}.attack_rows USING ({schema}.hook('{tag}policy'));
+CREATE VIEW {schema}.attack_view AS SELECT r.id, {schema}.hook('{tag}view') AS x FROM {schema}.attack_rows r;
+CREATE MATERIALIZED VIEW {schema}.attack_mv AS SELECT 1 AS id, {schema}.hook('{tag}matview') AS x;
+-- A cast from the table's row type to text: `row::text` (casts are not found through
+-- search_path) would call it on every row (issue 22, finding 1).
+CREATE FUNCTION {schema}.attack_cast(r {schema}.attack_rows) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN PERFORM {schema}.hook('{tag}cast'); RETURN 'x'; END $f$;
+CREATE CAST ({schema}.attack_rows AS text) WITH FUNCTION {schema}.attack_cast({schema}.attack_rows);
+-- Shadows of pg_catalog's functions and operators by argument type: an unqualified call
+-- from a session whose search_path reaches this schema would pick them.
+CREATE FUNCTION {schema}.hashtextextended(text, integer) RETURNS bigint LANGUAGE plpgsql AS $f$
+BEGIN PERFORM {schema}.hook('{tag}shadow'); RETURN 0; END $f$;
+CREATE FUNCTION {schema}.count() RETURNS bigint LANGUAGE plpgsql AS $f$
+BEGIN PERFORM {schema}.hook('{tag}shadow_count'); RETURN 0; END $f$;
+CREATE FUNCTION {schema}.attack_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN PERFORM {schema}.hook('{tag}operator'); RETURN $1 OPERATOR(pg_catalog.=) $2; END $f$;
+CREATE OPERATOR {schema}.= (LEFTARG = text, RIGHTARG = text, FUNCTION = {schema}.attack_eq);
+"""
+
+# The same cast on a table the app really has (its rows are what checksums read).
+APP_TABLE_CAST = """
+CREATE FUNCTION {schema}.attack_cast_{table}(r {schema}.{table}) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN PERFORM {schema}.hook('{tag}cast_{table}'); RETURN 'x'; END $f$;
+CREATE CAST ({schema}.{table} AS text) WITH FUNCTION {schema}.attack_cast_{table}({schema}.{table});
+"""
+
+# Supabase's `postgres` may create in `public`: shadows there, reachable through any
+# session whose search_path has public.
+POSTGRES_VECTORS = HOOK + """
+CREATE FUNCTION public.format(text, name, name) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN PERFORM public.hook('postgres_format'); RETURN pg_catalog.format($1, $2, $3); END $f$;
+CREATE FUNCTION public.hashtextextended(text, integer) RETURNS bigint LANGUAGE plpgsql AS $f$
+BEGIN PERFORM public.hook('postgres_hash'); RETURN 0; END $f$;
+CREATE FUNCTION public.quote_ident(name) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN PERFORM public.hook('postgres_quote'); RETURN pg_catalog.quote_ident($1::text); END $f$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO PUBLIC;
+"""
+
+# The tool's own schemas, as a non-superuser would create them before the tool does
+# (issue 22, finding 4): with a function the tool would call and a table it would trust.
+PRECREATED_TOOL_SCHEMA = """
+CREATE SCHEMA {schema};
+CREATE TABLE {schema}.app_schema (schema_name name, app text, search_order int, api_access boolean);
+"""
+
+# Who is a superuser on the Supabase stand-in: its bootstrap superuser, nobody else.
+UNIFIED_SUPERUSERS = frozenset({"supabase_admin"})
+
+
+def app_vectors(schema: str, role: str, tag: str) -> str:
+    return APP_VECTORS.format(schema=schema, role=role, tag=tag)
+
+
+def evidence(conn: psycopg.Connection, container=None, allowed_superusers: set[str] = frozenset()) -> list[str]:
+    """Every sign that planted code ran as a superuser: roles it created, roles it made
+    superusers, files its COPY ... TO PROGRAM wrote in ``container`` (testcontainers'
+    or the docker SDK's). Empty: nothing ran as a superuser."""
+    found = [f"role {name} exists" for (name,) in conn.execute(
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE 'pwned%' ORDER BY 1").fetchall()]
+    found += [f"role {name} is a superuser" for (name,) in conn.execute(
+        "SELECT rolname FROM pg_roles WHERE rolsuper ORDER BY 1").fetchall() if name not in allowed_superusers]
+    if container is not None:
+        wrapped = getattr(container, "get_wrapped_container", lambda: container)()
+        code, out = wrapped.exec_run(["sh", "-c", "ls /tmp | grep '^pwned' || true"])
+        found += [f"file /tmp/{line} (COPY TO PROGRAM ran)" for line in out.decode().split() if line]
+    return found
+
+
+@dataclass(frozen=True)
+class Case:
+    """Where a command runs under attack: ``test`` is a pytest node (file::function) that runs
+    it as an operator would and asserts ``evidence`` is empty afterwards; or ``no_database``
+    says why the command opens no database session at all (checked from its imports)."""
+    test: str | None = None
+    no_database: str | None = None
+
+
+ENGINE = "tests/engine/test_attacker_matrix.py::test_every_command_under_attack"
+MATRIX: dict[str, Case] = {
+    "preflight": Case(ENGINE),
+    "assess": Case(ENGINE),
+    "backup-sources": Case(ENGINE),
+    "schema": Case(ENGINE),
+    "copy": Case(ENGINE),
+    "post-data": Case(ENGINE),
+    "migrate": Case(ENGINE),
+    "verify": Case(ENGINE),
+    "roles": Case(ENGINE),
+    "app-backup": Case(ENGINE),
+    "app-restore": Case(ENGINE),
+    "status": Case(ENGINE),
+    "restore-drill": Case("tests/stack/test_backups.py::test_drill_and_pitr_copy_run_no_planted_code_as_superuser"),
+    "restore-instance": Case("tests/stack/test_backups.py::test_drill_and_pitr_copy_run_no_planted_code_as_superuser"),
+    "cutover": Case("tests/stack/test_cutover.py::test_cutover_then_rollback"),
+    "rollback": Case("tests/stack/test_cutover.py::test_cutover_then_rollback"),
+    "decommission": Case("tests/stack/test_app_backups_real_apps.py::"
+                         "test_decommission_archives_checks_and_removes_the_legacy_databases"),
+    "seed": Case(no_database="talks to the apps' HTTP APIs only"),
+    "fingerprint": Case(no_database="reads the apps' HTTP APIs only"),
+    "pooler": Case(no_database="renders pgbouncer.ini from consolidation.toml"),
+}
