@@ -21,8 +21,6 @@ verify and app-backup with exit 1, pre-created tool schemas, a retired loader's 
 
 from __future__ import annotations
 
-import secrets
-import subprocess
 import threading
 import time
 
@@ -32,52 +30,18 @@ import pytest
 from migrator import loader
 from migrator.mapping import load_mappings
 from migrator.settings import load_settings
-from tests.support import ROOT, run_cli, run_migrator, start_postgres, write_stack_config
+from tests.support import ROOT, run_cli, run_migrator, start_postgres
 from tests.support import attacker
 
 pytestmark = pytest.mark.integration
 
-MAPPING = """
-[sources.n8n]
-schema = "public"
-target_schema = "n8n"
-owner = "n8n"
-
-[sources.letta]
-schema = "letta"
-target_schema = "letta_agents"
-owner = "letta"
-rules = [{ when = "has_vector_column", target_schema = "letta_embeddings" }]
-"""
-
-
-def plant_source(server, schema: str, app_role: str, victim: str) -> None:
-    text = (ROOT / "tests/data/attacker.sql").read_text()
-    for key, value in (("__SCHEMA__", schema), ("__SOURCE_DB__", server.dbname), ("__APP_ROLE__", app_role),
-                       ("__VICTIM__", victim)):
-        text = text.replace(key, value)
-    with server.connect() as conn:
-        conn.execute(text)
-
-
 @pytest.fixture(scope="module")
 def world(images, tmp_path_factory):
-    n8n = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
-    letta = start_postgres(images["LETTA_DB_IMAGE"], user="letta", dbname="letta",
-                           volumes=[(str(ROOT / "compose/letta-db/init.sql"), "/docker-entrypoint-initdb.d/init.sql")])
-    target = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
-    plant_source(n8n, "public", "n8n", "letta_agents.secrets")
-    plant_source(letta, "letta", "letta", "n8n.secrets")
-    config = write_stack_config(tmp_path_factory.mktemp("matrix"), target, {"n8n": n8n, "letta": letta}, MAPPING)
-    passwords = {app: f"pw-{app}-{secrets.token_hex(8)}" for app in ("n8n", "letta", "rag", "readonly")}
-    (config / "env/app-roles.env").write_text("".join(f"{a.upper()}_ROLE_PASSWORD={p}\n" for a, p in passwords.items()))
-    with (config / "consolidation.toml").open("a") as toml:
-        toml.write(f'\n[roles]\nsql_dir = "{ROOT / "sql"}"\nenv_file = "env/app-roles.env"\n')
-    with target.connect() as conn:   # as on a real Supabase instance: postgres may create schemas
+    world = attacker.hostile_world(images, tmp_path_factory.mktemp("matrix"))
+    with world["target"].connect() as conn:   # as on a real Supabase instance: postgres may create schemas
         conn.execute("GRANT CREATE ON DATABASE postgres TO postgres")
-    yield {"config": config, "target": target, "passwords": passwords, "images": images}
-    for server in (n8n, letta, target):
-        server.container.stop()
+    yield world
+    attacker.stop_world(world)
 
 
 def evidence(world) -> list[str]:

@@ -14,28 +14,14 @@ and verify still tells a real difference from the plants.
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 
 import psycopg
 import pytest
 
-from tests.support import ROOT, run_cli, run_migrator, start_postgres, write_stack_config
+from tests.support import attacker, run_cli, run_migrator
 
 pytestmark = pytest.mark.integration
-
-MAPPING = """
-[sources.n8n]
-schema = "public"
-target_schema = "n8n"
-owner = "n8n"
-
-[sources.letta]
-schema = "letta"
-target_schema = "letta_agents"
-owner = "letta"
-rules = [{ when = "has_vector_column", target_schema = "letta_embeddings" }]
-"""
 
 # Who may hold which attributes and memberships, as the role catalog says.
 ROLES_SQL = """
@@ -85,31 +71,11 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO PUBLIC;
 """
 
 
-def plant_source(server, schema: str, app_role: str, victim: str) -> None:
-    text = (ROOT / "tests/data/attacker.sql").read_text()
-    for key, value in (("__SCHEMA__", schema), ("__SOURCE_DB__", server.dbname), ("__APP_ROLE__", app_role),
-                       ("__VICTIM__", victim)):
-        text = text.replace(key, value)
-    with server.connect() as conn:
-        conn.execute(text)
-
-
 @pytest.fixture(scope="module")
 def stack(images, tmp_path_factory):
-    n8n = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
-    letta = start_postgres(images["LETTA_DB_IMAGE"], user="letta", dbname="letta",
-                           volumes=[(str(ROOT / "compose/letta-db/init.sql"), "/docker-entrypoint-initdb.d/init.sql")])
-    target = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
-    plant_source(n8n, "public", "n8n", "letta_agents.secrets")
-    plant_source(letta, "letta", "letta", "n8n.secrets")
-    config = write_stack_config(tmp_path_factory.mktemp("attack"), target, {"n8n": n8n, "letta": letta}, MAPPING)
-    passwords = {app: f"pw-{app}-{secrets.token_hex(8)}" for app in ("n8n", "letta", "rag", "readonly")}
-    (config / "env/app-roles.env").write_text("".join(f"{a.upper()}_ROLE_PASSWORD={p}\n" for a, p in passwords.items()))
-    with (config / "consolidation.toml").open("a") as toml:
-        toml.write(f'\n[roles]\nsql_dir = "{ROOT / "sql"}"\n')
-    yield {"config": config, "target": target, "passwords": passwords}
-    for server in (n8n, letta, target):
-        server.container.stop()
+    world = attacker.hostile_world(images, tmp_path_factory.mktemp("attack"))
+    yield world
+    attacker.stop_world(world)
 
 
 def login(stack, user: str, password: str) -> psycopg.Connection:

@@ -186,12 +186,8 @@ def plant_attackers(stack: CutoverStack) -> None:
     carry tests/data/attacker.sql, Supabase's `postgres` plants shadows in `public`."""
     for service, schema, role, victim in (("n8n-db", "public", "n8n", "letta_agents.secrets"),
                                           ("letta-db", "letta", "letta", "n8n.secrets")):
-        text = (ROOT / "tests/data/attacker.sql").read_text()
         with stack.db(service) as conn:
-            for key, value in (("__SCHEMA__", schema), ("__SOURCE_DB__", conn.info.dbname),
-                               ("__APP_ROLE__", role), ("__VICTIM__", victim)):
-                text = text.replace(key, value)
-            conn.execute(text)
+            conn.execute(attacker.legacy_plants(schema, conn.info.dbname, role, victim))
     with stack.db("unified") as conn:
         conn.execute("SET ROLE postgres")
         conn.execute(attacker.POSTGRES_VECTORS.format(schema="public", role="postgres"))

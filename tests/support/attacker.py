@@ -15,9 +15,26 @@ command has no entry, so a command added later cannot escape the matrix.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import psycopg
+
+from tests.support import ROOT, start_postgres, write_stack_config
+
+# Both legacy sources into the unified instance, as the stack maps them.
+MAPPING = """
+[sources.n8n]
+schema = "public"
+target_schema = "n8n"
+owner = "n8n"
+
+[sources.letta]
+schema = "letta"
+target_schema = "letta_agents"
+owner = "letta"
+rules = [{ when = "has_vector_column", target_schema = "letta_embeddings" }]
+"""
 
 # The superuser-only actions. {schema}: where the function lives; {role}: the role that
 # would gain SUPERUSER. tag becomes part of a file and role name: letters, digits, _.
@@ -101,6 +118,39 @@ CREATE TABLE {schema}.app_schema (schema_name name, app text, search_order int, 
 
 # Who is a superuser on the Supabase stand-in: its bootstrap superuser, nobody else.
 UNIFIED_SUPERUSERS = frozenset({"supabase_admin"})
+
+
+def legacy_plants(schema: str, dbname: str, app_role: str, victim: str) -> str:
+    """tests/data/attacker.sql for one legacy database (its placeholders filled in)."""
+    text = (ROOT / "tests/data/attacker.sql").read_text()
+    for key, value in (("__SCHEMA__", schema), ("__SOURCE_DB__", dbname), ("__APP_ROLE__", app_role),
+                       ("__VICTIM__", victim)):
+        text = text.replace(key, value)
+    return text
+
+
+def hostile_world(images: dict[str, str], config_dir) -> dict:
+    """Both legacy databases (planted), a unified instance, and a config dir of the test's
+    own pointing at them (with [roles] and app role passwords). Stop with ``stop_world``."""
+    n8n = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
+    letta = start_postgres(images["LETTA_DB_IMAGE"], user="letta", dbname="letta",
+                           volumes=[(str(ROOT / "compose/letta-db/init.sql"), "/docker-entrypoint-initdb.d/init.sql")])
+    target = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
+    for server, schema, role, victim in ((n8n, "public", "n8n", "letta_agents.secrets"),
+                                         (letta, "letta", "letta", "n8n.secrets")):
+        with server.connect() as conn:
+            conn.execute(legacy_plants(schema, server.dbname, role, victim))
+    config = write_stack_config(config_dir, target, {"n8n": n8n, "letta": letta}, MAPPING)
+    passwords = {app: f"pw-{app}-{secrets.token_hex(8)}" for app in ("n8n", "letta", "rag", "readonly")}
+    (config / "env/app-roles.env").write_text("".join(f"{a.upper()}_ROLE_PASSWORD={p}\n" for a, p in passwords.items()))
+    with (config / "consolidation.toml").open("a") as toml:
+        toml.write(f'\n[roles]\nsql_dir = "{ROOT / "sql"}"\nenv_file = "env/app-roles.env"\n')
+    return {"config": config, "target": target, "passwords": passwords, "images": images, "servers": [n8n, letta, target]}
+
+
+def stop_world(world: dict) -> None:
+    for server in world["servers"]:
+        server.container.stop()
 
 
 def app_vectors(schema: str, role: str, tag: str) -> str:
