@@ -126,7 +126,7 @@ def test_every_command_under_attack(world):
     assert attempts["connected"] == 0, attempts
     run(world, "app-restore", "letta", "--force")
     with login(world, "n8n", passwords["n8n"]) as conn:    # the restored plants still work for n8n
-        assert conn.execute("SELECT count(*) FROM n8n.attack_rows").fetchone()[0] == 20
+        assert conn.execute("SELECT count(*) FROM n8n.hooked_rows").fetchone()[0] == 20
 
     empty = start_postgres(world["images"]["LETTA_DB_IMAGE"], user="postgres", dbname="postgres")
     try:

@@ -263,7 +263,7 @@ def test_drill_and_pitr_copy_run_no_planted_code_as_superuser(stack):
         pitr = stack.migrator("restore-instance", "--to", "latest", "--scratch", "--keep")
         assert pitr.returncode == 0, pitr.stdout[-3000:] + pitr.stderr[-3000:]
         report = newest_report(stack, "restore-scratch")
-        assert report["checksums"]["n8n.attack_rows"][0] == 20
+        assert report["checksums"]["n8n.hooked_rows"][0] == 20
         with stack.db(port=report["port"]) as conn:
             assert attacker.evidence(conn, docker.from_env().containers.get(report["container"]),
                                      attacker.UNIFIED_SUPERUSERS) == []

@@ -57,44 +57,44 @@ GRANT EXECUTE ON FUNCTION {schema}.hook(text), {schema}.hook_i(text) TO PUBLIC;
 # What an app role plants in its own schema on the unified instance: every kind of code a
 # reader, a dump, a restore, a hand-over or ANALYZE could evaluate.
 APP_VECTORS = HOOK + """
-CREATE TABLE {schema}.attack_rows (
+CREATE TABLE {schema}.hooked_rows (
   id integer PRIMARY KEY,
   body text DEFAULT ({schema}.hook('{tag}default')::text),
-  CONSTRAINT attack_check CHECK ({schema}.hook('{tag}check')));
-INSERT INTO {schema}.attack_rows (id) SELECT g FROM pg_catalog.generate_series(1, 20) g;
-CREATE INDEX attack_index ON {schema}.attack_rows (({schema}.hook_i('{tag}index' || id)));
-CREATE STATISTICS {schema}.attack_stats ON ({schema}.hook_i('{tag}stats' || id)), id FROM {schema}.attack_rows;
-CREATE FUNCTION {schema}.attack_trg() RETURNS trigger LANGUAGE plpgsql AS $f$
+  CONSTRAINT hooked_check CHECK ({schema}.hook('{tag}check')));
+INSERT INTO {schema}.hooked_rows (id) SELECT g FROM pg_catalog.generate_series(1, 20) g;
+CREATE INDEX hooked_index ON {schema}.hooked_rows (({schema}.hook_i('{tag}index' || id)));
+CREATE STATISTICS {schema}.hooked_stats ON ({schema}.hook_i('{tag}stats' || id)), id FROM {schema}.hooked_rows;
+CREATE FUNCTION {schema}.hooked_trg() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN PERFORM {schema}.hook('{tag}trigger'); RETURN NEW; END $f$;
-CREATE TRIGGER attack_trigger BEFORE INSERT OR UPDATE ON {schema}.attack_rows
-  FOR EACH ROW EXECUTE FUNCTION {schema}.attack_trg();
-CREATE RULE attack_rule AS ON UPDATE TO {schema}.attack_rows DO ALSO SELECT {schema}.hook('{tag}rule');
-ALTER TABLE {schema}.attack_rows ENABLE ROW LEVEL SECURITY;
-ALTER TABLE {schema}.attack_rows FORCE ROW LEVEL SECURITY;
-CREATE POLICY attack_policy ON {schema}.attack_rows USING ({schema}.hook('{tag}policy'));
-CREATE VIEW {schema}.attack_view AS SELECT r.id, {schema}.hook('{tag}view') AS x FROM {schema}.attack_rows r;
-CREATE MATERIALIZED VIEW {schema}.attack_mv AS SELECT 1 AS id, {schema}.hook('{tag}matview') AS x;
+CREATE TRIGGER hooked_trigger BEFORE INSERT OR UPDATE ON {schema}.hooked_rows
+  FOR EACH ROW EXECUTE FUNCTION {schema}.hooked_trg();
+CREATE RULE hooked_rule AS ON UPDATE TO {schema}.hooked_rows DO ALSO SELECT {schema}.hook('{tag}rule');
+ALTER TABLE {schema}.hooked_rows ENABLE ROW LEVEL SECURITY;
+ALTER TABLE {schema}.hooked_rows FORCE ROW LEVEL SECURITY;
+CREATE POLICY hooked_policy ON {schema}.hooked_rows USING ({schema}.hook('{tag}policy'));
+CREATE VIEW {schema}.hooked_view AS SELECT r.id, {schema}.hook('{tag}view') AS x FROM {schema}.hooked_rows r;
+CREATE MATERIALIZED VIEW {schema}.hooked_mv AS SELECT 1 AS id, {schema}.hook('{tag}matview') AS x;
 -- A cast from the table's row type to text: `row::text` (casts are not found through
 -- search_path) would call it on every row (issue 22, finding 1).
-CREATE FUNCTION {schema}.attack_cast(r {schema}.attack_rows) RETURNS text LANGUAGE plpgsql AS $f$
+CREATE FUNCTION {schema}.hooked_cast(r {schema}.hooked_rows) RETURNS text LANGUAGE plpgsql AS $f$
 BEGIN PERFORM {schema}.hook('{tag}cast'); RETURN 'x'; END $f$;
-CREATE CAST ({schema}.attack_rows AS text) WITH FUNCTION {schema}.attack_cast({schema}.attack_rows);
+CREATE CAST ({schema}.hooked_rows AS text) WITH FUNCTION {schema}.hooked_cast({schema}.hooked_rows);
 -- Shadows of pg_catalog's functions and operators by argument type: an unqualified call
 -- from a session whose search_path reaches this schema would pick them.
 CREATE FUNCTION {schema}.hashtextextended(text, integer) RETURNS bigint LANGUAGE plpgsql AS $f$
 BEGIN PERFORM {schema}.hook('{tag}shadow'); RETURN 0; END $f$;
 CREATE FUNCTION {schema}.count() RETURNS bigint LANGUAGE plpgsql AS $f$
 BEGIN PERFORM {schema}.hook('{tag}shadow_count'); RETURN 0; END $f$;
-CREATE FUNCTION {schema}.attack_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS $f$
+CREATE FUNCTION {schema}.hooked_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS $f$
 BEGIN PERFORM {schema}.hook('{tag}operator'); RETURN $1 OPERATOR(pg_catalog.=) $2; END $f$;
-CREATE OPERATOR {schema}.= (LEFTARG = text, RIGHTARG = text, FUNCTION = {schema}.attack_eq);
+CREATE OPERATOR {schema}.= (LEFTARG = text, RIGHTARG = text, FUNCTION = {schema}.hooked_eq);
 """
 
 # The same cast on a table the app really has (its rows are what checksums read).
 APP_TABLE_CAST = """
-CREATE FUNCTION {schema}.attack_cast_{table}(r {schema}.{table}) RETURNS text LANGUAGE plpgsql AS $f$
+CREATE FUNCTION {schema}.hooked_cast_{table}(r {schema}.{table}) RETURNS text LANGUAGE plpgsql AS $f$
 BEGIN PERFORM {schema}.hook('{tag}cast_{table}'); RETURN 'x'; END $f$;
-CREATE CAST ({schema}.{table} AS text) WITH FUNCTION {schema}.attack_cast_{table}({schema}.{table});
+CREATE CAST ({schema}.{table} AS text) WITH FUNCTION {schema}.hooked_cast_{table}({schema}.{table});
 """
 
 # Supabase's `postgres` may create in `public`: shadows there, reachable through any
