@@ -190,7 +190,9 @@ def test_verify_refuses_a_table_swapped_for_a_view_and_still_sees_real_differenc
     assert changed.returncode == 5, changed.stdout[-2000:]
     assert "letta_agents.secrets" in changed.stdout and "same count, different content" in changed.stdout
     assert_no_escalation(stack, baseline)
-    with stack["target"].connect() as conn:   # verify's grants were taken back
+    with stack["target"].connect() as conn:   # verify's reader is gone, with its grants
         assert conn.execute("SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a"
-                            " WHERE a.grantee::regrole::text LIKE 'consolidation_loader_%'"
+                            " WHERE (a.grantee::regrole::text LIKE 'consolidation_loader_%'"
+                            " OR a.grantee::regrole::text LIKE 'consolidation_reader_%')"
                             " AND c.relnamespace::regnamespace::text <> '_consolidation'").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'consolidation_reader_%'").fetchone()[0] == 0
