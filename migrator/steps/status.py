@@ -28,7 +28,7 @@ import requests
 from psycopg import sql
 from rich.table import Table
 
-from migrator import argtypes, console
+from migrator import argtypes, console, toolschemas
 from migrator.db import connect
 from migrator.errors import ConfigError, DatabaseError
 from migrator.settings import Settings
@@ -233,6 +233,7 @@ def render(data: dict) -> None:
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     prometheus = _prometheus_url(args.prometheus) if args.prometheus else None
     with connect(settings.target, args.wait, read_only=True) as conn:
+        toolschemas.require_trusted(conn, name=settings.target.name)   # it reads the registry and backup runs
         data = collect(conn, prometheus, args.interval, settings.target.name)
     if args.json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
