@@ -9,7 +9,7 @@ argument type, an operator, index and statistics expressions, CHECK, DEFAULT, tr
 rule, policy with FORCE RLS, view, matview), Supabase's `postgres` (shadows in
 `public`, the tool's schemas created before the tool does) and a connection that races
 into the scratch database of a live app restore. Which command runs where is
-attacker.MATRIX (tests/unit/test_attacker_matrix.py keeps it equal to the CLI's
+attacker.MATRIX (tests/unit/test_attacker_matrix_coverage.py keeps it equal to the CLI's
 registry); the commands that need a compose stack (restore-drill, restore-instance,
 cutover, rollback, decommission) check the same evidence in tests/stack/.
 

@@ -9,7 +9,7 @@ afterwards (``evidence``) proves that no planted code ran with superuser rights,
 command ran it. The tag says which vector fired.
 
 MATRIX says, for every command of the CLI's own registry (migrator.cli.STEP_MODULES),
-where it runs under this attack; tests/unit/test_attacker_matrix.py fails when a
+where it runs under this attack; tests/unit/test_attacker_matrix_coverage.py fails when a
 command has no entry, so a command added later cannot escape the matrix.
 """
 
