@@ -24,6 +24,7 @@ import os
 import sys
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from operator import itemgetter
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -208,9 +209,8 @@ def _rule_states(prometheus: str, groups: list, now: datetime) -> dict:
             problems.append(f"group {group['name']}: {stale}")
     if not rules:
         problems.append("no alerting rules loaded")
-    order = lambda a: (a["alert"], a["summary"])       # noqa: E731
-    firing.sort(key=order)
-    pending.sort(key=order)
+    firing.sort(key=itemgetter("alert", "summary"))
+    pending.sort(key=itemgetter("alert", "summary"))
     if problems:
         out = _unknown(prometheus, True, "; ".join(problems)[:500], firing)
         out["pending"] = pending
