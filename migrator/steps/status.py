@@ -10,8 +10,10 @@ Sizes, connections, vacuum, backups and archiving come from the target itself
 share and the alerts come from Prometheus when it answers (`--prometheus`,
 default $CONSOLIDATION_PROMETHEUS_URL or http://prometheus:9090, the compose
 service); otherwise the time share is computed since pg_stat_statements was last
-reset, and the screen says that Prometheus was not reachable. `--json` prints
-the same as JSON for machines. Changes nothing.
+reset. The alerts (firing, and pending: waiting out their `for:`) are "none" only
+when every alerting rule was read and evaluated cleanly; whenever they could not be
+read completely, the screen says "alerts unknown" and why (read_alerts). `--json`
+prints the same as JSON for machines. Changes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import argparse
 import json
 import os
 import sys
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from operator import itemgetter
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,6 +41,8 @@ from migrator.settings import Settings
 COMMAND = "status"
 HELP = "per app: size, connections vs limit, query time share, last vacuum; backups and alerts"
 DEFAULT_PROMETHEUS = "http://prometheus:9090"
+ALERTS_TIMEOUT = 5          # seconds; beyond it the alerts are unknown, never "none"
+STALE_GRACE = 30            # seconds beyond 3 evaluation intervals before a rule group counts as stalled
 
 APPS_SQL = """
 SELECT r.app, r.role_name, r.connection_limit, coalesce(array_agg(s.schema_name::text ORDER BY s.search_order)
@@ -104,16 +111,14 @@ def collect(conn: psycopg.Connection, prometheus: str | None, interval: float, t
     if conn.execute("SELECT pg_catalog.to_regclass('_consolidation_ops.backup_runs')").fetchone()[0]:
         backups = [{"kind": k, "finished_at": f.isoformat(), "age_seconds": a} for k, f, a in conn.execute(BACKUP_SQL)]
 
-    alerts = {"source": prometheus, "reachable": False, "firing": []}
+    alerts = read_alerts(prometheus) if prometheus else _unknown(None, False, "not configured")
     shares, share_source = None, None
-    if prometheus:
+    if alerts["reachable"]:                    # an unreachable Prometheus is not asked twice
         try:
-            alerts["firing"] = _firing(prometheus)
-            alerts["reachable"] = True
             shares = _prometheus_shares(prometheus, interval)
             share_source = f"prometheus, last {interval:g} s"
-        except (requests.RequestException, ValueError, KeyError) as exc:
-            alerts["error"] = f"not reachable: {type(exc).__name__}"
+        except (requests.RequestException, ValueError, KeyError):
+            pass
     if shares is None:
         shares, share_source = _statement_shares(conn), "pg_stat_statements since its last reset"
 
@@ -146,13 +151,90 @@ def collect(conn: psycopg.Connection, prometheus: str | None, interval: float, t
     }
 
 
-def _firing(prometheus: str) -> list[dict]:
-    response = requests.get(f"{prometheus}/api/v1/alerts", timeout=3)
-    response.raise_for_status()
-    return sorted(({"alert": a["labels"]["alertname"], "severity": a["labels"].get("severity", ""),
-                    "summary": a.get("annotations", {}).get("summary", "")}
-                   for a in response.json()["data"]["alerts"] if a["state"] == "firing"),
-                  key=lambda a: (a["alert"], a["summary"]))
+def _unknown(source: str | None, reachable: bool, error: str, firing: list | None = None) -> dict:
+    return {"source": source, "reachable": reachable, "known": False, "error": error,
+            "firing": firing, "pending": None}
+
+
+def read_alerts(prometheus: str) -> dict:
+    """Every alerting rule's state from /api/v1/rules, or why it is unknown.
+
+    `known` is true only when Prometheus answered in full and every alerting rule has been
+    evaluated without error in its group's last few intervals: only then is an empty
+    `firing` list "no alert firing". Otherwise `known` is false, `error` says why, and
+    `firing` holds what could be read (None if nothing), never to be read as "none".
+    /api/v1/rules rather than /api/v1/alerts: the same alerts, plus each rule's health
+    and last evaluation, without which a rule that failed or never ran looks quiet."""
+    try:
+        response = requests.get(f"{prometheus}/api/v1/rules", params={"type": "alert"}, timeout=ALERTS_TIMEOUT)
+    except requests.Timeout:
+        return _unknown(prometheus, False, f"did not answer within {ALERTS_TIMEOUT} s")
+    except requests.ConnectionError as exc:
+        return _unknown(prometheus, False, f"not reachable ({type(exc).__name__})")
+    except requests.RequestException as exc:       # e.g. the body cut short: part of an answer is no answer
+        return _unknown(prometheus, True, f"answer broken off ({type(exc).__name__})")
+    try:
+        if response.status_code != 200:
+            return _unknown(prometheus, True, f"answered HTTP {response.status_code}")
+        body = response.json()
+        if body.get("status") != "success":
+            return _unknown(prometheus, True, f"answered {body.get('status')!r}: {body.get('error', '')}"[:300])
+        return _rule_states(prometheus, body["data"]["groups"], _server_time(response))
+    except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return _unknown(prometheus, True, f"answer not understood ({type(exc).__name__}: {exc})"[:300])
+
+
+def _server_time(response: requests.Response) -> datetime:
+    """Prometheus' own clock (its Date header), so a skewed local clock reads no rule as stale."""
+    date = response.headers.get("Date")
+    return parsedate_to_datetime(date) if date else datetime.now(timezone.utc)
+
+
+def _rule_states(prometheus: str, groups: list, now: datetime) -> dict:
+    firing, pending, problems = [], [], []
+    rules = 0
+    for group in groups:
+        stale = _stale(group, now)
+        for rule in group["rules"]:
+            if rule.get("type", "alerting") != "alerting":
+                continue
+            rules += 1
+            if rule["health"] != "ok":
+                problems.append(f"rule {rule['name']}: " + (f"last evaluation failed: {rule.get('lastError', '')}"
+                                if rule["health"] == "err" else "not evaluated yet"))
+            for alert in rule.get("alerts") or []:
+                if alert["state"] in ("firing", "pending"):
+                    (firing if alert["state"] == "firing" else pending).append(_alert(alert))
+        if stale:
+            problems.append(f"group {group['name']}: {stale}")
+    if not rules:
+        problems.append("no alerting rules loaded")
+    firing.sort(key=itemgetter("alert", "summary"))
+    pending.sort(key=itemgetter("alert", "summary"))
+    if problems:
+        out = _unknown(prometheus, True, "; ".join(problems)[:500], firing)
+        out["pending"] = pending
+        return out
+    return {"source": prometheus, "reachable": True, "known": True, "firing": firing, "pending": pending}
+
+
+def _stale(group: dict, now: datetime) -> str | None:
+    """Why a group's alert states are out of date, if they are: its last evaluation is more than
+    a few intervals old (Prometheus' rule evaluation stalled or far behind)."""
+    interval = float(group.get("interval") or 0)
+    last = datetime.fromisoformat(group["lastEvaluation"].replace("Z", "+00:00"))
+    if last.year < 2000:                       # Go's zero time: never evaluated
+        return "not evaluated yet"
+    age = (now - last).total_seconds()
+    if age > 3 * interval + STALE_GRACE:
+        return f"last evaluated {age:.0f} s ago (interval {interval:g} s)"
+    return None
+
+
+def _alert(alert: dict) -> dict:
+    labels = alert["labels"]
+    return {"alert": labels["alertname"], "severity": labels.get("severity", ""),
+            "summary": (alert.get("annotations") or {}).get("summary", ""), "active_since": alert.get("activeAt")}
 
 
 def _prometheus_shares(prometheus: str, interval: float) -> dict[str, float]:
@@ -219,15 +301,21 @@ def render(data: dict) -> None:
     arch = inst["archiver"]
     console.say(f"WAL archiving: mode {arch['archive_mode']}, {arch['archived']} archived, {arch['failed']} failed"
                 + (" - FAILING" if arch["failing"] else ""))
-    alerts = inst["alerts"]
-    if not alerts["reachable"]:
-        console.warn("alerts:", f"Prometheus at {alerts['source']} {alerts.get('error', 'not configured')};"
-                     " alerts unknown")
+    _render_alerts(inst["alerts"])
+
+
+def _render_alerts(alerts: dict) -> None:
+    """Never "none" unless every alerting rule was read: an operator in an incident must not be told all is quiet."""
+    if not alerts["known"]:
+        where = f"Prometheus at {alerts['source']} " if alerts["source"] else "Prometheus "
+        console.warn("alerts:", f"{where}{alerts['error']}; alerts unknown", style="red")
     elif not alerts["firing"]:
         console.say("alerts firing: none")
-    else:
-        for alert in alerts["firing"]:
-            console.warn(f"FIRING {alert['alert']} ({alert['severity']}):", alert["summary"], style="red")
+    for alert in alerts["firing"] or []:
+        console.warn(f"FIRING {alert['alert']} ({alert['severity']}):", alert["summary"], style="red")
+    for alert in alerts["pending"] or []:
+        console.warn(f"pending {alert['alert']} ({alert['severity']}) since {alert['active_since']}:",
+                     alert["summary"])
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
