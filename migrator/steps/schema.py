@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import catalog, console, journal, loader, pgtools
+from migrator import catalog, console, journal, loader, pgtools, routines
 from migrator.db import connect
 from migrator.errors import ConsolidationError, DatabaseError
 from migrator.mapping import SourceMapping
@@ -144,12 +144,15 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
                             "--no-subscriptions", "--no-security-labels", "--no-tablespaces",
                             "-n", mapping.schema, "-f", str(source_dump)], mapping.db, what="--schema-only")
     remapped = work_dir / f"{mapping.name}.target-schema.dump"
-    remap_in_scratch(settings, mapping, target, hands, source_dump, remapped, exts, routes)
+    rewrites = remap_in_scratch(settings, mapping, target, hands, source_dump, remapped, exts, routes)
     install_extensions(target, exts)
     loader.grant_extensions(target, mapping)
     restore_pre_data(settings, mapping, target, hands, remapped)
-    journal.finish_step(target, mapping.name, STEP, {"tables": len(routes)})
+    journal.finish_step(target, mapping.name, STEP, {"tables": len(routes),
+                                                     "rewritten_settings": [r.describe() for r in rewrites]})
     console.say(f"  {mapping.name}: {len(routes)} tables defined in {', '.join(mapping.target_schemas)}")
+    for rewrite in rewrites:
+        console.say(f"  {mapping.name}: rewritten {rewrite.describe()}")
 
 
 def drop_our_schemas(target: psycopg.Connection, mapping: SourceMapping) -> None:
@@ -159,7 +162,8 @@ def drop_our_schemas(target: psycopg.Connection, mapping: SourceMapping) -> None
 
 def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg.Connection,
                      hands: DatabaseSettings, source_dump: Path, out_dump: Path, exts,
-                     routes: dict[str, str]) -> None:
+                     routes: dict[str, str]) -> list[routines.SettingRewrite]:
+    """Returns the routine settings rewritten to follow the schema."""
     scratch = scratch_name(mapping)
     target.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
     target.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8'").format(
@@ -178,9 +182,11 @@ def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg
                     conn.execute(sql.SQL("ALTER EXTENSION {} SET SCHEMA extensions").format(sql.Identifier(ext.name)))
         with connect(hands, dbname=scratch) as conn, conn.transaction():
             relocate(conn, mapping, routes)
+            rewrites = routines.apply(conn, mapping, routines.extension_in_schema(exts, mapping))
         pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "-f", str(out_dump),
                                 *[f"--schema={s}" for s in mapping.target_schemas]],
                     hands, dbname=scratch, what="of the remapped scratch database")
+        return rewrites
     finally:
         target.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
 
