@@ -39,8 +39,8 @@ from psycopg import sql
 from migrator import argtypes, catalog, console, journal, loader, pgtools, queries
 from migrator.db import DEFAULT_JOBS, ThreadSessions, connect
 from migrator.errors import DatabaseError
-from migrator.redact import redact
 from migrator.mapping import SourceMapping
+from migrator.redact import redact
 from migrator.settings import DatabaseSettings, Settings
 from migrator.steps import schema as schema_step
 
@@ -182,7 +182,8 @@ def build_table(conn: psycopg.Connection, settings: Settings, mapping: SourceMap
             journal.record_finished_table(conn, mapping.name, schema, table, [i for i, _ in entries],
                                           round(time.monotonic() - started, 3))
     except psycopg.Error as exc:
-        raise failed(mapping, f"indexes and ANALYZE of table {schema}.{table}", exc) from None
+        raise DatabaseError("unified", "target", f"indexes of {schema}.{table} failed: "
+                            f"{str(exc).strip().splitlines()[0]}") from None
 
 
 class EarlyIndexBuilder:
