@@ -43,6 +43,10 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+# pg_restore's "from TOC entry 3370; 1259 16390 INDEX n8n t_x_idx owner": the kind, schema and name.
+TOC_ENTRY = re.compile(r"from TOC entry \d+; \d+ \d+ (.{1,120})$")
+
+
 def run(tool: str, args: list[str], db: DatabaseSettings, dbname: str | None = None,
         what: str = "") -> subprocess.CompletedProcess:
     # umask 077: dumps and listings hold data (the target's dump holds auth and vault), owner-only.
@@ -52,7 +56,9 @@ def run(tool: str, args: list[str], db: DatabaseSettings, dbname: str | None = N
         lines = [line for line in redact(proc.stderr).splitlines() if line.strip()]
         errors = [line for line in lines if "error:" in line]     # not the "detail:" line after it
         detail = (errors or lines or [f"exit code {proc.returncode}"])[0 if errors else -1]
-        raise DatabaseError(db.name, db.role, f"{tool} {what} failed: {detail}".replace("  ", " "))
+        entry = next((m[1] for m in map(TOC_ENTRY.search, lines) if m), None)
+        at = f" at {entry.strip()}" if entry else ""      # pg_restore names the object it was restoring
+        raise DatabaseError(db.name, db.role, f"{tool} {what} failed{at}: {detail}".replace("  ", " "))
     return proc
 
 

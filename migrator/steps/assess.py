@@ -2,7 +2,8 @@
 
 Per source: schemas, tables with exact row counts and sizes, extensions and
 their schemas, sequences, views, functions (flagging bodies that name the old
-schema, which the move will not rewrite), triggers, foreign keys, partitioned
+schema, which the move will not rewrite, and listing the `SET search_path`
+settings it will rewrite to the target schemas), triggers, foreign keys, partitioned
 tables, large objects, and connected clients. Written as
 reports/assessment.json and reports/assessment.md.
 """
@@ -17,7 +18,7 @@ from psycopg import sql
 from rich.markup import escape
 from rich.table import Table
 
-from migrator import catalog, console
+from migrator import catalog, console, routines
 from migrator.db import connect
 from migrator.mapping import SourceMapping, load_mappings
 from migrator.settings import Settings
@@ -78,6 +79,9 @@ def assess_source(mapping: SourceMapping) -> dict:
             facts[key] = [list(r) for r in conn.execute(query, params).fetchall()]
         facts["partitioned_tables"] = [t["name"] for t in facts["tables"] if t["kind"] == "p"]
         facts["large_objects"] = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
+        kept_inside = routines.extension_in_schema(catalog.extensions(conn), mapping)
+        facts["rewritten_settings"] = [r.describe() for r in routines.plan(conn, [mapping.schema], mapping,
+                                                                          kept_inside)]
         facts["warnings"] = [f"function {name} names schema '{mapping.schema}' in its body; review it after the move"
                              for name, flagged in facts["functions"] if flagged]
     return facts
@@ -99,6 +103,9 @@ def markdown(all_facts: list[dict]) -> str:
                   f"large objects: {f['large_objects']}",
                   f"Clients: {', '.join(f'{a} ({u}@{h}) x{n}' for a, u, h, n in f['clients']) or 'none'}", ""]
         lines += [f"- warning: {w}" for w in f["warnings"]] + [""]
+        if f["rewritten_settings"]:
+            lines += ["Routine settings the move rewrites to the target schemas:", ""]
+            lines += [f"- {r}" for r in f["rewritten_settings"]] + [""]
     return "\n".join(lines)
 
 
@@ -125,6 +132,8 @@ def run(settings: Settings, reports_dir: Path | None) -> list[dict]:
     for f in all_facts:
         for warning in f["warnings"]:
             console.say(f"  warning ({f['source']}): {warning}")
+        for rewrite in f["rewritten_settings"]:
+            console.say(f"  will rewrite ({f['source']}): {rewrite}")
     if reports_dir is not None:
         console.write_json(reports_dir / "assessment.json", all_facts)
         (reports_dir / "assessment.md").write_text(markdown(all_facts), encoding="utf-8")

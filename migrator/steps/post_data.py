@@ -12,6 +12,14 @@ If an earlier final pass died half-way, the objects it left in our schemas are
 dropped first, so a rerun starts it clean. Sequence positions are those the
 copy step read in its snapshot, so they match the copied rows.
 
+A failure names the object and the step in one line and exits 3 when the
+source's code failed on the target (an index expression, an expression
+statistic calling a function that resolves nothing there: fix it on the
+source), 4 when the target did (disk, connection, locks). The rerun resumes
+at the final pass and first replaces the target's routines by the source's
+current definitions (schema.refresh_routines), so a fix made on the source
+reaches the target without moving the rows again.
+
 All of it runs as the source's loader role, the tables' owner while they are
 built (migrator/loader.py): index expressions, constraint checks, matview
 queries and ANALYZE run the source's code, never with the superuser's rights.
@@ -32,7 +40,9 @@ from migrator import argtypes, catalog, console, journal, loader, pgtools, queri
 from migrator.db import DEFAULT_JOBS, ThreadSessions, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping
+from migrator.redact import redact
 from migrator.settings import DatabaseSettings, Settings
+from migrator.steps import schema as schema_step
 
 COMMAND = "post-data"
 HELP = "build indexes/constraints/triggers, set sequences, refresh matviews, ANALYZE"
@@ -65,6 +75,8 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
     if journal.step_started(target, mapping.name, STEP):
         cleared = clear_post_data(target, mapping, built_early(toc, built))
         console.say(f"  {mapping.name}: removed {cleared} objects left by an interrupted post-data")
+        replaced = schema_step.refresh_routines(settings, mapping, target, work_dir)
+        console.say(f"  {mapping.name}: {replaced} routines replaced by the source's current definitions")
     journal.start_step(target, mapping.name, STEP)
     hands = loader.ensure(target, settings, mapping)
     listing = dump.with_suffix(".post-data.list")
@@ -80,6 +92,23 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
     journal.finish_step(target, mapping.name, STEP)
     console.say(f"  {mapping.name}: indexes, constraints, triggers, sequences, ANALYZE done"
                 f" ({len(finished)} tables had theirs built while copying)")
+
+
+# SQLSTATE classes that are the target's own trouble, not the source's code: connection,
+# resources, limits, object in use, operator intervention, system, deadlocks, internal.
+TARGET_CLASSES = {"08", "40", "53", "54", "55", "57", "58", "F0", "XX"}
+
+
+def failed(mapping: SourceMapping, what: str, exc: psycopg.Error) -> DatabaseError:
+    """One line naming the object and the step: the source's code failing on the target is
+    the source's to fix (exit 3), the target's own trouble the target's (exit 4)."""
+    text = str(exc).strip()
+    first = redact(text.splitlines()[0]) if text else type(exc).__name__
+    if (exc.sqlstate or "XX")[:2] in TARGET_CLASSES:
+        return DatabaseError("unified", "target", f"post-data: {what} failed: {first}; run migrate again once "
+                             "the target is fixed (it resumes at post-data)")
+    return DatabaseError(mapping.name, "source", f"post-data: {what} failed on the target: {first}; fix it on "
+                         "the source, then run migrate again (it resumes at post-data)")
 
 
 def target_dump(work_dir: Path, mapping: SourceMapping) -> Path:
@@ -281,9 +310,13 @@ def set_sequences(target: psycopg.Connection, mapping: SourceMapping, values: di
     for name, (last_value, is_called) in values.items():
         schema = sequence_schema(target, mapping, name)
         if schema is None:
-            raise psycopg.errors.UndefinedTable(f"sequence {name} of {mapping.name} has no counterpart on the target")
-        target.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, %s)",
-                       (sql.Identifier(schema, name).as_string(target), last_value, is_called))
+            raise DatabaseError("unified", "target", f"post-data: sequence {name} of {mapping.name} has no "
+                                "counterpart on the target")
+        try:
+            target.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, %s)",
+                           (sql.Identifier(schema, name).as_string(target), last_value, is_called))
+        except psycopg.Error as exc:
+            raise failed(mapping, f"setting sequence {schema}.{name}", exc) from None
 
 
 def refresh_matviews(target: psycopg.Connection, mapping: SourceMapping) -> None:
@@ -292,7 +325,10 @@ def refresh_matviews(target: psycopg.Connection, mapping: SourceMapping) -> None
                           " WHERE c.relkind = 'm' AND n.nspname = ANY(%s) ORDER BY 1, 2",
                           (list(mapping.target_schemas),)).fetchall()
     for schema, name in rows:
-        target.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.Identifier(schema, name)))
+        try:
+            target.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.Identifier(schema, name)))
+        except psycopg.Error as exc:
+            raise failed(mapping, f"REFRESH MATERIALIZED VIEW {schema}.{name}", exc) from None
 
 
 def analyze(target: psycopg.Connection, mapping: SourceMapping, skip: set[TableKey] = frozenset()) -> None:
@@ -305,4 +341,7 @@ def analyze(target: psycopg.Connection, mapping: SourceMapping, skip: set[TableK
         for name, has_statistics in rows:
             if (schema, name) in skip and not has_statistics:
                 continue
-            target.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, name)))
+            try:
+                target.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, name)))
+            except psycopg.Error as exc:
+                raise failed(mapping, f"ANALYZE {schema}.{name}", exc) from None

@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import catalog, console, journal, loader, pgtools
+from migrator import catalog, console, journal, loader, pgtools, routines
 from migrator.db import connect, create_private_database
 from migrator.errors import ConsolidationError, DatabaseError
 from migrator.mapping import SourceMapping
@@ -139,17 +139,53 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
     journal.start_step(target, mapping.name, STEP)
     drop_our_schemas(target, mapping)          # a half-done earlier attempt is redone from scratch
     hands = loader.ensure(target, settings, mapping)
+    remapped, rewrites = remapped_dump(settings, mapping, target, hands, work_dir, exts, routes)
+    install_extensions(target, exts)
+    loader.grant_extensions(target, mapping)
+    restore_pre_data(settings, mapping, target, hands, remapped)
+    journal.finish_step(target, mapping.name, STEP, {"tables": len(routes),
+                                                     "rewritten_settings": [r.describe() for r in rewrites]})
+    console.say(f"  {mapping.name}: {len(routes)} tables defined in {', '.join(mapping.target_schemas)}")
+    for rewrite in rewrites:
+        console.say(f"  {mapping.name}: rewritten {rewrite.describe()}")
+
+
+def remapped_dump(settings: Settings, mapping: SourceMapping, target: psycopg.Connection,
+                  hands: DatabaseSettings, work_dir: Path, exts, routes: dict[str, str],
+                  label: str = "target") -> tuple[Path, list[routines.SettingRewrite]]:
+    """The source's definitions as they will be on the target: dumped, remapped in scratch, dumped again."""
     source_dump = work_dir / f"{mapping.name}.source-schema.dump"
     pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "--no-publications",
                             "--no-subscriptions", "--no-security-labels", "--no-tablespaces",
                             "-n", mapping.schema, "-f", str(source_dump)], mapping.db, what="--schema-only")
-    remapped = work_dir / f"{mapping.name}.target-schema.dump"
-    remap_in_scratch(settings, mapping, target, hands, source_dump, remapped, exts, routes)
-    install_extensions(target, exts)
-    loader.grant_extensions(target, mapping)
-    restore_pre_data(settings, mapping, target, hands, remapped)
-    journal.finish_step(target, mapping.name, STEP, {"tables": len(routes)})
-    console.say(f"  {mapping.name}: {len(routes)} tables defined in {', '.join(mapping.target_schemas)}")
+    remapped = work_dir / f"{mapping.name}.{label}-schema.dump"
+    return remapped, remap_in_scratch(settings, mapping, target, hands, source_dump, remapped, exts, routes)
+
+
+# A routine's entry in a dump's TOC, and the statement that creates it in its script.
+ROUTINE_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:FUNCTION|PROCEDURE) ")
+CREATE_ROUTINE = re.compile(r"^CREATE (FUNCTION|PROCEDURE) ", re.MULTILINE)
+
+
+def refresh_routines(settings: Settings, mapping: SourceMapping, target: psycopg.Connection,
+                     work_dir: Path) -> int:
+    """Replace every routine on the target by the source's current definition, remapped as
+    this step does. A post-data pass that failed on a routine's code (an index expression,
+    an expression statistic) is rerun after the operator fixed it on the source: the fix
+    has to reach the target, without moving the rows again. Returns how many were replaced."""
+    exts, routes = check(mapping, target)
+    hands = loader.ensure(target, settings, mapping)
+    dump, rewrites = remapped_dump(settings, mapping, target, hands, work_dir, exts, routes, label="refresh")
+    entries = [line for line in pgtools.toc_lines(dump, settings.target, set(mapping.target_schemas))
+               if ROUTINE_ENTRY.match(line)]
+    with connect(hands) as conn, conn.transaction():
+        for line in entries:
+            script = pgtools.restore_script(dump, [line], settings.target, what="of a routine")
+            # pg_dump writes CREATE; the routine exists (objects depend on it): replace it in place.
+            conn.execute(CREATE_ROUTINE.sub(r"CREATE OR REPLACE \1 ", script, count=1))
+    for rewrite in rewrites:
+        console.say(f"  {mapping.name}: rewritten {rewrite.describe()}")
+    return len(entries)
 
 
 def drop_our_schemas(target: psycopg.Connection, mapping: SourceMapping) -> None:
@@ -159,7 +195,8 @@ def drop_our_schemas(target: psycopg.Connection, mapping: SourceMapping) -> None
 
 def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg.Connection,
                      hands: DatabaseSettings, source_dump: Path, out_dump: Path, exts,
-                     routes: dict[str, str]) -> None:
+                     routes: dict[str, str]) -> list[routines.SettingRewrite]:
+    """Returns the routine settings rewritten to follow the schema."""
     scratch = scratch_name(mapping)
     create_private_database(target, scratch, owner=hands.user)
     try:
@@ -176,9 +213,11 @@ def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg
                     conn.execute(sql.SQL("ALTER EXTENSION {} SET SCHEMA extensions").format(sql.Identifier(ext.name)))
         with connect(hands, dbname=scratch) as conn, conn.transaction():
             relocate(conn, mapping, routes)
+            rewrites = routines.apply(conn, mapping, routines.extension_in_schema(exts, mapping))
         pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "-f", str(out_dump),
                                 *[f"--schema={s}" for s in mapping.target_schemas]],
                     hands, dbname=scratch, what="of the remapped scratch database")
+        return rewrites
     finally:
         target.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
 

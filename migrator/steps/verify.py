@@ -8,9 +8,12 @@ prints the same way on PostgreSQL 15 and 17).
 
 Objects: columns (type, nullability, default, generated/identity), constraints,
 indexes (and validity), triggers (and enabled state), views, policies and RLS
-flags, comments, and sequence positions. Both sessions keep the migrator's
-pinned search_path (pg_catalog only); the schema qualifiers that differ by
-design (`letta.vector` vs `extensions.vector`) are stripped before comparing.
+flags, comments, routines and their settings, and sequence positions. Both
+sessions keep the migrator's pinned search_path (pg_catalog only); the schema
+qualifiers that differ by design (`letta.vector` vs `extensions.vector`) are
+stripped before comparing, from names (a routine's identity names its argument
+types) as from definitions, and a routine's search_path is compared as the
+schema step rewrote it (migrator/routines.py).
 
 Trust: the target side reads as a throwaway reader (checksums.reader: no superuser,
 BYPASSRLS, SELECT on exactly that source's target tables, its own random password,
@@ -34,7 +37,7 @@ from psycopg import sql
 from rich.markup import escape
 from rich.table import Table
 
-from migrator import catalog, checksums, console, queries
+from migrator import catalog, checksums, console, queries, routines
 from migrator.db import connect, require_superuser
 from migrator.errors import VerificationError
 from migrator.mapping import SourceMapping, load_mappings
@@ -150,16 +153,19 @@ def _target_checksum(conn: psycopg.Connection, schema: str, table: str) -> tuple
     return _checksum(conn, schema, table)
 
 
-def _inventory(conn: psycopg.Connection, schemas: list[str], strip: list[str]) -> dict[tuple[str, str], str]:
+def _inventory(conn: psycopg.Connection, schemas: list[str], strip: list[str],
+               search_path=routines.normalized) -> dict[tuple[str, str], str]:
+    """(kind, name) -> definition, both with the schema qualifiers in ``strip`` removed:
+    an identity names its argument types (`vector` is `letta.vector` on the source,
+    `extensions.vector` on the target). ``search_path`` maps a routine's search_path
+    setting to what it is compared as."""
     found = {}
     for kind, query in INVENTORY_SQL.items():
         for key, value in conn.execute(query, {"schemas": schemas}).fetchall():
-            found[(kind, key)] = _strip_schemas(value or "", strip)
+            if kind == "routine_setting" and key.endswith(" search_path"):
+                value = search_path(value or "")
+            found[(kind, _strip_schemas(key, strip))] = _strip_schemas(value or "", strip)
     return found
-
-
-def _extension_schemas(conn: psycopg.Connection) -> list[str]:
-    return [e.schema for e in catalog.extensions(conn)]
 
 
 # Object kinds whose deparsed text a newer major version writes differently for
@@ -193,7 +199,11 @@ def differing_part(source: str, target: str, context: int = 40) -> str:
 
 
 def compare_objects(source: psycopg.Connection, target: psycopg.Connection, mapping: SourceMapping) -> list[str]:
-    src = _inventory(source, [mapping.schema], [mapping.schema, *_extension_schemas(source)])
+    exts = catalog.extensions(source)
+    kept_inside = routines.extension_in_schema(exts, mapping)
+    # The source's search_path settings are compared as the schema step rewrote them.
+    src = _inventory(source, [mapping.schema], [mapping.schema, *(e.schema for e in exts)],
+                     lambda value: routines.normalized(value, mapping, kept_inside))
     tgt = _inventory(target, list(mapping.target_schemas), [*mapping.target_schemas, "extensions"])
     if source.info.server_version // 10000 != target.info.server_version // 10000:
         for inv in (src, tgt):

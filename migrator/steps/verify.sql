@@ -47,9 +47,25 @@ SELECT p.tablename || '.' || p.policyname,
 FROM pg_policies p WHERE p.schemaname = ANY(%(schemas)s);
 
 -- name: inventory.function
-SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', pg_get_functiondef(p.oid)
-FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+-- Part by part rather than pg_get_functiondef: its SET lines are compared below as
+-- settings, where verify maps a search_path that the move rewrote. Keys and values
+-- name types schema-qualified (letta.vector / extensions.vector): verify strips those.
+SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+       concat_ws(' | ', p.prokind::text, pg_get_function_arguments(p.oid), 'returns ' || pg_get_function_result(p.oid),
+                 l.lanname, p.provolatile::text, p.proparallel::text, 'strict=' || p.proisstrict,
+                 'security definer=' || p.prosecdef, 'leakproof=' || p.proleakproof, 'cost=' || p.procost,
+                 'rows=' || p.prorows,
+                 CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
 WHERE n.nspname = ANY(%(schemas)s) AND p.prokind IN ('f', 'p') AND NOT EXISTS
+  (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e');
+
+-- name: inventory.routine_setting
+-- One row per SET of a routine (key: routine and setting name).
+SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') ' || split_part(c.setting, '=', 1),
+       substr(c.setting, strpos(c.setting, '=') + 1)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace CROSS JOIN LATERAL unnest(p.proconfig) AS c(setting)
+WHERE n.nspname = ANY(%(schemas)s) AND NOT EXISTS
   (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e');
 
 -- name: inventory.type
