@@ -16,16 +16,15 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from migrator import console, loader, queries
+from migrator import console, loader, queries, runlock
 from migrator.db import connect, require_superuser
-from migrator.errors import MigratorBusy
 from migrator.loader import PREFIX as LOADER_PREFIX
 from migrator.mapping import load_mappings
 
 LOADER_PATTERN = LOADER_PREFIX.replace("_", "\\_") + "%"
 
 SCHEMA = "_consolidation"
-LOCK_KEY = 0x636F6E73  # "cons": one migrator at a time per target instance
+LOCK_KEY = runlock.KEY  # one writer at a time per target instance
 
 DDL = queries.text(__file__)          # journal.sql
 assert SCHEMA in DDL and LOADER_PREFIX in DDL and LOADER_PATTERN in DDL   # the names the code uses
@@ -36,24 +35,19 @@ def ensure(conn: psycopg.Connection) -> None:
         conn.execute(DDL)
 
 
-def acquire_lock(conn: psycopg.Connection) -> None:
-    """Hold a session advisory lock for the whole run; a second migrator is refused
-    (MigratorBusy, exit 7). Holding it, every loader session still open belongs to a
-    dead run (kill -9 leaves COPY sessions holding their tables' locks until the server
+def acquire_lock(conn: psycopg.Connection, command: str = "migrate") -> None:
+    """Hold the target's lock exclusively for the whole run (migrator/runlock.py; the CLI
+    has usually taken it already): any other migrator command is refused (MigratorBusy,
+    exit 7, naming it). Holding it, every loader session still open belongs to a dead
+    run (kill -9 leaves COPY sessions holding their tables' locks until the server
     notices): they are ended, so this run never waits behind them."""
-    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
-        holder = conn.execute(
-            "SELECT pid, coalesce(application_name, '?'), backend_start FROM pg_locks l"
-            " JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.objid = %s",
-            (LOCK_KEY,)).fetchone()
-        who = f" (pid {holder[0]}, started {holder[2]:%Y-%m-%d %H:%M:%S})" if holder else ""
-        raise MigratorBusy(f"another migrator is already running against this target{who}")
+    runlock.require(conn, command)
     ended = end_leftover_sessions(conn)
     if ended:
         console.say(f"  ended {ended} session(s) left open by an earlier, interrupted run")
 
 
-# Sessions of loader roles opened by a migrate (not by verify, which runs without the lock).
+# Sessions of loader roles opened by a migrate (verify's are named consolidation-verify).
 LEFTOVERS_SQL = """
 SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid)) FROM pg_catalog.pg_stat_activity a
 WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
@@ -67,11 +61,11 @@ def end_leftover_sessions(conn: psycopg.Connection) -> int:
 
 
 @contextmanager
-def locked_target(settings) -> Iterator[psycopg.Connection]:
+def locked_target(settings, command: str) -> Iterator[psycopg.Connection]:
     """The target, with the journal in place and this run's advisory lock held."""
     with connect(settings.target) as conn:
         require_superuser(conn, settings.target)
-        acquire_lock(conn)
+        acquire_lock(conn, command)
         ensure(conn)
         yield conn
 
@@ -81,7 +75,7 @@ def loading(settings, step: str) -> Iterator[tuple[psycopg.Connection, list]]:
     """For one engine step run on its own (`schema`, `copy`, `post-data`): the locked target,
     the mappings, and each source whose ``step`` is not done handed to its loader role,
     whose logins end with the command."""
-    with locked_target(settings) as target:
+    with locked_target(settings, step) as target:
         mappings = load_mappings(settings)
         with loader.logins(target, settings, mappings):
             for mapping in mappings:

@@ -36,6 +36,7 @@ from migrator.mapping import SourceMapping
 from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "copy"
+LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
 HELP = "stream all rows source -> target (parallel COPY, one snapshot per source)"
 STEP = "copy"
 DEFAULT_SPLIT_MB = 512

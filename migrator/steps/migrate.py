@@ -21,6 +21,7 @@ from migrator.steps import post_data as post_data_step
 from migrator.steps import schema as schema_step
 
 COMMAND = "migrate"
+LOCK = "exclusive"  # writes the target, the journal and the loaders (migrator/runlock.py)
 APPS_ON_TARGET = ("env-rewritten", "apps-started", "done")
 HELP = "move every object and row into the target schemas (resumable)"
 

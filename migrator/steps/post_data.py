@@ -35,6 +35,7 @@ from migrator.mapping import SourceMapping
 from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "post-data"
+LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
 HELP = "build indexes/constraints/triggers, set sequences, refresh matviews, ANALYZE"
 STEP = "post-data"
 

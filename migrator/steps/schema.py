@@ -31,6 +31,7 @@ from migrator.mapping import SourceMapping
 from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "schema"
+LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
 HELP = "recreate object definitions (pre-data) in the target schemas"
 STEP = "schema"
 

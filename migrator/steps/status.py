@@ -34,6 +34,7 @@ from migrator.errors import ConfigError, DatabaseError
 from migrator.settings import Settings
 
 COMMAND = "status"
+LOCK = None  # monitoring: it must run whatever else runs (migrator/runlock.py)
 HELP = "per app: size, connections vs limit, query time share, last vacuum; backups and alerts"
 DEFAULT_PROMETHEUS = "http://prometheus:9090"
 
