@@ -18,8 +18,9 @@ from psycopg import sql
 
 from migrator import console, loader, queries, runlock
 from migrator.db import connect, require_superuser
+from migrator.errors import ConfigError
 from migrator.loader import PREFIX as LOADER_PREFIX
-from migrator.mapping import load_mappings
+from migrator.mapping import SourceMapping, load_mappings
 
 LOADER_PATTERN = LOADER_PREFIX.replace("_", "\\_") + "%"
 
@@ -77,6 +78,8 @@ def loading(settings, step: str) -> Iterator[tuple[psycopg.Connection, list]]:
     whose logins end with the command."""
     with locked_target(settings, step) as target:
         mappings = load_mappings(settings)
+        refuse_changed_plans(target, settings, mappings)
+        record_plans(target, mappings)
         with loader.logins(target, settings, mappings):
             for mapping in mappings:
                 if not step_done(target, mapping.name, step):
@@ -180,10 +183,61 @@ def drop_created_schemas(conn: psycopg.Connection, source: str) -> list[str]:
 def forget_source(conn: psycopg.Connection, source: str) -> None:
     """Clear a source's progress (used when its schemas are rebuilt from scratch)."""
     forget_rows(conn, source)
-    for table in ("steps", "created_schemas"):
+    for table in ("steps", "created_schemas", "plans"):
         conn.execute(f"DELETE FROM {SCHEMA}.{table} WHERE source = %s", (source,))
 
 
 def note(conn: psycopg.Connection, source: str | None, step: str | None, message: str) -> None:
     conn.execute(f"INSERT INTO {SCHEMA}.events (source, step, message) VALUES (%s, %s, %s)",
                  (source, step, message))
+
+
+# --- the plan: what a source's migration was made from ---------------------------
+
+def plan_of(mapping: SourceMapping) -> dict:
+    """What decides where a source's objects land. Not its host or port: a server that
+    moved (a new container, a new published port) still holds the same database."""
+    return {"database": mapping.db.dbname, "schema": mapping.schema, "target_schema": mapping.target_schema,
+            "rules": [f"{r.when} -> {r.target_schema}" for r in mapping.rules]}
+
+
+def recorded_plan(conn: psycopg.Connection, source: str) -> dict | None:
+    if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.plans",)).fetchone()[0]:
+        return None     # a journal from an older version: nothing recorded yet
+    row = conn.execute(f"SELECT mapping FROM {SCHEMA}.plans WHERE source = %s", (source,)).fetchone()
+    return row[0] if row else None
+
+
+def plan_changes(old: dict, new: dict) -> list[str]:
+    """``["target_schema n8n -> n8n_v2", ...]``: each key whose value differs."""
+    def shown(value) -> str:
+        return "[" + "; ".join(value) + "]" if isinstance(value, list) else str(value)
+    return [f"{key} {shown(old.get(key))} -> {shown(new.get(key))}" for key in new if old.get(key) != new.get(key)]
+
+
+def refuse_changed_plans(conn: psycopg.Connection, settings, mappings: list[SourceMapping]) -> None:
+    """A source whose schema step is done was migrated under its recorded mapping: another
+    mapping now would skip that work and leave the target on the old one.
+
+    :raises ConfigError: (exit 2) naming the source and what changed, before any write."""
+    if not exists(conn):
+        return
+    for mapping in mappings:
+        old = recorded_plan(conn, mapping.name)
+        if old is None or not step_done(conn, mapping.name, "schema"):
+            continue        # nothing built yet under a recorded mapping: the new one is used
+        changes = plan_changes(old, plan_of(mapping))
+        if changes:
+            raise ConfigError(f"{settings.config_file}: [sources.{mapping.name}] changed since it was migrated "
+                              f"({', '.join(changes)}); the target holds what the old mapping made: run "
+                              "`consolidate migrate --from-scratch` to rebuild it, or put the old mapping back")
+
+
+def record_plans(conn: psycopg.Connection, mappings: list[SourceMapping], options: dict | None = None) -> None:
+    """Record each source's mapping (after refuse_changed_plans passed, so it is the same or
+    nothing was built under the old one) and this run's options."""
+    for mapping in mappings:
+        conn.execute(f"INSERT INTO {SCHEMA}.plans (source, mapping, options) VALUES (%s, %s, %s)"
+                     " ON CONFLICT (source) DO UPDATE SET mapping = EXCLUDED.mapping, options = EXCLUDED.options,"
+                     " recorded_at = now()",
+                     (mapping.name, json.dumps(plan_of(mapping)), json.dumps(options or {})))
