@@ -39,7 +39,7 @@ APP_PREFIX = "consolidation-lock: "     # application_name of the holding sessio
 class _Held:
     mode: str               # "exclusive" or "shared"
     command: str
-    conn: psycopg.Connection | None     # None: the lock is held on a caller's session
+    conn: psycopg.Connection
 
 
 _held: _Held | None = None      # what this process holds, for commands run inside a command
@@ -82,12 +82,10 @@ def take(conn: psycopg.Connection, mode: str, command: str) -> None:
 
 def require(conn: psycopg.Connection, command: str) -> None:
     """For a writer's own target session (migrate, schema, copy, post-data): the exclusive
-    lock, unless this process already holds it (taken by the CLI, or by a cutover)."""
-    global _held
-    if holds("exclusive"):
-        return
-    take(conn, "exclusive", command)
-    _held = _Held("exclusive", command, None)
+    lock, unless this process already holds it (taken by the CLI, or by a cutover). Taken
+    here, it ends with ``conn``."""
+    if not holds("exclusive"):
+        take(conn, "exclusive", command)
 
 
 @contextmanager
