@@ -88,13 +88,15 @@ def inspect_database(db: DatabaseSettings, wait_seconds: float) -> DatabaseFacts
         facts.problem = exc.problem
         return facts
     facts.ok = True
+    problems = []
     if db.role == "target" and facts.server_version_num < MIN_TARGET_VERSION:
+        problems.append(f"PostgreSQL {facts.server_version.split()[0]} is too old for a target (the migrator "
+                        f"needs {MIN_TARGET_VERSION // 10000} or later)")
+    if db.role == "target" and not facts.vector_available:
+        problems.append("pgvector is not available on this server (needed for the embeddings schemas)")
+    if problems:
         facts.ok = False
-        facts.problem = (f"PostgreSQL {facts.server_version.split()[0]} is too old for a target (the migrator "
-                         f"needs {MIN_TARGET_VERSION // 10000} or later)")
-    elif db.role == "target" and not facts.vector_available:
-        facts.ok = False
-        facts.problem = "pgvector is not available on this server (needed for the embeddings schemas)"
+        facts.problem = "; ".join(problems)
     return facts
 
 
