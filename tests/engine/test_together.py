@@ -155,7 +155,7 @@ def test_a_migrated_source_schema_that_is_gone_is_refused(tmp_path, source, targ
     with source.connect() as conn:
         conn.execute("CREATE SCHEMA leaving; CREATE TABLE leaving.t (id int PRIMARY KEY); INSERT INTO leaving.t VALUES (1)")
     config = write_stack_config(tmp_path, target, {"leaving": source},
-                                '[sources.leaving]\nschema = "leaving"\ntarget_schema = "leaving"\n')
+                                '[sources.leaving]\nschema = "leaving"\ntarget_schema = "leaving_copy"\n')
     assert_ok(run_migrator(config, "migrate"))
     with source.connect() as conn:
         conn.execute("ALTER SCHEMA leaving RENAME TO left_behind")
