@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from migrator import __version__, argtypes, console, db
+from migrator import __version__, argtypes, console, db, runlock
 from migrator.errors import ConsolidationError
 from migrator.redact import redact
 from migrator.settings import load_settings
@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
         validate(settings, args.step.COMMAND)        # every section, before any connection
         reports_dir = args.reports_dir or settings.config_file.parent / "reports"
-        return args.step.command(settings, args, reports_dir) or 0
+        # Readers together, writers alone: refused with exit 7, naming the holder, before any write.
+        with runlock.hold(settings, args.step.LOCK, args.step.COMMAND):
+            return args.step.command(settings, args, reports_dir) or 0
     except ConsolidationError as exc:
         if not getattr(exc, "already_printed", False):
             console.fail(exc.message)

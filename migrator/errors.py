@@ -16,7 +16,7 @@ EXIT_CODES = {
     4: "the target is unusable or refused (same causes, no pgvector, not a superuser, disk nearly full)",
     5: "verification found a difference",
     6: "an application (n8n, Letta) or its container is unreachable, unhealthy or refuses a call",
-    7: "another migrator is already running against the target (nothing was changed; run again later)",
+    7: "another migrator command holds the target (the message names it; nothing was changed; run again later)",
     8: "a backup, restore or restore drill failed (pgBackRest, its repository, or the restored copy)",
 }
 

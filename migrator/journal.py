@@ -16,16 +16,16 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from migrator import console, loader, queries
+from migrator import console, loader, queries, runlock
 from migrator.db import connect, require_superuser
-from migrator.errors import MigratorBusy
+from migrator.errors import ConfigError
 from migrator.loader import PREFIX as LOADER_PREFIX
-from migrator.mapping import load_mappings
+from migrator.mapping import SourceMapping, load_mappings
 
 LOADER_PATTERN = LOADER_PREFIX.replace("_", "\\_") + "%"
 
 SCHEMA = "_consolidation"
-LOCK_KEY = 0x636F6E73  # "cons": one migrator at a time per target instance
+LOCK_KEY = runlock.KEY  # one writer at a time per target instance
 
 DDL = queries.text(__file__)          # journal.sql
 assert SCHEMA in DDL and LOADER_PREFIX in DDL and LOADER_PATTERN in DDL   # the names the code uses
@@ -36,24 +36,19 @@ def ensure(conn: psycopg.Connection) -> None:
         conn.execute(DDL)
 
 
-def acquire_lock(conn: psycopg.Connection) -> None:
-    """Hold a session advisory lock for the whole run; a second migrator is refused
-    (MigratorBusy, exit 7). Holding it, every loader session still open belongs to a
-    dead run (kill -9 leaves COPY sessions holding their tables' locks until the server
+def acquire_lock(conn: psycopg.Connection, command: str = "migrate") -> None:
+    """Hold the target's lock exclusively for the whole run (migrator/runlock.py; the CLI
+    has usually taken it already): any other migrator command is refused (MigratorBusy,
+    exit 7, naming it). Holding it, every loader session still open belongs to a dead
+    run (kill -9 leaves COPY sessions holding their tables' locks until the server
     notices): they are ended, so this run never waits behind them."""
-    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
-        holder = conn.execute(
-            "SELECT pid, coalesce(application_name, '?'), backend_start FROM pg_locks l"
-            " JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.objid = %s",
-            (LOCK_KEY,)).fetchone()
-        who = f" (pid {holder[0]}, started {holder[2]:%Y-%m-%d %H:%M:%S})" if holder else ""
-        raise MigratorBusy(f"another migrator is already running against this target{who}")
+    runlock.require(conn, command)
     ended = end_leftover_sessions(conn)
     if ended:
         console.say(f"  ended {ended} session(s) left open by an earlier, interrupted run")
 
 
-# Sessions of loader roles opened by a migrate (not by verify, which runs without the lock).
+# Sessions of loader roles opened by a migrate (verify's are named consolidation-verify).
 LEFTOVERS_SQL = """
 SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid)) FROM pg_catalog.pg_stat_activity a
 WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
@@ -67,11 +62,11 @@ def end_leftover_sessions(conn: psycopg.Connection) -> int:
 
 
 @contextmanager
-def locked_target(settings) -> Iterator[psycopg.Connection]:
+def locked_target(settings, command: str) -> Iterator[psycopg.Connection]:
     """The target, with the journal in place and this run's advisory lock held."""
     with connect(settings.target) as conn:
         require_superuser(conn, settings.target)
-        acquire_lock(conn)
+        acquire_lock(conn, command)
         ensure(conn)
         yield conn
 
@@ -81,8 +76,10 @@ def loading(settings, step: str) -> Iterator[tuple[psycopg.Connection, list]]:
     """For one engine step run on its own (`schema`, `copy`, `post-data`): the locked target,
     the mappings, and each source whose ``step`` is not done handed to its loader role,
     whose logins end with the command."""
-    with locked_target(settings) as target:
+    with locked_target(settings, step) as target:
         mappings = load_mappings(settings)
+        refuse_changed_plans(target, settings, mappings)
+        record_plans(target, mappings)
         with loader.logins(target, settings, mappings):
             for mapping in mappings:
                 if not step_done(target, mapping.name, step):
@@ -186,10 +183,61 @@ def drop_created_schemas(conn: psycopg.Connection, source: str) -> list[str]:
 def forget_source(conn: psycopg.Connection, source: str) -> None:
     """Clear a source's progress (used when its schemas are rebuilt from scratch)."""
     forget_rows(conn, source)
-    for table in ("steps", "created_schemas"):
+    for table in ("steps", "created_schemas", "plans"):
         conn.execute(f"DELETE FROM {SCHEMA}.{table} WHERE source = %s", (source,))
 
 
 def note(conn: psycopg.Connection, source: str | None, step: str | None, message: str) -> None:
     conn.execute(f"INSERT INTO {SCHEMA}.events (source, step, message) VALUES (%s, %s, %s)",
                  (source, step, message))
+
+
+# --- the plan: what a source's migration was made from ---------------------------
+
+def plan_of(mapping: SourceMapping) -> dict:
+    """What decides where a source's objects land. Not its host or port: a server that
+    moved (a new container, a new published port) still holds the same database."""
+    return {"database": mapping.db.dbname, "schema": mapping.schema, "target_schema": mapping.target_schema,
+            "rules": [f"{r.when} -> {r.target_schema}" for r in mapping.rules]}
+
+
+def recorded_plan(conn: psycopg.Connection, source: str) -> dict | None:
+    if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.plans",)).fetchone()[0]:
+        return None     # a journal from an older version: nothing recorded yet
+    row = conn.execute(f"SELECT mapping FROM {SCHEMA}.plans WHERE source = %s", (source,)).fetchone()
+    return row[0] if row else None
+
+
+def plan_changes(old: dict, new: dict) -> list[str]:
+    """``["target_schema n8n -> n8n_v2", ...]``: each key whose value differs."""
+    def shown(value) -> str:
+        return "[" + "; ".join(value) + "]" if isinstance(value, list) else str(value)
+    return [f"{key} {shown(old.get(key))} -> {shown(new.get(key))}" for key in new if old.get(key) != new.get(key)]
+
+
+def refuse_changed_plans(conn: psycopg.Connection, settings, mappings: list[SourceMapping]) -> None:
+    """A source whose schema step is done was migrated under its recorded mapping: another
+    mapping now would skip that work and leave the target on the old one.
+
+    :raises ConfigError: (exit 2) naming the source and what changed, before any write."""
+    if not exists(conn):
+        return
+    for mapping in mappings:
+        old = recorded_plan(conn, mapping.name)
+        if old is None or not step_done(conn, mapping.name, "schema"):
+            continue        # nothing built yet under a recorded mapping: the new one is used
+        changes = plan_changes(old, plan_of(mapping))
+        if changes:
+            raise ConfigError(f"{settings.config_file}: [sources.{mapping.name}] changed since it was migrated "
+                              f"({', '.join(changes)}); the target holds what the old mapping made: run "
+                              "`consolidate migrate --from-scratch` to rebuild it, or put the old mapping back")
+
+
+def record_plans(conn: psycopg.Connection, mappings: list[SourceMapping], options: dict | None = None) -> None:
+    """Record each source's mapping (after refuse_changed_plans passed, so it is the same or
+    nothing was built under the old one) and this run's options."""
+    for mapping in mappings:
+        conn.execute(f"INSERT INTO {SCHEMA}.plans (source, mapping, options) VALUES (%s, %s, %s)"
+                     " ON CONFLICT (source) DO UPDATE SET mapping = EXCLUDED.mapping, options = EXCLUDED.options,"
+                     " recorded_at = now()",
+                     (mapping.name, json.dumps(plan_of(mapping)), json.dumps(options or {})))

@@ -44,3 +44,8 @@ BEGIN
   END LOOP;
 END
 $$;
+-- What each source's migration was planned as (its mapping, and the options that shaped
+-- it): a rerun whose mapping differs is refused instead of skipping what the old one did.
+CREATE TABLE IF NOT EXISTS _consolidation.plans (
+  source text PRIMARY KEY, mapping jsonb NOT NULL, options jsonb NOT NULL DEFAULT '{}',
+  recorded_at timestamptz NOT NULL DEFAULT now());

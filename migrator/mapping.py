@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from migrator.errors import ConfigError
 from migrator.settings import DatabaseSettings, Settings
 
-IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+MAX_NAME_BYTES = 63          # PostgreSQL's NAMEDATALEN - 1: longer names are cut short, not refused
+RESERVED_PREFIX = "pg_"      # schemas and roles named pg_* are the server's own (CREATE refuses them)
 PREDICATES = ("has_vector_column",)
 SOURCE_KEYS = {"env_file", "schema", "target_schema", "owner", "rules"}
 
@@ -60,9 +62,21 @@ class SourceMapping:
 
 
 def _ident(value: object, where: str) -> str:
+    if isinstance(value, str) and len(value.encode()) > MAX_NAME_BYTES:
+        raise ConfigError(f"{where}: '{value}' is {len(value.encode())} bytes long; PostgreSQL names are at most "
+                          f"{MAX_NAME_BYTES} bytes")
     if not isinstance(value, str) or not IDENT.match(value):
         raise ConfigError(f"{where}: '{value}' is not a plain lower-case identifier")
     return value
+
+
+def _created(value: object, where: str, what: str) -> str:
+    """A name the migration creates on the target (a schema, a role): also not one of the server's own."""
+    name = _ident(value, where)
+    if name.startswith(RESERVED_PREFIX):
+        raise ConfigError(f"{where}: {what} '{name}' is reserved (names starting with {RESERVED_PREFIX} are "
+                          "PostgreSQL's own)")
+    return name
 
 
 def load_mappings(settings: Settings) -> list[SourceMapping]:
@@ -90,11 +104,11 @@ def load_mappings(settings: Settings) -> list[SourceMapping]:
                     re.compile(when[5:])
                 except re.error as exc:
                     raise ConfigError(f"{where} rule {i + 1}: invalid regex in '{when}' ({exc})") from None
-            rules.append(Rule(when, _ident(rule.get("target_schema"), f"{where} rule {i + 1}")))
+            rules.append(Rule(when, _created(rule.get("target_schema"), f"{where} rule {i + 1}", "target schema")))
         mapping = SourceMapping(
             name=db.name, db=db, schema=_ident(cfg["schema"], where),
-            target_schema=_ident(cfg["target_schema"], where),
-            owner=_ident(cfg["owner"], where) if cfg.get("owner") else None, rules=tuple(rules))
+            target_schema=_created(cfg["target_schema"], where, "target schema"),
+            owner=_created(cfg["owner"], where, "owner role") if cfg.get("owner") else None, rules=tuple(rules))
         for schema in mapping.target_schemas:
             if schema in claimed:
                 raise ConfigError(f"{where}: target schema '{schema}' is also used by source '{claimed[schema]}'")

@@ -218,6 +218,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND = "pooler"
+LOCK = None  # writes pgbouncer.ini, not the target (migrator/runlock.py)
 HELP = "PgBouncer pool sizes from the roles' limits; render compose/pgbouncer/pgbouncer.ini"
 
 

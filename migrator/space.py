@@ -7,9 +7,10 @@ space is below what is left to write: the sources' total relation sizes
 (heap, TOAST and indexes) not yet copied, times a margin, plus the target's
 ``max_wal_size`` (WAL written during the load is recycled only at
 checkpoints) and the reserve. During the copy a watchdog reads the free space
-every second and stops the copy cleanly (exit 4, resumable: finished
-units are kept) when it falls below the reserve, whatever else is filling the
-disk. Free space is read by the server itself (``COPY FROM PROGRAM 'df'``, a
+every 0.25 s and after every 32 MB copied, and stops the copy cleanly (exit 4,
+resumable: finished units are kept) when it falls below the reserve, whatever
+else is filling the disk; once below it, the copy sends at most 64 MB (plus
+1 MB per worker) before it stops. Free space is read by the server itself (``COPY FROM PROGRAM 'df'``, a
 superuser's right); where that is not possible, both checks are skipped with
 a warning.
 """
@@ -28,7 +29,8 @@ from migrator.settings import Settings
 
 MARGIN = 1.2                    # rewritten rows, fill factor, index builds' sort files
 DEFAULT_RESERVE_MB = 512        # never let the copy take the target below this
-WATCH_SECONDS = 1.0
+WATCH_SECONDS = 0.25            # read at least this often, whatever is filling the disk
+WATCH_BYTES = 32 * 1024 * 1024  # and after this much copied (see DiskWatchdog for the bound)
 
 TOTAL_SIZE_SQL = """
 SELECT coalesce(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint
@@ -84,13 +86,23 @@ def check(mappings: list[SourceMapping], target: psycopg.Connection, reserve_mb:
 
 
 class DiskWatchdog:
-    """Reads the target's free space every WATCH_SECONDS on its own session; ``raise_if_low``
-    (called by the copy between blocks) stops the copy once it is below the reserve."""
+    """Reads the target's free space on its own session every WATCH_SECONDS, and as soon as
+    WATCH_BYTES have been copied since the last reading; ``raise_if_low(nbytes)`` (called by
+    the copy before each unit and after each MB, with the bytes sent) stops the copy once
+    the free space is below the reserve.
+
+    The bound: a worker that finds 2 x WATCH_BYTES copied since the last reading began
+    waits for the next one, so once the free space is below the reserve the copy sends at
+    most 2 x WATCH_BYTES (64 MB) plus 1 MB per worker before it stops, however fast it
+    runs (on disk: those rows and their WAL)."""
 
     def __init__(self, settings: Settings, reserve_mb: int):
         self.reserve = reserve_mb * 1024 * 1024
         self.low: int | None = None
         self._stop = threading.Event()
+        self._due = threading.Event()           # enough bytes copied: read now
+        self._read = threading.Condition()      # a reading finished (wakes paused workers)
+        self._copied = 0                        # bytes copied since the last reading began
         self._conn = connect(settings.target)
         self._thread = threading.Thread(target=self._watch, name="disk-watchdog", daemon=True)
         if free_bytes(self._conn) is None:
@@ -99,12 +111,25 @@ class DiskWatchdog:
             self._thread.start()
 
     def _watch(self) -> None:
-        while not self._stop.wait(WATCH_SECONDS):
+        while not self._stop.is_set():
+            self._due.wait(WATCH_SECONDS)
+            self._due.clear()
+            with self._read:
+                counted = self._copied
             free = free_bytes(self._conn)
-            if free is not None and free < self.reserve:
-                self.low = free
+            with self._read:
+                self._copied -= counted
+                if free is not None and free < self.reserve:
+                    self.low = free
+                self._read.notify_all()
 
-    def raise_if_low(self) -> None:
+    def raise_if_low(self, nbytes: int = 0) -> None:
+        with self._read:
+            self._copied += nbytes
+            if self._copied >= WATCH_BYTES:
+                self._due.set()
+            while self.low is None and self._copied >= 2 * WATCH_BYTES and self._thread.is_alive():
+                self._read.wait(WATCH_SECONDS)     # the copy is ahead of the watch: let it read
         if self.low is not None:
             raise DatabaseError("unified", "target", f"disk nearly full: {self.low / 1e6:.0f} MB free, below the "
                                 f"{self.reserve // 1024 // 1024} MB reserve; the copy stopped (finished units are "
@@ -112,6 +137,7 @@ class DiskWatchdog:
 
     def close(self) -> None:
         self._stop.set()
+        self._due.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=WATCH_SECONDS * 2)
+            self._thread.join(timeout=WATCH_SECONDS * 8)
         self._conn.close()

@@ -37,6 +37,7 @@ from migrator.redact import register_secret
 from migrator.steps.app_backup import backups_root
 
 COMMAND = "app-restore"
+LOCK = "exclusive"  # replaces an app's schemas (migrator/runlock.py)
 HELP = "restore one application's backup: live (other apps untouched) or into an empty instance"
 
 

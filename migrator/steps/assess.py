@@ -24,6 +24,7 @@ from migrator.mapping import SourceMapping, load_mappings
 from migrator.settings import Settings
 
 COMMAND = "assess"
+LOCK = None  # reads the sources only (migrator/runlock.py)
 HELP = "inventory every source (exact row counts, sizes, objects, clients); read-only"
 
 QUERIES = {

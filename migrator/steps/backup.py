@@ -22,6 +22,7 @@ from migrator.errors import ConsolidationError
 from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "backup-sources"
+LOCK = None  # reads the sources only (migrator/runlock.py)
 ALIASES = ("backup",)
 HELP = "dump every source (and the target's current state) with a checksummed manifest"
 

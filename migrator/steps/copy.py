@@ -36,6 +36,7 @@ from migrator.mapping import SourceMapping
 from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "copy"
+LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
 HELP = "stream all rows source -> target (parallel COPY, one snapshot per source)"
 STEP = "copy"
 DEFAULT_SPLIT_MB = 512
@@ -231,7 +232,7 @@ def run(settings: Settings, mappings: list[SourceMapping], target: psycopg.Conne
             sources.append(SourceCopy(mapping, hands, holder, pending, len(done),
                                       _when_tables_complete(mapping, holder.conn, tables, target, pending,
                                                                  early_builds)))
-        seconds = _copy_all(sources, jobs, fmt, toast_compression, checkpoint or (lambda: None))
+        seconds = _copy_all(sources, jobs, fmt, toast_compression, checkpoint or (lambda nbytes=0: None))
         for sc in sources:
             detail = {**sc.stats, "seconds": seconds, "sequences": read_sequences(sc.holder.conn, sc.mapping)}
             results[sc.mapping.name] = _finish_source(target, sc, detail)
@@ -281,9 +282,11 @@ def read_sequences(conn: psycopg.Connection, mapping: SourceMapping) -> dict[str
 
 
 def _copy_all(sources: list[SourceCopy], jobs: int, fmt: str, toast_compression: str = "server",
-              checkpoint=lambda: None) -> float:
+              checkpoint=lambda nbytes=0: None) -> float:
     """Run every unit of every source, largest first; the first failure stops the rest.
-    ``checkpoint`` runs before each unit and after each MB; raising there stops the copy
+    ``checkpoint(nbytes)`` runs before each unit and after each MB (with the bytes sent since
+    the last call: the disk watch may pause the copy until it has read the free space again);
+    raising there stops the copy
     (the unit in flight rolls back with its transaction, finished units stay)."""
     by_name = {sc.mapping.name: sc for sc in sources}
     units = sorted((u for sc in sources for u in sc.units), key=lambda u: u.estimated_bytes, reverse=True)
@@ -314,7 +317,7 @@ def _copy_all(sources: list[SourceCopy], jobs: int, fmt: str, toast_compression:
             checkpoint()
 
             def on_bytes(n: int) -> None:
-                checkpoint()
+                checkpoint(n)
                 progress.advance(task, n)
                 progress.advance(total, n)
             rows = _copy_one(unit, sc, src, tgt, fmt, on_bytes)

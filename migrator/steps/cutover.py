@@ -33,6 +33,7 @@ from migrator.steps import assess, backup, fingerprint, migrate, preflight, role
 from migrator.steps import rollback as rollback_step
 
 COMMAND = "cutover"
+LOCK = "exclusive"  # runs migrate, verify and roles inside itself (migrator/runlock.py)
 HELP = "the full maintenance window: migrate, verify, switch the apps over (rolls back by itself on failure)"
 BEFORE = "before-cutover"
 

@@ -33,6 +33,7 @@ from migrator.settings import DatabaseSettings, Settings
 from migrator.steps.backup import describe_files
 
 COMMAND = "decommission"
+LOCK = "exclusive"  # uses the loaders and drops the legacy databases (migrator/runlock.py)
 HELP = "final verified archive of each legacy database, then remove its container (volumes: --delete-volumes)"
 THROWAWAY = "consolidation_archive_check_{name}"
 

@@ -30,6 +30,7 @@ from migrator.errors import VerificationError
 from migrator.settings import Settings
 
 COMMAND = "fingerprint"
+LOCK = None  # reads the apps, not the target (migrator/runlock.py)
 HELP = "list what n8n and Letta hold through their APIs; save it or compare with a saved one"
 
 

@@ -21,6 +21,7 @@ from migrator.steps import post_data as post_data_step
 from migrator.steps import schema as schema_step
 
 COMMAND = "migrate"
+LOCK = "exclusive"  # writes the target, the journal and the loaders (migrator/runlock.py)
 APPS_ON_TARGET = ("env-rewritten", "apps-started", "done")
 HELP = "move every object and row into the target schemas (resumable)"
 
@@ -77,9 +78,11 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
         for mapping in mappings:
             with connect(mapping.db) as source:
                 pgtools.require_client_for(source, mapping.db)
+                schema_step.require_schema(source, mapping)   # migrated already or not: it must be there
         journal.acquire_lock(target)
         if from_scratch and journal.exists(target):
             start_over(target, mappings)
+        journal.refuse_changed_plans(target, settings, mappings)
         pending = [m for m in mappings        # refuse before the first write
                    if not (journal.exists(target) and journal.step_done(target, m.name, copy_step.STEP))]
         for mapping in pending:
@@ -87,6 +90,8 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
                 schema_step.check(mapping, target)
         space.check(mappings, target, reserve_mb)   # every run: a resumed one still has to fit
         journal.ensure(target)
+        journal.record_plans(target, mappings, {"split_mb": split_mb, "toast_compression": toast_compression,
+                                                "format": fmt})
         for mapping in pending:               # work left: the loader owns the schemas again
             loader.take_over(target, settings, mapping)
         # Per-table indexes/keys/ANALYZE run while the copy goes on (both sources);

@@ -45,6 +45,7 @@ from migrator.settings import DatabaseSettings, Settings
 from migrator.steps import schema as schema_step
 
 COMMAND = "post-data"
+LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
 HELP = "build indexes/constraints/triggers, set sequences, refresh matviews, ANALYZE"
 STEP = "post-data"
 

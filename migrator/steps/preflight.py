@@ -17,11 +17,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from migrator import argtypes, console
-from migrator.db import connect
+from migrator.db import MIN_TARGET_VERSION, connect
 from migrator.errors import DatabaseError, Reported
 from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "preflight"
+LOCK = None     # it reports; it must run whatever else runs (migrator/runlock.py)
 HELP = "reach every database and print what it holds (read-only)"
 
 
@@ -87,9 +88,15 @@ def inspect_database(db: DatabaseSettings, wait_seconds: float) -> DatabaseFacts
         facts.problem = exc.problem
         return facts
     facts.ok = True
+    problems = []
+    if db.role == "target" and facts.server_version_num < MIN_TARGET_VERSION:
+        problems.append(f"PostgreSQL {facts.server_version.split()[0]} is too old for a target (the migrator "
+                        f"needs {MIN_TARGET_VERSION // 10000} or later)")
     if db.role == "target" and not facts.vector_available:
+        problems.append("pgvector is not available on this server (needed for the embeddings schemas)")
+    if problems:
         facts.ok = False
-        facts.problem = "pgvector is not available on this server (needed for the embeddings schemas)"
+        facts.problem = "; ".join(problems)
     return facts
 
 

@@ -28,6 +28,7 @@ from migrator.errors import BackupError, VerificationError
 from migrator.settings import Settings
 
 COMMAND = "restore-drill"
+LOCK = "shared"  # reads the live target; a writer would move it under the drill (migrator/runlock.py)
 HELP = "restore the newest backup into a scratch copy and prove it: checksums + pg_amcheck"
 
 

@@ -31,6 +31,7 @@ from migrator.errors import BackupError, ConfigError, ServiceError
 from migrator.settings import Settings
 
 COMMAND = "restore-instance"
+LOCK = "exclusive-if-up"  # replaces the target's data, or puts it back (migrator/runlock.py)
 HELP = "point-in-time restore of the unified instance (into a scratch copy, or the live one with --yes)"
 
 

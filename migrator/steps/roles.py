@@ -37,6 +37,7 @@ from migrator.rolesconfig import RolesConfig, load_passwords, load_pooler_passwo
 from migrator.settings import Settings
 
 COMMAND = "roles"
+LOCK = "exclusive"  # changes roles, grants and passwords on the target (migrator/runlock.py)
 HELP = "create the per-app roles and schemas, isolate them, print the access matrix"
 
 LOCK_KEY = 0x726F6C65  # "role": one roles run at a time per instance

@@ -26,6 +26,7 @@ from migrator.settings import Settings
 from migrator.steps import fingerprint
 
 COMMAND = "rollback"
+LOCK = "exclusive-if-up"  # the way back works with the target down too (migrator/runlock.py)
 HELP = "undo a cutover: env files back byte for byte, apps back on the old databases"
 
 

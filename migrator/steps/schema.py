@@ -31,6 +31,7 @@ from migrator.mapping import SourceMapping
 from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "schema"
+LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
 HELP = "recreate object definitions (pre-data) in the target schemas"
 STEP = "schema"
 
@@ -80,12 +81,18 @@ def check_extensions(source: psycopg.Connection, target: psycopg.Connection, map
     return needed
 
 
+def require_schema(source: psycopg.Connection, mapping: SourceMapping) -> None:
+    """The mapped source schema exists (also for a source migrated on an earlier run: a
+    rerun must not report success for a schema that is gone)."""
+    if source.execute("SELECT pg_catalog.to_regnamespace(%s) IS NULL", (mapping.schema,)).fetchone()[0]:
+        raise DatabaseError(mapping.name, "source", f"schema '{mapping.schema}' does not exist")
+
+
 def check(mapping: SourceMapping, target: psycopg.Connection) -> tuple[list, dict[str, str]]:
     """Every refusal that can be known before writing anything; returns (extensions, routes)."""
     refuse_occupied_schemas(target, mapping)
     with connect(mapping.db) as source:
-        if source.execute("SELECT to_regnamespace(%s) IS NULL", (mapping.schema,)).fetchone()[0]:
-            raise DatabaseError(mapping.name, "source", f"schema '{mapping.schema}' does not exist")
+        require_schema(source, mapping)
         exts = check_extensions(source, target, mapping)
         unsupported = source.execute(
             "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"

@@ -26,6 +26,7 @@ from migrator.errors import ConfigError
 from migrator.settings import Settings
 
 COMMAND = "seed"
+LOCK = None  # talks to the apps, not to the target (migrator/runlock.py)
 HELP = "create realistic data in the apps (n8n, Letta) through their own APIs (rehearsal)"
 
 

@@ -39,6 +39,7 @@ from migrator.errors import ConfigError, DatabaseError
 from migrator.settings import Settings
 
 COMMAND = "status"
+LOCK = None  # monitoring: it must run whatever else runs (migrator/runlock.py)
 HELP = "per app: size, connections vs limit, query time share, last vacuum; backups and alerts"
 DEFAULT_PROMETHEUS = "http://prometheus:9090"
 ALERTS_TIMEOUT = 5          # seconds; beyond it the alerts are unknown, never "none"

@@ -180,8 +180,12 @@ def test_refuses_occupied_target_schema_without_change(config, target):
 
 
 def test_refuses_target_without_pgvector(tmp_path, images, sources):
-    plain = start_postgres(images["N8N_DB_IMAGE"], user="postgres", dbname="postgres")
+    # A PostgreSQL 17 server (an older one is refused for its version first) without pgvector.
+    plain = start_postgres(images["LETTA_DB_IMAGE"], user="postgres", dbname="postgres")
     try:
+        removed = plain.container.get_wrapped_container().exec_run(
+            ["sh", "-c", "rm -f /usr/share/postgresql/*/extension/vector*"])
+        assert removed.exit_code == 0
         config = write_stack_config(tmp_path, plain, sources, MAPPING)
         result = run_migrator(config, "migrate")
         assert result.returncode == 4, result.stdout + result.stderr
