@@ -22,7 +22,7 @@ from migrator.mapping import load_mappings
 from migrator.settings import Settings
 
 COMMAND = "app-backup"
-LOCK = "exclusive"  # uses the loaders (loader.ensure resets their passwords) (migrator/runlock.py)
+LOCK = "shared"  # reads through a reader of its own into a new directory (migrator/runlock.py)
 HELP = "per-application logical backup of the unified instance (dump + roles + checksummed manifest)"
 
 

@@ -44,7 +44,7 @@ from migrator.mapping import SourceMapping, load_mappings
 from migrator.settings import Settings
 
 COMMAND = "verify"
-LOCK = "exclusive"  # resets the loaders' passwords and grants (loader.ensure) (migrator/runlock.py)
+LOCK = "shared"  # reads through a reader of its own; a writer would move the target under it (migrator/runlock.py)
 HELP = "compare every table (count + checksum) and object between sources and target"
 
 # The hashing itself is the one way the migrator reads app rows (migrator/checksums.py).
