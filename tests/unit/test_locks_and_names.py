@@ -32,9 +32,14 @@ def test_every_command_declares_its_lock_and_the_docs_table_says_the_same():
 
 
 def test_writers_and_loader_users_are_exclusive():
+    """Writers exclude everyone; so does every command that uses a loader (ensuring one resets
+    its password). Readers (verify, app-backup) read through throwaway readers of their own."""
     declared = {m.COMMAND: m.LOCK for m in cli.STEP_MODULES}
-    for command in ("migrate", "schema", "copy", "post-data", "verify", "app-backup", "decommission", "roles"):
+    for command in ("migrate", "schema", "copy", "post-data", "app-restore", "decommission", "roles"):
         assert declared[command] == "exclusive", command
+    for module in cli.STEP_MODULES:
+        if "loader." in open(module.__file__, encoding="utf-8").read():
+            assert module.LOCK in ("exclusive", "exclusive-if-up"), module.COMMAND
 
 
 def mapping_error(tmp_path, source_toml: str) -> ConfigError:
