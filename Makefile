@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SEED_SCALE ?= 1
 
-.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups decommission monitoring pooler bench-pooling
+.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups decommission monitoring pooler bench-pooling bench-reader
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -106,6 +106,9 @@ bench: images venv ## migrate vs pgcopydb vs pg_dump/restore vs COPY floor + app
 
 bench-backups: images venv ## pgBackRest full/diff/restore vs pg_basebackup/pg_dump, app latency during a backup (SIZE_MB=1000)
 	@$(PY) -m bench.backups --size-mb $${SIZE_MB:-1000}
+
+bench-reader: images venv ## app rows read as a throwaway non-superuser reader vs the old superuser row::text (SIZE_MB=1000)
+	@$(PY) -m bench.reader --size-mb $${SIZE_MB:-1000} --reps $(REPS)
 
 bench-pooling: images venv ## direct vs PgBouncer: server connections, p50/p99 at 10/50/200 clients (docs/pooling.md)
 	@$(PY) -m bench.pooling $(BENCH_ARGS)
