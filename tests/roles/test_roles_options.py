@@ -148,7 +148,7 @@ def test_a_monitoring_schema_owned_by_someone_else_is_refused(stack):
         conn.execute("DROP SCHEMA consolidation_monitoring CASCADE")
         conn.execute("CREATE SCHEMA consolidation_monitoring AUTHORIZATION postgres")
     try:
-        with pytest.raises(DatabaseError, match="consolidation_monitoring exists and belongs to postgres"):
+        with pytest.raises(DatabaseError, match="schema consolidation_monitoring belongs to postgres"):
             stack.apply()
     finally:
         with stack.admin() as conn:
