@@ -210,6 +210,7 @@ def summary(rows: list[tuple[str, float, str]], downtime: float | None) -> Table
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+    cutover_state.require(settings, COMMAND)
     state_file = cutover_state.state_path(settings)
     state = cutover_state.load(state_file)
     if state and state.phase == "done":
