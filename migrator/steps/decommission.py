@@ -2,17 +2,19 @@
 
 Refuses, changing nothing, while the lifecycle is not "cut over"
 (migrator/cutover_state.py), an app's env file still points at a legacy
-database, or any client other than this command is connected to one. Then, per legacy database: a final archive
-(pg_dump custom format, under backups/decommission/<stamp>/, 0700/0600) with
-exact per-table row counts; the archive is restored into a throwaway database
-on the unified instance as that source's loader role (legacy code never runs as
-a superuser) and its counts compared; only when every archive checks out is
-env/.decommissioned written (from then on `rollback` is refused: the legacy data
-is stale) and the containers stopped and removed; a rerun finishes a removal
-that was cut short. Their volumes are deleted only with
---delete-volumes. Runs in the `migrator` service (it has the docker socket).
-The way back, before --delete-volumes: `docker compose --profile legacy up -d
-n8n-db letta-db` (the volumes still hold the data), or restore an archive.
+database, or any client other than this command is connected to one. Then, per
+legacy database: a final archive (pg_dump custom format, under
+backups/decommission/<stamp>/, 0700/0600) with exact per-table row counts; the
+archive is restored into a throwaway database on the unified instance as that
+source's loader role (legacy code never runs as a superuser) and its counts
+compared; only when every archive checks out is env/.decommissioned written
+(from then on `rollback` is refused: the legacy data is stale) and the
+containers stopped and removed; a rerun finishes a removal that was cut short.
+Their volumes are deleted only with --delete-volumes. Runs in the `migrator`
+service (it has the docker socket). Bringing the legacy databases back loses
+every write since the cutover: `docker compose --profile legacy up -d n8n-db
+letta-db` (the volumes still hold their data) or restore an archive, then remove
+env/.decommissioned.
 """
 
 from __future__ import annotations
@@ -192,8 +194,8 @@ def remove_containers(settings: Settings, delete_volumes: bool, missing_ok: bool
 
 
 def retire(settings: Settings, marker: dict, delete_volumes: bool, missing_ok: bool = False) -> None:
-    """Containers out, recorded as such; the marker is written first, so that from the
-    first container stopped on `rollback` knows the legacy databases are gone."""
+    """The marker first (from the first container stopped on, `rollback` must know the
+    legacy databases are gone), then the containers, then the marker says they are out."""
     cutover_state.save_marker(settings, marker)
     for line in remove_containers(settings, delete_volumes, missing_ok):
         console.say(f"  {line}")
