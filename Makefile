@@ -85,7 +85,7 @@ rollback: ## undo `make consolidate` (same as `docker compose run migrator rollb
 	@$(COMPOSE) run --rm migrator rollback
 
 decommission: ## after the cutover: archive the legacy databases (verified), remove their containers (docs/app-backups.md)
-	@$(COMPOSE) run --rm migrator decommission && touch env/.decommissioned
+	@$(COMPOSE) run --rm migrator decommission
 
 test: images env venv ## run the test suite (unit + integration against real containers)
 	@$(PY) -m pytest -v $(PYTEST_ARGS)

@@ -49,6 +49,13 @@ class DatabaseError(ConsolidationError):
         super().__init__(f"{role} database '{name}': {problem}")
 
 
+class RollbackRefused(ConsolidationError):
+    """The way back needs a legacy database that is unreachable, lacks the app's schema or
+    was decommissioned: refused before anything was touched."""
+
+    exit_code = 3
+
+
 class VerificationError(ConsolidationError):
     exit_code = 5
 

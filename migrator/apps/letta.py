@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from migrator.apps import AppError
 from migrator.apps.registry import App, DbLogin
@@ -290,8 +290,22 @@ def database_of(env: dict[str, str]) -> str:
     return f"{env.get('LETTA_PG_USER', '?')}@{env.get('LETTA_PG_HOST', '?')}/{env.get('LETTA_PG_DB', '?')}"
 
 
+def login_of(env: dict[str, str]) -> DbLogin:
+    """The database Letta connects to: LETTA_PG_URI, else the LETTA_PG_* keys (its schema
+    comes from the role's or database's search_path, so it is left empty here)."""
+    uri = env.get("LETTA_PG_URI")
+    if uri:
+        parts = urlsplit(uri)
+        return DbLogin(host=parts.hostname or "", port=str(parts.port or 5432), dbname=parts.path.lstrip("/"),
+                       user=unquote(parts.username or ""), password=unquote(parts.password or ""))
+    return DbLogin(host=env.get("LETTA_PG_HOST", ""), port=env.get("LETTA_PG_PORT") or "5432",
+                   dbname=env.get("LETTA_PG_DB", ""), user=env.get("LETTA_PG_USER", ""),
+                   password=env.get("LETTA_PG_PASSWORD", ""))
+
+
 APP = App(
     name="letta", db_key_prefixes=("LETTA_PG_",), env_updates=env_updates, database_of=database_of,
+    login_of=login_of,
     seed=lambda app, scale, log: seed(LettaClient(app.url), scale,
                                       app.options.get("embedding_endpoint", "http://embeddings:8000/v1"), log=log),
     fingerprint=lambda app: fingerprint(LettaClient(app.url)), summary=summary)

@@ -392,7 +392,15 @@ def database_of(env: dict[str, str]) -> str:
             f" schema {env.get('DB_POSTGRESDB_SCHEMA') or 'public'}")
 
 
+def login_of(env: dict[str, str]) -> DbLogin:
+    """The database n8n connects to with these values (n8n's own defaults where a key is missing)."""
+    return DbLogin(host=env.get("DB_POSTGRESDB_HOST") or "localhost", port=env.get("DB_POSTGRESDB_PORT") or "5432",
+                   dbname=env.get("DB_POSTGRESDB_DATABASE") or "n8n", user=env.get("DB_POSTGRESDB_USER") or "postgres",
+                   password=env.get("DB_POSTGRESDB_PASSWORD", ""), schema=env.get("DB_POSTGRESDB_SCHEMA") or "public")
+
+
 APP = App(
     name="n8n", db_key_prefixes=("DB_POSTGRESDB_", "DB_TYPE"), env_updates=env_updates, database_of=database_of,
+    login_of=login_of,
     seed=lambda app, scale, log: seed(app.url, admin_file(app), scale, log=log),
     fingerprint=lambda app: fingerprint(app.url, admin_file(app)), summary=summary)

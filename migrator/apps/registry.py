@@ -47,6 +47,8 @@ class App:
     fingerprint: Callable[[Any], dict] | None = None
     # fingerprint -> a few lines for people
     summary: Callable[[dict], dict[str, Any]] = lambda fp: {}
+    # env file values -> the login the app would use (rollback checks it before pointing back)
+    login_of: Callable[[dict[str, str]], DbLogin] | None = None
 
 
 _REGISTRY: dict[str, App] = {}

@@ -25,7 +25,7 @@ from rich.table import Table
 from migrator import argtypes, console, cutover_state, envfile, pooler, services
 from migrator.apps import registry
 from migrator.db import DEFAULT_JOBS, connect
-from migrator.errors import ConsolidationError, ServiceError, StepFailed
+from migrator.errors import ConsolidationError, RollbackRefused, ServiceError, StepFailed
 from migrator.mapping import load_mappings
 from migrator.rolesconfig import RolesConfig, load_passwords
 from migrator.settings import Settings
@@ -211,6 +211,7 @@ def summary(rows: list[tuple[str, float, str]], downtime: float | None) -> Table
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+    cutover_state.require(settings, COMMAND)
     state_file = cutover_state.state_path(settings)
     state = cutover_state.load(state_file)
     if state and state.phase == "done":
@@ -230,8 +231,11 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
             state.move_to("rolled-back", state_file)
             raise StepFailed(exc, "stopped before any change; the apps were not touched") from None
         console.say("rolling back ...")
-        rollback_step.run(settings, reports_dir, drop_schemas=False, smoke=state.fingerprint_label is not None,
-                          reason=exc.message)
+        try:
+            rollback_step.run(settings, reports_dir, drop_schemas=False, smoke=state.fingerprint_label is not None,
+                              reason=exc.message)
+        except RollbackRefused as refused:     # the way back is gone too: say both, change nothing more
+            raise StepFailed(exc, f"not rolled back: {refused.message}") from None
         raise StepFailed(exc, "rolled back: the apps run on their old databases again") from None
     console.print_table(summary(w.rows, w.downtime))
     console.write_json(reports_dir / "cutover.json", {

@@ -1,16 +1,20 @@
 """decommission: retire the legacy databases (n8n-db, letta-db) after a cutover.
 
-Refuses, changing nothing, while the cutover is not done (env/.cutover.json),
-an app's env file still points at a legacy database, or any client other than
-this command is connected to one. Then, per legacy database: a final archive
-(pg_dump custom format, under backups/decommission/<stamp>/, 0700/0600) with
-exact per-table row counts; the archive is restored into a throwaway database
-on the unified instance as that source's loader role (legacy code never runs as
-a superuser) and its counts compared; only when every archive checks out are
-the containers stopped and removed. Their volumes are deleted only with
---delete-volumes. Runs in the `migrator` service (it has the docker socket).
-The way back, before --delete-volumes: `docker compose --profile legacy up -d
-n8n-db letta-db` (the volumes still hold the data), or restore an archive.
+Refuses, changing nothing, while the lifecycle is not "cut over"
+(migrator/cutover_state.py), an app's env file still points at a legacy
+database, or any client other than this command is connected to one. Then, per
+legacy database: a final archive (pg_dump custom format, under
+backups/decommission/<stamp>/, 0700/0600) with exact per-table row counts; the
+archive is restored into a throwaway database on the unified instance as that
+source's loader role (legacy code never runs as a superuser) and its counts
+compared; only when every archive checks out is env/.decommissioned written
+(from then on `rollback` is refused: the legacy data is stale) and the
+containers stopped and removed; a rerun finishes a removal that was cut short.
+Their volumes are deleted only with --delete-volumes. Runs in the `migrator`
+service (it has the docker socket). Bringing the legacy databases back loses
+every write since the cutover: `docker compose --profile legacy up -d n8n-db
+letta-db` (the volumes still hold their data) or restore an archive, then remove
+env/.decommissioned.
 """
 
 from __future__ import annotations
@@ -23,11 +27,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import appdump, console, loader, pgtools, services
+from migrator import appdump, console, cutover_state, loader, pgtools, services
 from migrator.apps import registry
-from migrator.cutover_state import load, state_path
 from migrator.db import connect, create_private_database
-from migrator.errors import ConfigError, DatabaseError, VerificationError
+from migrator.errors import ConfigError, DatabaseError, ServiceError, VerificationError
 from migrator.mapping import load_mappings
 from migrator.settings import DatabaseSettings, Settings
 from migrator.steps.backup import describe_files
@@ -62,8 +65,8 @@ def _hosts_in(text: str) -> set[str]:
 
 
 def refuse_if_in_use(settings: Settings) -> None:
-    """:raises ConsolidationError: the cutover is not done, an app still points at a legacy
-    database, or a client is connected to one (nothing has been changed)."""
+    """:raises ConsolidationError: an app still points at a legacy database, or a client is
+    connected to one (nothing has been changed)."""
     legacy = {db.host: db for db in settings.sources}
     for name, app in settings.apps.items():
         where = registry.get(name).database_of(app.env())
@@ -80,10 +83,6 @@ def refuse_if_in_use(settings: Settings) -> None:
         if others[0]:
             raise DatabaseError(db.name, "source", f"{others[0]} client(s) still connected ({others[1]}); "
                                 "stop them first")
-    state = load(state_path(settings))
-    if state is None or state.phase != "done":
-        raise ConfigError(f"the cutover is not done ({state_path(settings)}: "
-                          f"{state.phase if state else 'missing'}); the legacy databases are still needed")
 
 
 # --- archive + restore test ---------------------------------------------------------------
@@ -172,12 +171,17 @@ def _prepare(settings: Settings, name: str, role: sql.Identifier, dump: Path, db
 
 # --- containers -----------------------------------------------------------------------------
 
-def remove_containers(settings: Settings, delete_volumes: bool) -> list[str]:
+def remove_containers(settings: Settings, delete_volumes: bool, missing_ok: bool = False) -> list[str]:
     c = services.client()
     project = services.compose_project(settings)
     done = []
     for db in settings.sources:
-        container = services.container_of(c, services.Service(project, db.host))
+        try:
+            container = services.container_of(c, services.Service(project, db.host))
+        except ServiceError:
+            if not missing_ok:
+                raise
+            continue                  # removed by the run this one finishes
         volumes = [m["Name"] for m in container.attrs.get("Mounts", []) if m.get("Type") == "volume"]
         container.stop(timeout=30)
         container.remove()
@@ -189,8 +193,33 @@ def remove_containers(settings: Settings, delete_volumes: bool) -> list[str]:
     return done
 
 
+def retire(settings: Settings, marker: dict, delete_volumes: bool, missing_ok: bool = False) -> None:
+    """The marker first (from the first container stopped on, `rollback` must know the
+    legacy databases are gone), then the containers, then the marker says they are out."""
+    cutover_state.save_marker(settings, marker)
+    for line in remove_containers(settings, delete_volumes, missing_ok):
+        console.say(f"  {line}")
+    cutover_state.save_marker(settings, {**marker, "containers_removed": True})
+    if not delete_volumes:
+        console.say("  volumes kept (--delete-volumes deletes them); bringing them back loses every write "
+                    "since the cutover: docker compose --profile legacy up -d " + " ".join(marker["databases"]))
+
+
+def finish(settings: Settings, delete_volumes: bool) -> Path:
+    """Already decommissioned: nothing to do, or the removal a previous run did not finish."""
+    marker = cutover_state.load_marker(settings) or {}
+    marker.setdefault("databases", [db.host for db in settings.sources])
+    if marker.get("containers_removed", True):
+        console.say(f"  already decommissioned ({cutover_state.marker_path(settings)}): nothing to do")
+    else:
+        retire(settings, marker, delete_volumes, missing_ok=True)
+    return Path(marker.get("archives", ""))
+
+
 def run(settings: Settings, archive_root: Path, *, delete_volumes: bool = False) -> Path:
     console.step("D", "decommission: archive the legacy databases, then retire them")
+    if cutover_state.require(settings, COMMAND) is cutover_state.Lifecycle.DECOMMISSIONED:
+        return finish(settings, delete_volumes)
     refuse_if_in_use(settings)
     c = services.client()          # before anything is written: no socket, no change
     for db in settings.sources:
@@ -206,10 +235,9 @@ def run(settings: Settings, archive_root: Path, *, delete_volumes: bool = False)
         entries.append(entry)
     appdump._write_private(run_dir / "manifest.json", {"created_at": run_dir.name, "archives": entries,
                                                         "pg_dump": pgtools.client_version()})
-    for line in remove_containers(settings, delete_volumes):
-        console.say(f"  {line}")
-    if not delete_volumes:
-        console.say("  volumes kept (--delete-volumes deletes them); the way back: "
-                    "docker compose --profile legacy up -d " + " ".join(db.host for db in settings.sources))
+    retire(settings, {"decommissioned_at": run_dir.name, "archives": str(run_dir),
+                      "databases": [db.host for db in settings.sources], "volumes_deleted": delete_volumes,
+                      "containers_removed": False},
+           delete_volumes)
     console.say(f"  archives: {run_dir}")
     return run_dir

@@ -10,6 +10,12 @@ was cut over says so and exits 0; running it twice is harmless.
 
 Writes the apps made on the unified instance after a successful cutover are
 NOT copied back: they stay in the (kept) schemas.
+
+Before it touches anything it checks the way back exists: the lifecycle is not
+"decommissioned" (migrator/cutover_state.py), and every database an app would
+be pointed back to answers to the login of the env file it would get back and
+holds that app's schema. Otherwise one line naming what is missing, exit 3,
+env files and containers untouched.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from pathlib import Path
 
 
 from migrator import argtypes, console, cutover_state, envfile, journal, services
+from migrator.apps import registry
 from migrator.db import connect
-from migrator.errors import ConsolidationError
+from migrator.errors import ConsolidationError, DatabaseError, RollbackRefused
 from migrator.mapping import load_mappings
-from migrator.settings import Settings
+from migrator.redact import register_secret
+from migrator.settings import DatabaseSettings, Settings
 from migrator.steps import fingerprint
 
 COMMAND = "rollback"
@@ -42,20 +50,90 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     return 0
 
 
-def restore_env_files(state: cutover_state.CutoverState) -> list[str]:
-    restored = []
+Plan = dict[str, tuple[Path, bytes | None, str]]      # app -> (env file, original bytes or None, read from)
+
+
+def planned_env(state: cutover_state.CutoverState) -> Plan:
+    """Per recorded app: its env file, the original bytes to write back (None: it is the
+    original already) and where they come from. Every original is read and checked
+    before any file is written."""
+    plan: Plan = {}
     for app, record in state.env_files.items():
         path = Path(record.path)
         if path.is_file() and cutover_state.sha256_file(path) == record.original_sha256:
+            plan[app] = (path, None, str(path))
             continue
         if not record.backup or not Path(record.backup).is_file():
             raise ConsolidationError(f"{path}: the original was not saved; restore it from your own copy")
-        original = Path(record.backup).read_bytes()
-        envfile.write_atomic(path, original)
-        if cutover_state.sha256_file(path) != record.original_sha256:
-            raise ConsolidationError(f"{path}: restored file does not match the recorded sha256")
-        restored.append(str(path))
+        if cutover_state.sha256_file(Path(record.backup)) != record.original_sha256:
+            raise ConsolidationError(f"{record.backup}: the saved original does not match the recorded sha256")
+        plan[app] = (path, Path(record.backup).read_bytes(), record.backup)
+    return plan
+
+
+def restore_env_files(plan: Plan) -> list[str]:
+    restored = []
+    for path, original, _ in plan.values():
+        if original is not None:
+            envfile.write_atomic(path, original)
+            restored.append(str(path))
     return restored
+
+
+# --- the way back must exist before it is taken ------------------------------------------
+
+_TABLES_IN = ("SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+              " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE n.nspname OPERATOR(pg_catalog.=) %s"
+              " AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::\"char\"[])")
+
+
+def env_after(settings: Settings, name: str, plan: Plan) -> tuple[dict[str, str], str]:
+    """The values app ``name`` will run with once rolled back, and the file they come from."""
+    path, original, where = plan.get(name, (settings.apps[name].env_file, None, str(settings.apps[name].env_file)))
+    if original is None:
+        return settings.apps[name].env(), where
+    return envfile.values(original.decode("utf-8"), where), where
+
+
+def app_schema(settings: Settings, name: str, login: registry.DbLogin) -> str:
+    """The schema the app keeps its tables in on its old database: its source's [sources.<name>]
+    schema, else the one its login names."""
+    mapping = next((m for m in load_mappings(settings) if m.name == name), None)
+    return mapping.schema if mapping else (login.schema or "public")
+
+
+def way_back_problem(settings: Settings, name: str, login: registry.DbLogin, where: str) -> str | None:
+    """Why app ``name`` could not run on the database of ``login`` (None: it could)."""
+    register_secret(login.password)
+    if not login.port.isdigit():
+        return f"port '{login.port}' is not a number"
+    db = DatabaseSettings(name=name, role="source", host=login.host, port=int(login.port), dbname=login.dbname,
+                          user=login.user, password=login.password, env_file=Path(where))
+    schema = app_schema(settings, name, login)
+    try:
+        with connect(db, 5) as conn:       # seconds, not the --wait for a starting server
+            tables = conn.execute(_TABLES_IN, (schema,)).fetchone()[0]
+    except DatabaseError as exc:      # (connect's hint names the database env files' key, not the app's)
+        return f"is unusable: {exc.problem.split(' (check POSTGRES_PASSWORD')[0]}"
+    return None if tables else f"holds no tables in schema '{schema}'"
+
+
+def check_way_back(settings: Settings, plan: Plan) -> None:
+    """:raises RollbackRefused: an app would be pointed at a database it cannot run on."""
+    problems = []
+    for name in settings.apps:
+        app = registry.get(name)
+        if app.login_of is None:
+            continue
+        values, where = env_after(settings, name, plan)
+        login = app.login_of(values)
+        problem = way_back_problem(settings, name, login, where)
+        if problem:
+            problems.append(f"{name}'s old database {login.user}@{login.host}:{login.port}/{login.dbname} "
+                            f"(from {where}) {problem}")
+    if problems:
+        raise RollbackRefused(f"`rollback` refused: {'; '.join(problems)}; nothing was changed (start the "
+                              "legacy database, or fix the saved env file, then run it again)")
 
 
 def drop_migrated_schemas(settings: Settings) -> list[str]:
@@ -86,6 +164,7 @@ def mark_migration_stale(settings: Settings) -> None:
 def run(settings: Settings, reports_dir: Path, *, drop_schemas: bool = False, smoke: bool = True,
         timeout: float = 300.0, reason: str | None = None) -> None:
     console.step("R", "rollback" + (f" ({reason})" if reason else ""))
+    cutover_state.require(settings, COMMAND)
     state_file = cutover_state.state_path(settings)
     state = cutover_state.load(state_file)
     if state is None:
@@ -95,7 +174,9 @@ def run(settings: Settings, reports_dir: Path, *, drop_schemas: bool = False, sm
         console.say("already rolled back: nothing to do")
         return
     if state.phase != "rolled-back":
-        restored = restore_env_files(state)
+        plan = planned_env(state)
+        check_way_back(settings, plan)
+        restored = restore_env_files(plan)
         console.say(f"  env files restored: {', '.join(restored) or 'none needed'}")
         for name, seconds in services.restart_apps(settings, timeout).items():
             console.say(f"  {name}: healthy on its old database in {seconds:.1f} s")

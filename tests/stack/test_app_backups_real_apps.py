@@ -5,10 +5,12 @@ ports, env/ and reports/), seeded through the apps' APIs. n8n's backup restores 
 empty PostgreSQL 17 and the real n8n lists its workflows from it; a live restore brings a
 deleted workflow back and leaves Letta's and RAG's checksums alone; the decommission
 refuses while an app or a client still uses a legacy database, then archives, checks
-and removes them, and the apps still answer as before."""
+and removes them, and the apps still answer as before; a rollback after it is refused
+and leaves everything as it was."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import time
@@ -79,7 +81,7 @@ def n8n_url(stack: CutoverStack) -> str:
 def test_decommission_refuses_while_an_app_is_on_a_legacy_database(stack):
     result = stack.migrator("decommission")
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "still points n8n at legacy database 'n8n-db'" in result.stderr
+    assert "`decommission` refused (before cutover): nothing was cut over" in result.stderr
     assert len(legacy_running(stack)) == 2
 
 
@@ -171,3 +173,30 @@ def test_decommission_archives_checks_and_removes_the_legacy_databases(stack):
     assert legacy_running(stack) == []
     print(f"\napp-backup (3 apps) {getattr(stack, 'backup_seconds', 0):.1f} s, "
           f"n8n restore into empty {getattr(stack, 'restore_seconds', 0):.1f} s")
+
+
+def env_dir_bytes(stack: CutoverStack) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(stack.env_dir.iterdir()) if p.is_file()}
+
+
+def test_rollback_after_decommission_is_refused_and_the_apps_keep_serving(stack):
+    marker = json.loads((stack.env_dir / ".decommissioned").read_text())
+    assert marker["containers_removed"] is True and marker["databases"] == ["n8n-db", "letta-db"]
+    before = env_dir_bytes(stack)
+    started = time.monotonic()
+    result = plain(stack, *stack.migrator_args("rollback"))
+    seconds = time.monotonic() - started
+    assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
+    failed = [line for line in result.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "`rollback` refused (decommissioned)" in failed[0], result.stderr
+    assert "`app-restore <app>`" in failed[0] and "legacy data is stale" in failed[0]
+    assert "env files restored" not in result.stdout
+    assert env_dir_bytes(stack) == before                 # env files, originals, state: byte for byte
+    assert legacy_running(stack) == []
+    assert stack.process_env("n8n")["DB_POSTGRESDB_HOST"] == "unified"
+    assert "@unified:5432/postgres" in stack.process_env("letta")["LETTA_PG_URI"]
+    assert stack.healthy("n8n") and stack.healthy("letta")
+    ok(plain(stack, *stack.migrator_args("fingerprint", "--compare", "seeded")))
+    again = ok(plain(stack, *stack.migrator_args("decommission")))
+    assert "already decommissioned" in again and env_dir_bytes(stack) == before
+    print(f"\nrollback after decommission refused in {seconds:.1f} s (docker compose run included)")

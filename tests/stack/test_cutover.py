@@ -250,6 +250,7 @@ def test_cutover_then_rollback(stack):
         assert apps == 0, old
 
     studio_after_cutover(stack)
+    rollback_refused_while_a_legacy_database_is_down(stack)
 
     # And back: env files byte for byte, apps on the old databases, same fingerprint as before.
     back = stack.migrator("rollback")
@@ -258,6 +259,29 @@ def test_cutover_then_rollback(stack):
     assert_on_old_databases(stack)
     assert unified_evidence(stack) == []
     studio_after_rollback(stack)
+
+
+def rollback_refused_while_a_legacy_database_is_down(stack: CutoverStack) -> None:
+    """letta-db stopped: rollback would point Letta at nothing, so it refuses before touching
+    anything (run with --no-deps: compose would otherwise start letta-db for it)."""
+    before = {p.name: sha(p) for p in stack.env_dir.iterdir() if p.is_file()}
+    assert stack.compose("stop", "letta-db").returncode == 0
+    try:
+        args = stack.migrator_args("rollback")
+        result = stack.compose(*args[:3], "--no-deps", *args[3:])
+        stack.outputs.append(result.stdout + result.stderr)
+    finally:
+        up = stack.compose("up", "-d", "--wait", "letta-db")
+    assert up.returncode == 0, up.stderr[-2000:]
+    assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-3000:]
+    failed = [line for line in result.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "letta's old database letta@letta-db:5432/letta" in failed[0], result.stderr
+    assert "n8n's old database" not in failed[0]           # n8n-db answers and holds n8n's tables
+    assert "env files restored" not in result.stdout
+    assert {p.name: sha(p) for p in stack.env_dir.iterdir() if p.is_file()} == before
+    assert stack.process_env("n8n")["DB_POSTGRESDB_HOST"] == "unified"
+    assert "@unified:5432/postgres" in stack.process_env("letta")["LETTA_PG_URI"]
+    assert stack.healthy("n8n") and stack.healthy("letta")
 
 
 APP_SCHEMAS = {"n8n", "letta_agents", "letta_embeddings", "rag_documents", "rag_embeddings"}
