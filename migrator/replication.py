@@ -87,16 +87,20 @@ WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relkind OPERATOR(pg_catalog.=) '
 # Object kinds the cutover's move does not handle (it moves relations, types, routines
 # and statistics): refused up front rather than left behind in the staging schema.
 UNMOVABLE_SQL = """
-SELECT kind FROM (
-  SELECT 'operator' AS kind, oprnamespace AS nsp FROM pg_catalog.pg_operator
-  UNION ALL SELECT 'collation', collnamespace FROM pg_catalog.pg_collation
-  UNION ALL SELECT 'text search configuration', cfgnamespace FROM pg_catalog.pg_ts_config
-  UNION ALL SELECT 'text search dictionary', dictnamespace FROM pg_catalog.pg_ts_dict
-  UNION ALL SELECT 'operator class', opcnamespace FROM pg_catalog.pg_opclass
-  UNION ALL SELECT 'conversion', connamespace FROM pg_catalog.pg_conversion
-  UNION ALL SELECT 'foreign table', relnamespace FROM pg_catalog.pg_class WHERE relkind OPERATOR(pg_catalog.=) 'f'
+SELECT o.kind FROM (
+  SELECT 'operator' AS kind, oprnamespace AS nsp, 'pg_catalog.pg_operator'::pg_catalog.regclass AS cls, oid
+    FROM pg_catalog.pg_operator
+  UNION ALL SELECT 'collation', collnamespace, 'pg_catalog.pg_collation'::pg_catalog.regclass, oid FROM pg_catalog.pg_collation
+  UNION ALL SELECT 'text search configuration', cfgnamespace, 'pg_catalog.pg_ts_config'::pg_catalog.regclass, oid
+    FROM pg_catalog.pg_ts_config
+  UNION ALL SELECT 'text search dictionary', dictnamespace, 'pg_catalog.pg_ts_dict'::pg_catalog.regclass, oid
+    FROM pg_catalog.pg_ts_dict
+  UNION ALL SELECT 'operator class', opcnamespace, 'pg_catalog.pg_opclass'::pg_catalog.regclass, oid FROM pg_catalog.pg_opclass
+  UNION ALL SELECT 'conversion', connamespace, 'pg_catalog.pg_conversion'::pg_catalog.regclass, oid FROM pg_catalog.pg_conversion
 ) o WHERE o.nsp OPERATOR(pg_catalog.=) %s::pg_catalog.regnamespace
-GROUP BY kind ORDER BY kind
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) o.cls
+                  AND d.objid OPERATOR(pg_catalog.=) o.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
+GROUP BY o.kind ORDER BY o.kind
 """
 
 
@@ -151,40 +155,34 @@ def sync_slot_pattern(suboid: int) -> str:
 # phase changes it; the cutover compares it with the one taken at start. Catalog only:
 # pg_get_*def deparse, they run no app code.
 FINGERPRINT_SQL = """
-SELECT 'rel ' OPERATOR(pg_catalog.||) c.relname OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) c.relkind
-       OPERATOR(pg_catalog.||) c.relreplident OPERATOR(pg_catalog.||) c.relpersistence
+SELECT pg_catalog.concat_ws(' ', 'rel', c.relname, c.relkind, c.relreplident, c.relpersistence)
 FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
 UNION ALL
-SELECT 'col ' OPERATOR(pg_catalog.||) c.relname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) a.attname
-       OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) pg_catalog.format_type(a.atttypid, a.atttypmod)
-       OPERATOR(pg_catalog.||) a.attnotnull::pg_catalog.text OPERATOR(pg_catalog.||) a.attgenerated
-       OPERATOR(pg_catalog.||) coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')
+SELECT pg_catalog.concat_ws(' ', 'col', c.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+       a.attnotnull, a.attgenerated, pg_catalog.pg_get_expr(d.adbin, d.adrelid))
 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid
 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid
      AND d.adnum OPERATOR(pg_catalog.=) a.attnum
 WHERE c.relnamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
   AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
 UNION ALL
-SELECT 'con ' OPERATOR(pg_catalog.||) conname OPERATOR(pg_catalog.||) ' '
-       OPERATOR(pg_catalog.||) pg_catalog.pg_get_constraintdef(oid)
+SELECT pg_catalog.concat_ws(' ', 'con', conname, pg_catalog.pg_get_constraintdef(oid))
 FROM pg_catalog.pg_constraint WHERE connamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
 UNION ALL
-SELECT 'idx ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_indexdef(i.indexrelid)
+SELECT pg_catalog.concat_ws(' ', 'idx', pg_catalog.pg_get_indexdef(i.indexrelid))
 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
 WHERE c.relnamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
 UNION ALL
-SELECT 'trg ' OPERATOR(pg_catalog.||) t.tgname OPERATOR(pg_catalog.||) ' '
-       OPERATOR(pg_catalog.||) pg_catalog.pg_get_triggerdef(t.oid)
+SELECT pg_catalog.concat_ws(' ', 'trg', t.tgname, pg_catalog.pg_get_triggerdef(t.oid), t.tgenabled)
 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
 WHERE c.relnamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace AND NOT t.tgisinternal
 UNION ALL
-SELECT 'typ ' OPERATOR(pg_catalog.||) t.typname OPERATOR(pg_catalog.||) t.typtype
-       OPERATOR(pg_catalog.||) coalesce((SELECT pg_catalog.string_agg(e.enumlabel::pg_catalog.text, ',' ORDER BY e.enumsortorder)
-                 FROM pg_catalog.pg_enum e WHERE e.enumtypid OPERATOR(pg_catalog.=) t.oid), '')
+SELECT pg_catalog.concat_ws(' ', 'typ', t.typname, t.typtype,
+       (SELECT pg_catalog.string_agg(e.enumlabel::pg_catalog.text, ',' ORDER BY e.enumsortorder)
+        FROM pg_catalog.pg_enum e WHERE e.enumtypid OPERATOR(pg_catalog.=) t.oid))
 FROM pg_catalog.pg_type t WHERE t.typnamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
 UNION ALL
-SELECT 'fun ' OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::pg_catalog.text OPERATOR(pg_catalog.||) ' '
-       OPERATOR(pg_catalog.||) pg_catalog.md5(p.prosrc) OPERATOR(pg_catalog.||) coalesce(p.proconfig::pg_catalog.text, '')
+SELECT pg_catalog.concat_ws(' ', 'fun', p.oid::pg_catalog.regprocedure, pg_catalog.md5(p.prosrc), p.proconfig)
 FROM pg_catalog.pg_proc p WHERE p.pronamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
 """
 
@@ -265,14 +263,15 @@ def source_conninfo(mapping: SourceMapping) -> str:
 
 
 def check_target_capacity(conn: psycopg.Connection, count: int) -> None:
-    """Free logical replication workers (one apply plus the table sync workers per
-    subscription) and replication origins (max_replication_slots on a subscriber)."""
+    """Free logical replication workers (an apply worker per subscription, and at least one
+    table sync worker: more copy tables in parallel, they come from the same pool) and
+    replication origins (max_replication_slots on a subscriber)."""
     used = conn.execute("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_subscription"
                         " WHERE pid IS NOT NULL").fetchone()[0]
     workers = int(setting(conn, "max_logical_replication_workers"))
-    if workers - used < count * (1 + SYNC_WORKERS):
+    if workers - used < count + 1:
         raise DatabaseError("unified", "target", f"only {workers - used} free logical replication workers, the "
-                            f"online copy needs {count * (1 + SYNC_WORKERS)}; raise max_logical_replication_workers"
+                            f"online copy needs {count + 1}; raise max_logical_replication_workers"
                             " (and max_worker_processes; a restart)")
     origins = conn.execute("SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_origin").fetchone()[0]
     slots = int(setting(conn, "max_replication_slots"))
