@@ -137,11 +137,14 @@ def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping
     """The run is over: the loader can no longer log in and its sessions are ended (NOLOGIN
     ends none, and code that ran as the loader could have set a password of its own and
     kept a session); its grants stay for the next run. ``keep_workers``: the online mode's
-    logical replication workers, which run as the loader, keep running (they are no login)."""
+    logical replication workers run as the loader and keep running; they start as a login
+    of the role (PostgreSQL refuses a NOLOGIN role's table sync workers), so the role keeps
+    LOGIN without a password (nobody can authenticate) until its subscription is dropped."""
     role = name_of(mapping)
     _passwords.pop((settings.target.host, settings.target.port, role), None)
     if _role_exists(admin, role):
-        admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("ALTER ROLE {} {} PASSWORD NULL").format(
+            sql.Identifier(role), sql.SQL("LOGIN" if keep_workers else "NOLOGIN")))
         if keep_workers:
             end_client_sessions(admin, role)
         else:

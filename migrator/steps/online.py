@@ -447,8 +447,7 @@ def drop_staging(settings: Settings, mapping: SourceMapping, admin: psycopg.Conn
                           (mapping.name, step))
     if not staging.schema_exists(admin, mapping.schema) or not found:
         return
-    with loader.logins(admin, settings, [mapping], keep_workers=True), \
-            connect(loader.ensure(admin, settings, mapping)) as conn:
+    with loader.logins(admin, settings, [mapping]), connect(loader.ensure(admin, settings, mapping)) as conn:
         staging.drop(conn, mapping.schema)
     if found["created_staging"]:
         admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(sql.Identifier(mapping.schema)))
