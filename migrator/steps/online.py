@@ -106,6 +106,7 @@ def preflight(settings: Settings, mappings: list[SourceMapping], admin: psycopg.
     replication.check_target_capacity(admin, len(mappings))
     fingerprints = {}
     for mapping in mappings:
+        forget_undone_run(admin, mapping)
         if state(admin, mapping) is not None:
             raise ConfigError(f"source '{mapping.name}': an online run exists already (`consolidate online "
                               "status`); cut it over or abort it first")
@@ -127,6 +128,14 @@ def preflight(settings: Settings, mappings: list[SourceMapping], admin: psycopg.
             fingerprints[mapping.name] = replication.schema_fingerprint(source, mapping.schema)
         schema_step.check(mapping, admin)      # target schemas free, extensions, routine bodies
     return fingerprints
+
+
+def forget_undone_run(admin: psycopg.Connection, mapping: SourceMapping) -> None:
+    """A finished online run whose result was dropped since (`migrate --from-scratch`,
+    `rollback --drop-schemas`) no longer stands in the way of a new one."""
+    found = state(admin, mapping)
+    if found and found["phase"] == "done" and not journal.step_done(admin, mapping.name, copy_step.STEP):
+        admin.execute(f"DELETE FROM {STATE} WHERE source = %s", (mapping.name,))
 
 
 def start(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Connection, work_dir: Path) -> None:
@@ -305,7 +314,12 @@ def pause(admin: psycopg.Connection, mapping: SourceMapping) -> None:
     def poll() -> bool:
         return replication.apply_running(admin, mapping)
 
-    poll()
+    try:
+        poll()
+    except RetryError:
+        raise DatabaseError("unified", "target", f"the apply worker of '{mapping.name}' did not stop within 30 s "
+                            "after its subscription was disabled; nothing moved (`consolidate online abort`, "
+                            "or run the cutover again)") from None
 
 
 def compare_rows(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection,

@@ -10,7 +10,6 @@ import random
 import threading
 import time
 
-import psycopg
 import pytest
 
 from tests.support import ROOT, assert_ok, leaf_tables, run_migrator, start_postgres, table_rows, write_stack_config
