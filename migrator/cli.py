@@ -24,12 +24,13 @@ from migrator.steps import restore_instance, restore_drill  # the unified instan
 from migrator.steps import app_backup, app_restore  # per-application backups of the unified instance
 from migrator.steps import decommission  # retire the legacy databases
 from migrator.steps import status  # day two: one screen per app (docs/monitoring.md)
+from migrator.steps import online  # copy while the apps run, short cutover (docs/online.md)
 from migrator import pooler  # PgBouncer pools and pgbouncer.ini
 
 # Every subcommand is a step module exposing COMMAND, HELP, add_arguments(parser)
 # and command(settings, args, reports_dir). Add a step by adding it here.
 STEP_MODULES = [preflight, assess, backup, schema, copy, post_data, migrate, verify, seed, fingerprint, roles, cutover, rollback,
-                restore_instance, restore_drill, app_backup, app_restore, decommission, status, pooler]
+                restore_instance, restore_drill, app_backup, app_restore, decommission, status, pooler, online]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -132,15 +132,30 @@ def grant_extensions(admin: psycopg.Connection, mapping: SourceMapping) -> None:
     admin.execute(sql.SQL("GRANT USAGE ON SCHEMA extensions TO {}").format(sql.Identifier(name_of(mapping))))
 
 
-def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping) -> None:
+def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping,
+           keep_workers: bool = False) -> None:
     """The run is over: the loader can no longer log in and its sessions are ended (NOLOGIN
     ends none, and code that ran as the loader could have set a password of its own and
-    kept a session); its grants stay for the next run."""
+    kept a session); its grants stay for the next run. ``keep_workers``: the online mode's
+    logical replication workers run as the loader and keep running; they start as a login
+    of the role (PostgreSQL refuses a NOLOGIN role's table sync workers), so the role keeps
+    LOGIN without a password (nobody can authenticate) until its subscription is dropped."""
     role = name_of(mapping)
     _passwords.pop((settings.target.host, settings.target.port, role), None)
     if _role_exists(admin, role):
-        admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(role)))
-        end_sessions(admin, role)
+        admin.execute(sql.SQL("ALTER ROLE {} {} PASSWORD NULL").format(
+            sql.Identifier(role), sql.SQL("LOGIN" if keep_workers else "NOLOGIN")))
+        if keep_workers:
+            end_client_sessions(admin, role)
+        else:
+            end_sessions(admin, role)
+
+
+def end_client_sessions(admin: psycopg.Connection, role: str) -> int:
+    return admin.execute("SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid))"
+                         " FROM pg_catalog.pg_stat_activity WHERE usename OPERATOR(pg_catalog.=) %s"
+                         " AND backend_type OPERATOR(pg_catalog.=) 'client backend'"
+                         " AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()", (role,)).fetchone()[0]
 
 
 def own_schemas(admin: psycopg.Connection, mapping: SourceMapping, schemas: list[str]) -> None:
@@ -160,13 +175,14 @@ def take_over(admin: psycopg.Connection, settings: Settings, mapping: SourceMapp
 
 
 @contextmanager
-def logins(admin: psycopg.Connection, settings: Settings, mappings: list[SourceMapping]) -> Iterator[None]:
+def logins(admin: psycopg.Connection, settings: Settings, mappings: list[SourceMapping],
+           keep_workers: bool = False) -> Iterator[None]:
     """For the length of a command: loaders log in when needed, and never after it."""
     try:
         yield
     finally:
         for mapping in mappings:
             try:
-                retire(admin, settings, mapping)
+                retire(admin, settings, mapping, keep_workers)
             except psycopg.Error:
                 pass   # the server went away; the next run resets the password anyway

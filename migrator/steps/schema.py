@@ -246,8 +246,9 @@ def prepare_scratch(conn: psycopg.Connection, mapping: SourceMapping, exts, role
 
 def relocate(conn: psycopg.Connection, mapping: SourceMapping, routes: dict[str, str]) -> None:
     """In the scratch database, as the loader: schema -> target schemas (extensions moved already)."""
-    conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
-        sql.Identifier(mapping.schema), sql.Identifier(mapping.target_schema)))
+    if mapping.schema != mapping.target_schema:   # online staging keeps the source's name
+        conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+            sql.Identifier(mapping.schema), sql.Identifier(mapping.target_schema)))
     for schema in mapping.target_schemas[1:]:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     for table, schema in routes.items():

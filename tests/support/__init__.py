@@ -73,9 +73,13 @@ class PgServer:
 
 
 def start_postgres(image: str, *, user: str, dbname: str, volumes: list[tuple[str, str]] = (),
-                   env: dict[str, str] | None = None, tmpfs: dict[str, str] | None = None) -> PgServer:
+                   env: dict[str, str] | None = None, tmpfs: dict[str, str] | None = None,
+                   command: str | None = None) -> PgServer:
+    """``command``: the server's command line (e.g. "postgres -c wal_level=logical")."""
     password = "pw-" + secrets.token_hex(12)
     container = DockerContainer(image).with_exposed_ports(5432)
+    if command:
+        container.with_command(command)
     container.with_env("POSTGRES_PASSWORD", password)
     if user != "supabase_admin":
         container.with_env("POSTGRES_USER", user)

@@ -129,11 +129,12 @@ def legacy_plants(schema: str, dbname: str, app_role: str, victim: str) -> str:
     return text
 
 
-def hostile_world(images: dict[str, str], config_dir) -> dict:
+def hostile_world(images: dict[str, str], config_dir, source_command: str | None = None) -> dict:
     """Both legacy databases (planted), a unified instance, and a config dir of the test's
-    own pointing at them (with [roles] and app role passwords). Stop with ``stop_world``."""
-    n8n = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
-    letta = start_postgres(images["LETTA_DB_IMAGE"], user="letta", dbname="letta",
+    own pointing at them (with [roles] and app role passwords). Stop with ``stop_world``.
+    ``source_command``: the sources' server command line (e.g. wal_level=logical)."""
+    n8n = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore", command=source_command)
+    letta = start_postgres(images["LETTA_DB_IMAGE"], user="letta", dbname="letta", command=source_command,
                            volumes=[(str(ROOT / "compose/letta-db/init.sql"), "/docker-entrypoint-initdb.d/init.sql")])
     target = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
     for server, schema, role, victim in ((n8n, "public", "n8n", "letta_agents.secrets"),
@@ -145,7 +146,8 @@ def hostile_world(images: dict[str, str], config_dir) -> dict:
     (config / "env/app-roles.env").write_text("".join(f"{a.upper()}_ROLE_PASSWORD={p}\n" for a, p in passwords.items()))
     with (config / "consolidation.toml").open("a") as toml:
         toml.write(f'\n[roles]\nsql_dir = "{ROOT / "sql"}"\nenv_file = "env/app-roles.env"\n')
-    return {"config": config, "target": target, "passwords": passwords, "images": images, "servers": [n8n, letta, target]}
+    return {"config": config, "target": target, "passwords": passwords, "images": images,
+            "servers": [n8n, letta, target], "sources": {"n8n": n8n, "letta": letta}}
 
 
 def stop_world(world: dict) -> None:
@@ -204,4 +206,5 @@ MATRIX: dict[str, Case] = {
     "seed": Case(no_database="talks to the apps' HTTP APIs only"),
     "fingerprint": Case(no_database="reads the apps' HTTP APIs only"),
     "pooler": Case(no_database="renders pgbouncer.ini from consolidation.toml"),
+    "online": Case("tests/engine/test_online.py::test_online_commands_under_attack"),
 }

@@ -1,0 +1,467 @@
+"""online: copy while the apps run, cut over in seconds (docs/online.md).
+
+  consolidate online start     preflight, staging, publications, subscriptions (initial copy)
+  consolidate online status    per-table sync state, replication lag, apply errors
+  consolidate online cutover   catch up, checksums at one point, sequences, drop the
+                               replication, move the staged objects into the target schemas
+  consolidate online abort     drop subscriptions, slots, publications and staging
+
+PostgreSQL's logical replication does the copying and the keeping up: a publication on
+each source, a subscription on the target into a staging schema named like the source's
+(replication matches tables by qualified name), owned by the source's loader role so the
+apply runs as a non-superuser. The state of each source lives in ``_consolidation.online``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from rich.table import Table
+from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
+
+from migrator import argtypes, catalog, checksums, console, journal, loader, pgtools, replication, staging
+from migrator.db import connect, require_superuser
+from migrator.errors import ConfigError, ConsolidationError, DatabaseError, VerificationError
+from migrator.mapping import SourceMapping, load_mappings
+from migrator.settings import Settings
+from migrator.steps import copy as copy_step
+from migrator.steps import migrate as migrate_step
+from migrator.steps import post_data as post_data_step
+from migrator.steps import schema as schema_step
+from migrator.steps import verify as verify_step
+
+COMMAND = "online"
+HELP = "online consolidation: logical replication while the apps run, then a short cutover"
+
+STATE = f"{journal.SCHEMA}.online"
+STATE_DDL = f"""
+CREATE TABLE IF NOT EXISTS {STATE} (
+  source text PRIMARY KEY,
+  phase text NOT NULL,                 -- starting, copying, moved, done
+  created_staging boolean NOT NULL DEFAULT false,
+  fingerprint text NOT NULL,           -- the source schema's, at start (DDL detection)
+  suboid bigint,                       -- names the table sync slots on the source
+  started_at timestamptz NOT NULL DEFAULT now(),
+  detail jsonb)
+"""
+ENGINE_STEPS = (schema_step.STEP, copy_step.STEP, post_data_step.STEP)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="online_action", metavar="ACTION", required=True)
+    start = sub.add_parser("start", help="preflight, staging, publications and subscriptions")
+    start.add_argument("--work-dir", type=Path, default=None, help="where dumps go (default: backups/work)")
+    status = sub.add_parser("status", help="sync state and replication lag per source")
+    status.add_argument("--until-ready", metavar="S", type=argtypes.seconds, default=None,
+                        help="wait up to S seconds until every table finished its initial copy")
+    cut = sub.add_parser("cutover", help="catch up, verify, move into the target schemas (writers stopped)")
+    cut.add_argument("--catch-up", metavar="S", type=argtypes.seconds, default=60.0,
+                     help="seconds to wait for the target to apply the sources' current WAL (default: %(default)s)")
+    sub.add_parser("abort", help="remove subscriptions, slots, publications and staging (sources untouched)")
+
+
+def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+    mappings = load_mappings(settings)
+    action = args.online_action
+    if action == "status":
+        return show_status(settings, mappings, reports_dir, args.until_ready)
+    with connect(settings.target) as admin:
+        require_superuser(admin, settings.target)
+        journal.acquire_lock(admin)
+        if action == "start":
+            start(settings, mappings, admin, args.work_dir or settings.work_dir)
+        elif action == "cutover":
+            cutover(settings, mappings, admin, args.catch_up, reports_dir)
+        else:
+            abort(settings, mappings, admin)
+    return 0
+
+
+# --- state --------------------------------------------------------------------------------
+
+def state(admin: psycopg.Connection, mapping: SourceMapping) -> dict | None:
+    if not admin.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (STATE,)).fetchone()[0]:
+        return None
+    row = admin.execute(f"SELECT phase, created_staging, fingerprint, suboid FROM {STATE} WHERE source = %s",
+                        (mapping.name,)).fetchone()
+    return dict(zip(("phase", "created_staging", "fingerprint", "suboid"), row)) if row else None
+
+
+def set_state(admin: psycopg.Connection, mapping: SourceMapping, **values) -> None:
+    admin.execute(sql.SQL("UPDATE {} SET {} WHERE source = %(source)s").format(
+        sql.SQL(STATE), sql.SQL(", ").join(sql.SQL("{} = %({})s").format(sql.Identifier(k), sql.SQL(k))
+                                           for k in values)), {**values, "source": mapping.name})
+
+
+# --- start --------------------------------------------------------------------------------
+
+def preflight(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Connection) -> dict[str, str]:
+    """Every refusal that can be known before writing anything; returns each source's
+    schema fingerprint."""
+    pgtools.require_client_for(admin, settings.target)
+    replication.check_target_capacity(admin, len(mappings))
+    fingerprints = {}
+    for mapping in mappings:
+        forget_undone_run(admin, mapping)
+        if state(admin, mapping) is not None:
+            raise ConfigError(f"source '{mapping.name}': an online run exists already (`consolidate online "
+                              "status`); cut it over or abort it first")
+        if journal.exists(admin) and journal.step_done(admin, mapping.name, copy_step.STEP):
+            raise ConfigError(f"source '{mapping.name}' was migrated already; `consolidate migrate --from-scratch`"
+                              " or `consolidate rollback` first")
+        if replication.subscription(admin, mapping) is not None:
+            raise DatabaseError("unified", "target", f"subscription {replication.name_of(mapping)} exists "
+                                "already; run `consolidate online abort`")
+        with connect(mapping.db) as source:
+            pgtools.require_client_for(source, mapping.db)
+            replication.check_source_settings(source, mapping)
+            replication.check_source_tables(source, mapping)
+            left = replication.leftovers_on_source(source, mapping)
+            if left:
+                raise DatabaseError(mapping.name, "source", f"{' and '.join(left)} exist(s) already; run "
+                                    "`consolidate online abort`")
+            staging.check(admin, source, mapping)
+            fingerprints[mapping.name] = replication.schema_fingerprint(source, mapping.schema)
+        schema_step.check(mapping, admin)      # target schemas free, extensions, routine bodies
+    return fingerprints
+
+
+def forget_undone_run(admin: psycopg.Connection, mapping: SourceMapping) -> None:
+    """A finished online run whose result was dropped since (`migrate --from-scratch`,
+    `rollback --drop-schemas`) no longer stands in the way of a new one."""
+    found = state(admin, mapping)
+    if found and found["phase"] == "done" and not journal.step_done(admin, mapping.name, copy_step.STEP):
+        admin.execute(f"DELETE FROM {STATE} WHERE source = %s", (mapping.name,))
+
+
+def start(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Connection, work_dir: Path) -> None:
+    console.step("O1", "online start: preflight")
+    fingerprints = preflight(settings, mappings, admin)
+    journal.ensure(admin)
+    admin.execute(STATE_DDL)
+    try:
+        with loader.logins(admin, settings, mappings, keep_workers=True):
+            for mapping in mappings:
+                start_source(settings, mapping, admin, work_dir, fingerprints[mapping.name])
+    except ConsolidationError as exc:
+        undo_start(settings, mappings, admin)
+        exc.message = f"{exc.message}; online start undone, nothing left behind"
+        raise exc from None
+    except psycopg.Error as exc:
+        undo_start(settings, mappings, admin)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DatabaseError("unified", "target", f"online start failed ({first}); undone, nothing left "
+                            "behind") from None
+    console.say("  initial copy running; `consolidate online status` shows progress and lag")
+
+
+def undo_start(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Connection) -> None:
+    console.say("  start failed: removing what it made")
+    abort(settings, mappings, admin, quiet=True)
+
+
+def start_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection, work_dir: Path,
+                 fingerprint: str) -> None:
+    admin.execute(f"INSERT INTO {STATE} (source, phase, fingerprint) VALUES (%s, 'starting', %s)",
+                  (mapping.name, fingerprint))
+    console.step("O2", f"online start: staging {mapping.name} in '{mapping.schema}' on the target")
+    created = not staging.schema_exists(admin, mapping.schema)
+    set_state(admin, mapping, created_staging=created)    # before creating it: an abort knows
+    staging.build(settings, mapping, admin, work_dir, created)
+    leaks = staging.api_privileges(admin, mapping)
+    if leaks:
+        raise DatabaseError("unified", "target", f"API roles could read staged tables ({', '.join(leaks[:3])})")
+    console.step("O3", f"online start: publication on {mapping.name}, subscription on the target")
+    with connect(mapping.db, read_only=False) as source:
+        tables = replication.published_tables(source, mapping)
+        replication.create_publication(source, mapping, tables)
+    subscribe(admin, settings, mapping)
+    set_state(admin, mapping, phase="copying", suboid=replication.subscription(admin, mapping)[0])
+    console.say(f"  {mapping.name}: {len(tables)} tables published; subscription "
+                f"{replication.name_of(mapping)} copying")
+
+
+def subscribe(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping) -> None:
+    """The loader creates the subscription, so it owns it and the apply runs as it: it holds
+    pg_create_subscription and CREATE on the database for that one statement only."""
+    role = sql.Identifier(loader.name_of(mapping))
+    database = sql.Identifier(settings.target.dbname)
+    admin.execute(sql.SQL("GRANT pg_create_subscription TO {} WITH INHERIT TRUE").format(role))
+    admin.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(database, role))
+    try:
+        with connect(loader.ensure(admin, settings, mapping)) as conn:
+            replication.create_subscription(conn, mapping)
+    finally:
+        admin.execute(sql.SQL("REVOKE pg_create_subscription FROM {}").format(role))
+        admin.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(database, role))
+
+
+# --- status -------------------------------------------------------------------------------
+
+def source_status(admin: psycopg.Connection, mapping: SourceMapping) -> dict:
+    found = state(admin, mapping)
+    row = {"source": mapping.name, "phase": found["phase"] if found else "-", "tables": {}, "lag_bytes": None,
+           "lag_seconds": None, "errors": [0, 0], "enabled": None}
+    if not found or found["phase"] not in ("starting", "copying"):
+        return row
+    states = replication.table_states(admin, mapping)
+    row["tables"] = {s: sum(1 for v in states.values() if v == s) for s in sorted(set(states.values()))}
+    row["ready"] = bool(states) and all(v == "ready" for v in states.values())
+    sub = replication.subscription(admin, mapping)
+    row["enabled"] = sub[1] if sub else None
+    row["errors"] = list(replication.apply_errors(admin, mapping))
+    try:
+        with connect(mapping.db, wait_seconds=5) as source:
+            row["lag_bytes"], row["lag_seconds"] = replication.slot_lag(source, mapping)
+    except DatabaseError:
+        pass   # an unreachable source shows as unknown lag
+    return row
+
+
+def render_status(rows: list[dict]) -> Table:
+    table = Table(title="Online consolidation")
+    for col in ("source", "phase", "tables", "lag (bytes)", "lag (s)", "subscription"):
+        table.add_column(col)
+    for r in rows:
+        tables = ", ".join(f"{n} {s}" for s, n in r["tables"].items()) or "-"
+        sub = "-" if r["enabled"] is None else ("enabled" if r["enabled"] else "DISABLED")
+        if r["errors"] != [0, 0]:
+            sub += f" ({r['errors'][0]} apply / {r['errors'][1]} sync errors)"
+        table.add_row(r["source"], r["phase"], tables, "-" if r["lag_bytes"] is None else str(r["lag_bytes"]),
+                      "-" if r["lag_seconds"] is None else f"{r['lag_seconds']:.1f}", sub)
+    return table
+
+
+def show_status(settings: Settings, mappings: list[SourceMapping], reports_dir: Path,
+                until_ready: float | None) -> int:
+    with connect(settings.target) as admin:
+        require_superuser(admin, settings.target)
+        rows = [source_status(admin, m) for m in mappings]
+        if until_ready is not None:
+            rows = wait_ready(admin, mappings, until_ready)
+    console.print_table(render_status(rows))
+    console.write_json(reports_dir / "online-status.json", rows)
+    return 0
+
+
+def wait_ready(admin: psycopg.Connection, mappings: list[SourceMapping], seconds: float) -> list[dict]:
+    def not_ready(rows: list[dict]) -> bool:
+        return not all(r.get("ready") for r in rows)
+
+    @retry(retry=retry_if_result(not_ready), stop=stop_after_delay(seconds), wait=wait_fixed(1))
+    def poll() -> list[dict]:
+        rows = [source_status(admin, m) for m in mappings]
+        stopped = [r["source"] for r in rows if r["enabled"] is False]
+        if stopped:
+            raise DatabaseError("unified", "target", f"subscription of {', '.join(stopped)} disabled itself "
+                                "after an error (the target's log says which); `consolidate online abort`")
+        return rows
+
+    try:
+        return poll()
+    except RetryError:
+        raise DatabaseError("unified", "target", f"initial copy not finished after {seconds:g} s "
+                            "(`consolidate online status` shows which tables)") from None
+
+
+# --- cutover ------------------------------------------------------------------------------
+
+def require_copying(admin: psycopg.Connection, mapping: SourceMapping) -> dict:
+    found = state(admin, mapping)
+    if not found or found["phase"] != "copying":
+        raise ConfigError(f"source '{mapping.name}': no online copy to cut over (phase "
+                          f"{found['phase'] if found else 'none'}; `consolidate online start` first)")
+    row = source_status(admin, mapping)
+    if not row.get("ready"):
+        raise ConfigError(f"source '{mapping.name}': initial copy not finished ({row['tables']}); "
+                          "`consolidate online status --until-ready S` waits for it")
+    if row["enabled"] is False:
+        raise DatabaseError("unified", "target", f"subscription of '{mapping.name}' disabled itself after an "
+                            "error; `consolidate online abort`")
+    return found
+
+
+def refuse_ddl(mapping: SourceMapping, source: psycopg.Connection, fingerprint: str) -> None:
+    if replication.schema_fingerprint(source, mapping.schema) != fingerprint:
+        raise DatabaseError(mapping.name, "source", f"schema '{mapping.schema}' changed (DDL) during the online "
+                            "phase; nothing moved: `consolidate online abort`, then start again")
+
+
+def catch_up(mapping: SourceMapping, source: psycopg.Connection, seconds: float) -> None:
+    """Wait until the subscriber confirmed the source's current WAL position (writers are
+    stopped: nothing after it belongs to the apps)."""
+    lsn = replication.current_lsn(source)
+
+    @retry(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(seconds), wait=wait_fixed(0.2))
+    def poll() -> bool:
+        return replication.confirmed(source, mapping, lsn)
+
+    try:
+        poll()
+    except RetryError:
+        raise DatabaseError("unified", "target", f"subscription of '{mapping.name}' did not apply up to "
+                            f"{lsn} within {seconds:g} s; nothing moved") from None
+
+
+def pause(admin: psycopg.Connection, mapping: SourceMapping) -> None:
+    replication.set_enabled(admin, mapping, False)
+
+    @retry(retry=retry_if_result(lambda running: running), stop=stop_after_delay(30), wait=wait_fixed(0.2))
+    def poll() -> bool:
+        return replication.apply_running(admin, mapping)
+
+    try:
+        poll()
+    except RetryError:
+        raise DatabaseError("unified", "target", f"the apply worker of '{mapping.name}' did not stop within 30 s "
+                            "after its subscription was disabled; nothing moved (`consolidate online abort`, "
+                            "or run the cutover again)") from None
+
+
+def compare_rows(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection,
+                 source: psycopg.Connection) -> list[str]:
+    """Count and checksum of every published table on the source and its staged copy, the
+    apply paused and the writers stopped: both at the same point (checksums.py's hashes)."""
+    tables = replication.published_tables(source, mapping)
+    source.execute(checksums.PINNED)
+    expected = {t: list(checksums.table_hash(source, mapping.schema, t)) for t in tables}
+    with checksums.reading(admin, settings.target, [mapping.schema]) as reader:
+        found = {t: list(checksums.table_hash(reader, mapping.schema, t)) for t in tables}
+    return checksums.differences(expected, found, where="the staged copy", before="on the source")
+
+
+def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Connection, seconds: float,
+            reports_dir: Path) -> None:
+    started = time.monotonic()
+    console.step("C1", "online cutover: every copy ready, no DDL on the sources")
+    found = {m.name: require_copying(admin, m) for m in mappings}
+    for mapping in mappings:
+        with connect(mapping.db) as source:
+            refuse_ddl(mapping, source, found[mapping.name]["fingerprint"])
+    console.step("C2", "online cutover: catch up, pause, checksums at one point")
+    for mapping in mappings:
+        with connect(mapping.db, autocommit=False) as source:
+            source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            catch_up(mapping, source, seconds)
+            pause(admin, mapping)
+            problems = compare_rows(settings, mapping, admin, source)
+            if problems:
+                replication.set_enabled(admin, mapping, True)
+                raise VerificationError(f"source '{mapping.name}': {problems[0]} (were the writers stopped?); "
+                                        "nothing moved, replication resumed")
+            values = copy_step.read_sequences(source, mapping)
+            source.rollback()
+        with loader.logins(admin, settings, [mapping], keep_workers=True), \
+                connect(loader.ensure(admin, settings, mapping)) as conn:
+            post_data_step.set_sequences(conn, staging.staging_mapping(mapping), values)
+    console.step("C3", "online cutover: drop subscriptions, slots and publications")
+    for mapping in mappings:
+        finish_replication(admin, mapping, found[mapping.name]["suboid"])
+    console.step("C4", "online cutover: move the staged objects into the target schemas")
+    for mapping in mappings:
+        move_source(settings, mapping, admin, found[mapping.name]["created_staging"])
+    console.step("C5", "online cutover: verify objects and sequences, hand over")
+    for mapping in mappings:
+        check_moved(settings, mapping, admin)
+        migrate_step.hand_over(admin, mapping)
+        set_state(admin, mapping, phase="done")
+    took = round(time.monotonic() - started, 3)
+    console.write_json(reports_dir / "online-cutover.json", {"seconds": took, "sources": [m.name for m in mappings]})
+    console.say(f"  online cutover done in {took:.1f} s; next: `consolidate cutover` (roles, env rewrite, restart)")
+
+
+def finish_replication(admin: psycopg.Connection, mapping: SourceMapping, suboid: int | None) -> None:
+    replication.drop_subscription(admin, mapping)
+    with connect(mapping.db, read_only=False) as source:
+        replication.drop_on_source(source, mapping, suboid)
+
+
+def move_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection, created: bool) -> None:
+    """Target schemas (the tool's, the loader's), then one transaction of the loader moving
+    everything; the journal then says the source is migrated, as the offline engine leaves it."""
+    with connect(mapping.db) as source:
+        exts = catalog.extensions(source)
+    hands = loader.ensure(admin, settings, mapping)
+    for schema in mapping.target_schemas:
+        journal.record_created_schema(admin, schema, mapping.name)
+        admin.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+            sql.Identifier(schema), sql.Identifier(hands.user)))
+    set_state(admin, mapping, phase="moved")
+    with loader.logins(admin, settings, [mapping]), connect(hands) as conn:
+        with conn.transaction():
+            staging.move(conn, mapping, exts)
+        post_data_step.refresh_matviews(conn, mapping)
+        post_data_step.analyze(conn, mapping)
+    if created:
+        admin.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(mapping.schema)))   # empty: no CASCADE
+    for step in ENGINE_STEPS:
+        journal.start_step(admin, mapping.name, step)
+        journal.finish_step(admin, mapping.name, step, {"online": True})
+
+
+def check_moved(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection) -> None:
+    """The objects and sequences, as `verify` compares them (catalog only: the rows were
+    compared before the move, which changed no row)."""
+    with checksums.reading(admin, settings.target, list(mapping.target_schemas)) as target, \
+            connect(mapping.db) as source:
+        source.execute(checksums.PINNED)
+        problems = verify_step.compare_sequences(source, target, mapping) + \
+            verify_step.compare_objects(source, target, mapping)
+    if problems:
+        raise VerificationError(f"source '{mapping.name}': {problems[0]}; the sources are untouched, "
+                                "`consolidate online abort` drops the moved schemas")
+
+
+# --- abort --------------------------------------------------------------------------------
+
+def abort(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Connection,
+          quiet: bool = False) -> None:
+    """From any phase before the apps use the target: no subscription, slot or publication
+    left, staging dropped, sources as they were (their rows were never written)."""
+    if not quiet:
+        console.step("A", "online abort: subscriptions, slots, publications, staging")
+    for mapping in mappings:
+        found = state(admin, mapping)
+        if found and found["phase"] == "done":
+            raise ConfigError(f"source '{mapping.name}' was cut over already; `consolidate rollback` or "
+                              "`consolidate migrate --from-scratch` undo that")
+        abort_source(settings, mapping, admin, found)
+
+
+def abort_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection, found: dict | None) -> None:
+    sub = replication.subscription(admin, mapping)
+    suboid = sub[0] if sub else (found or {}).get("suboid")
+    try:
+        with connect(mapping.db, read_only=False, wait_seconds=10) as source:
+            if sub:
+                replication.drop_subscription(admin, mapping)
+            dropped = replication.drop_on_source(source, mapping, suboid)
+    except DatabaseError as exc:   # the source is gone: the slot stays there, say so
+        if sub:
+            replication.drop_subscription(admin, mapping, keep_slot=True)
+        raise DatabaseError(mapping.name, "source", f"{exc.problem}; subscription dropped, but its slot and "
+                            "publication may remain on the source: run `consolidate online abort` again") from None
+    drop_staging(settings, mapping, admin, found)
+    if found:
+        admin.execute(f"DELETE FROM {STATE} WHERE source = %s", (mapping.name,))
+    console.say(f"  {mapping.name}: {', '.join(dropped) or 'nothing on the source'} dropped; staging removed")
+
+
+def drop_staging(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection, found: dict | None) -> None:
+    """The staged objects (the loader's own in the staging schema), the staging schema when
+    the tool made it, and target schemas a half-done move created."""
+    if found and found["phase"] == "moved":
+        journal.drop_created_schemas(admin, mapping.name)
+        for step in ENGINE_STEPS:
+            admin.execute(f"DELETE FROM {journal.SCHEMA}.steps WHERE source = %s AND step = %s",
+                          (mapping.name, step))
+    if not staging.schema_exists(admin, mapping.schema) or not found:
+        return
+    with loader.logins(admin, settings, [mapping]), connect(loader.ensure(admin, settings, mapping)) as conn:
+        staging.drop(conn, mapping.schema)
+    if found["created_staging"]:
+        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(sql.Identifier(mapping.schema)))
