@@ -35,6 +35,7 @@ from migrator.steps import schema as schema_step
 from migrator.steps import verify as verify_step
 
 COMMAND = "online"
+LOCK = "exclusive"  # stages, subscribes and moves with the loaders (migrator/runlock.py)
 HELP = "online consolidation: logical replication while the apps run, then a short cutover"
 
 STATE = f"{journal.SCHEMA}.online"
