@@ -58,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
 
     for module in STEP_MODULES:
         # ALIASES: old names that still work (`backup` is `backup-sources`); main() says so.
+        # Each module's docstring is its --help text, paragraphs and option lists as written.
         step_parser = sub.add_parser(module.COMMAND, help=module.HELP, description=module.__doc__,
-                                     aliases=list(getattr(module, "ALIASES", ())))
+                                     aliases=list(getattr(module, "ALIASES", ())),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(step_parser)
         step_parser.set_defaults(step=module)
     return parser

@@ -14,6 +14,7 @@ taken in the dump's own snapshot). `consolidate app-restore` restores one.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from migrator import appdump, console
@@ -53,4 +54,10 @@ def run(settings: Settings, apps: list[str], root: Path) -> list[Path]:
                     f"{sum(t['rows'] for t in manifest['tables'])} rows, {size / 1e6:.2f} MB, "
                     f"{manifest['seconds']} s -> {run_dir}")
         done.append(run_dir)
+    where = os.environ.get("CONSOLIDATION_BACKUPS_VOLUME")
+    if where and done:        # inside the compose service: the files are not in ./backups on the host
+        inside = done[-1].relative_to(settings.backups_dir) if done[-1].is_relative_to(settings.backups_dir) else done[-1]
+        console.say(f"  the backups are in the docker volume {where} (/app/backups in the migrator); copy one out "
+                    f"with: docker compose run --rm -v \"$PWD/backups-out:/out\" --entrypoint cp db-tools "
+                    f"-r /app/backups/{inside} /out/")
     return done
