@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from migrator import __version__, argtypes, console, db, runlock
+from migrator import __version__, argtypes, console, cutover_state, db, runlock
 from migrator.errors import ConsolidationError
 from migrator.redact import redact
 from migrator.settings import load_settings
@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
         validate(settings, args.step.COMMAND)        # every section, before any connection
         reports_dir = args.reports_dir or settings.config_file.parent / "reports"
+        # Out of order for the lifecycle (docs/cutover.md): refused from the files alone,
+        # before any connection, so it says so even when the target is down.
+        cutover_state.require(settings, args.step.COMMAND)
         # Readers together, writers alone: refused with exit 7, naming the holder, before any write.
         with runlock.hold(settings, args.step.LOCK, args.step.COMMAND):
             return args.step.command(settings, args, reports_dir) or 0
