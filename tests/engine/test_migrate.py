@@ -14,20 +14,10 @@ import time
 
 import pytest
 
-from tests.support import ROOT, assert_ok, leaf_tables, migrator_command, run_migrator, start_postgres, table_rows, wait_for_units, write_stack_config
+from tests.support import MAPPING, ROOT, assert_ok, leaf_tables, migrator_command, run_migrator, start_postgres, table_rows, wait_for_units, write_stack_config
 
 pytestmark = pytest.mark.integration
 
-MAPPING = """
-[sources.n8n]
-schema = "public"
-target_schema = "n8n"
-
-[sources.letta]
-schema = "letta"
-target_schema = "letta_agents"
-rules = [{ when = "has_vector_column", target_schema = "letta_embeddings" }]
-"""
 
 
 @pytest.fixture(scope="module")

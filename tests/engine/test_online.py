@@ -12,22 +12,12 @@ import time
 
 import pytest
 
-from tests.support import ROOT, assert_ok, leaf_tables, run_migrator, start_postgres, table_rows, write_stack_config
+from tests.support import MAPPING, ROOT, assert_ok, leaf_tables, run_migrator, start_postgres, table_rows, write_stack_config
 from tests.support import attacker
 
 pytestmark = pytest.mark.integration
 
 LOGICAL = "-c wal_level=logical -c max_slot_wal_keep_size=1GB -c max_wal_senders=10 -c max_replication_slots=10"
-MAPPING = """
-[sources.n8n]
-schema = "public"
-target_schema = "n8n"
-
-[sources.letta]
-schema = "letta"
-target_schema = "letta_agents"
-rules = [{ when = "has_vector_column", target_schema = "letta_embeddings" }]
-"""
 N8N_SCHEMA = """
 CREATE TYPE exec_status AS ENUM ('new', 'running', 'success', 'error');
 CREATE SEQUENCE free_counter;

@@ -29,6 +29,18 @@ from tenacity import retry, stop_after_delay, wait_fixed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# The stack's two sources as consolidation.toml maps them (without env_file: write_stack_config adds it).
+MAPPING = """
+[sources.n8n]
+schema = "public"
+target_schema = "n8n"
+
+[sources.letta]
+schema = "letta"
+target_schema = "letta_agents"
+rules = [{ when = "has_vector_column", target_schema = "letta_embeddings" }]
+"""
+
 from bench.dockerkit import project_images  # noqa: E402  (one reading of ./.env for tests and bench)
 
 
