@@ -6,6 +6,9 @@ role ends up owning it (``owner``), and optional routing rules that send some
 tables elsewhere. A rule is ``{ when = "<predicate>", target_schema = "..." }``;
 predicates: ``has_vector_column`` (a column typed with pgvector's ``vector``),
 ``name:<regex>`` (table name matches). The first matching rule wins.
+``accept_unchecked_routines`` lists routines (``"name(argument types)"``, as `assess`
+prints them) whose bodies name the moved schema where the rewrite cannot check it
+(migrator/bodies.py): they move anyway, with those parts unchanged.
 
 Types and sequences follow the tables that use them: an object used only by
 tables routed to one other schema moves there; anything else stays in the
@@ -22,7 +25,9 @@ from migrator.settings import DatabaseSettings, Settings
 
 IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PREDICATES = ("has_vector_column",)
-SOURCE_KEYS = {"env_file", "schema", "target_schema", "owner", "rules"}
+SOURCE_KEYS = {"env_file", "schema", "target_schema", "owner", "rules", "accept_unchecked_routines"}
+# A routine as `assess` names it: name(argument types), the schema optional.
+ROUTINE_NAME = re.compile(r"^[^\s()][^()]*\([^()]*\)$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class SourceMapping:
     target_schema: str               # default schema on the target
     owner: str | None = None         # app role that owns the target schemas afterwards
     rules: tuple[Rule, ...] = field(default_factory=tuple)
+    accept_unchecked: tuple[str, ...] = ()   # routines moved although their bodies cannot be checked
 
     @property
     def target_schemas(self) -> tuple[str, ...]:
@@ -63,6 +69,16 @@ def _ident(value: object, where: str) -> str:
     if not isinstance(value, str) or not IDENT.match(value):
         raise ConfigError(f"{where}: '{value}' is not a plain lower-case identifier")
     return value
+
+
+def _routines(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: accept_unchecked_routines must be a list of strings like \"cleanup(integer)\"")
+    for entry in value:
+        if not ROUTINE_NAME.match(entry.strip()):
+            raise ConfigError(f"{where}: accept_unchecked_routines: '{entry}' is not a routine as `assess` names it "
+                              "(name(argument types), e.g. \"cleanup(integer)\")")
+    return tuple(v.strip() for v in value)
 
 
 def load_mappings(settings: Settings) -> list[SourceMapping]:
@@ -94,7 +110,8 @@ def load_mappings(settings: Settings) -> list[SourceMapping]:
         mapping = SourceMapping(
             name=db.name, db=db, schema=_ident(cfg["schema"], where),
             target_schema=_ident(cfg["target_schema"], where),
-            owner=_ident(cfg["owner"], where) if cfg.get("owner") else None, rules=tuple(rules))
+            owner=_ident(cfg["owner"], where) if cfg.get("owner") else None, rules=tuple(rules),
+            accept_unchecked=_routines(cfg.get("accept_unchecked_routines", []), where))
         for schema in mapping.target_schemas:
             if schema in claimed:
                 raise ConfigError(f"{where}: target schema '{schema}' is also used by source '{claimed[schema]}'")
