@@ -433,27 +433,29 @@ def _classify(node: dict, field_name: str, index: int | None, size: int | None) 
 
 def _occurrences(node, markers: set[str]):
     """(marker, parent node, field, index in the field's list, list size) for each marker
-    the tree holds, as a String node or a string field."""
-    stack = [node]
+    the tree holds, as a String node or a string field (a list inside a list, as DROP's
+    names are, reports the node that holds the outer one)."""
+    stack = [(node, None, None)]
     while stack:
-        current = stack.pop()
-        if isinstance(current, (list, tuple)):
-            stack.extend(current)
-            continue
-        if not isinstance(current, dict) or current.get("@") == "String":
-            continue               # a String node's value is reported with its parent's field
-        for key, value in current.items():
-            if isinstance(value, str) and value in markers and key != "@":
-                yield value, current, key, None, None
-            elif isinstance(value, (list, tuple)):
-                for i, item in enumerate(value):
-                    if isinstance(item, dict) and item.get("@") == "String" and item.get("sval") in markers:
-                        yield item["sval"], current, key, i, len(value)
-                stack.extend(value)
-            elif isinstance(value, dict):
-                if value.get("@") == "String" and value.get("sval") in markers:
-                    yield value["sval"], current, key, None, None
-                stack.append(value)
+        value, parent, field_name = stack.pop()
+        if isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if isinstance(item, dict) and item.get("@") == "String":
+                    if item.get("sval") in markers:
+                        yield item["sval"], parent, field_name, i, len(value)
+                else:
+                    stack.append((item, parent, field_name))
+        elif isinstance(value, dict):
+            if value.get("@") == "String":
+                if value.get("sval") in markers:
+                    yield value["sval"], parent, field_name, None, None
+                continue
+            for key, item in value.items():
+                if isinstance(item, str):
+                    if item in markers and key != "@":
+                        yield item, value, key, None, None
+                else:
+                    stack.append((item, value, key))
 
 
 def _statements(text: str, language: str, header: Header | None) -> list[dict]:
@@ -549,7 +551,7 @@ def _prove(before: str, after: str, rewrites: list[Rewrite], language: str, head
         raise ConsolidationError(f"internal: a rewritten body does not parse ({exc})") from None
     changes: list[tuple[str, str]] = []
     if not _same_but_schemas(old, new, changes) or \
-            sorted(changes) != sorted((schema, r.target) for r in rewrites):
+            sorted(changes, key=repr) != sorted(((schema, r.target) for r in rewrites), key=repr):
         raise ConsolidationError("internal: a rewritten body differs from the original by more than "
                                  f"its schema names ({changes})")
 

@@ -112,6 +112,7 @@ GRANT USAGE ON SCHEMA letta TO corpus_app;
 GRANT SELECT ON ALL TABLES IN SCHEMA letta TO corpus_app;
 
 -- database: n8n
+DO $$ BEGIN CREATE ROLE corpus_app NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 CREATE EXTENSION IF NOT EXISTS vector;      -- in public, the schema that moves
 
 -- ICU collation where the server has ICU (numbers inside text sort by value), else a
