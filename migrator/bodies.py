@@ -244,6 +244,14 @@ def _ident_value(token, text: str) -> str | None:
     return None
 
 
+def _unescape(uident: str) -> str:
+    """A U&"..." identifier's text with its \\XXXX and \\+XXXXXX escapes decoded (a UESCAPE
+    clause is not: such a name is then just not recognised as the schema)."""
+    inner = uident[3:-1] if uident[:3].lower() == 'u&"' else uident
+    return re.sub(r"\\(?:\+([0-9A-Fa-f]{6})|([0-9A-Fa-f]{4}))",
+                  lambda m: chr(int(m[1] or m[2], 16)), inner).replace('""', '"')
+
+
 def _string_content(text: str) -> str:
     if text.startswith("$"):
         tag = text[:text.index("$", 1) + 1]
@@ -296,6 +304,10 @@ def analyze(routine: str, name: str, language: str, body: str, placement: Placem
         if token.name in ("SCONST", "USCONST"):
             if string_names_schema(_string_content(text) if token.name == "SCONST" else text, schema):
                 strings.append((token.start, text))
+            continue
+        if token.name == "UIDENT" and schema in _unescape(text).lower():      # U&"lett\0061"
+            mentions.append(_Mention(token.start, token.end + 1, text, True,
+                                     problem=f"{_clip(text)}: a Unicode-escaped name is not read by the rewrite"))
             continue
         if _ident_value(token, text) != schema:
             continue
@@ -587,7 +599,7 @@ def plans(conn: psycopg.Connection, schemas: list[str], placement: Placement) ->
     found = []
     for (routine, name, language, body, standard, kind, retset, result, modes, names,
          types) in conn.execute(SQL["routines"], {"schemas": schemas}).fetchall():
-        if standard or language in NO_BODY_LANGUAGES or not body or not bare.search(body):
+        if standard or language in NO_BODY_LANGUAGES or not body or not (bare.search(body) or 'u&"' in body.lower()):
             continue
         if language not in PARSED_LANGUAGES:
             found.append(BodyPlan(routine, name, language, body,

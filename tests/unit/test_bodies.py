@@ -155,3 +155,8 @@ def test_accept_unchecked_routines_is_checked_with_the_configuration(tmp_path: P
         f'target_schema = "letta_agents"\naccept_unchecked_routines = {value}\n')
     with pytest.raises(ConfigError, match=message):
         load_mappings(load_settings(tmp_path / "consolidation.toml"))
+
+
+def test_a_unicode_escaped_schema_name_is_not_guessed():
+    plan = rewrite('SELECT * FROM U&"lett\\0061".agents')
+    assert plan.rewritten is None and "a Unicode-escaped name is not read by the rewrite" in plan.unchecked[0]
