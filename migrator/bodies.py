@@ -260,14 +260,23 @@ def _string_content(text: str) -> str:
     return text[start + 1:-1].replace("''", "'")
 
 
-def string_names_schema(content: str, schema: str) -> bool:
-    """Does a string constant spell the schema as SQL would: qualifying a name
-    (`letta.x`, `"letta".x`), or as an element of a list of names ('letta', 'letta, public')?"""
+def string_qualifies_with_schema(content: str, schema: str) -> bool:
+    """Does a string constant qualify a name with the schema (`letta.x`, `"letta".x`), as
+    SQL built at run time or a regclass literal would?"""
     name = re.escape(schema)
-    if re.search(rf'(?<![\w$."]){name}\s*\.|"{name}"\s*\.', content, re.IGNORECASE):
-        return True
+    return re.search(rf'(?<![\w$."]){name}\s*\.|"{name}"\s*\.', content, re.IGNORECASE) is not None
+
+
+def string_is_schema_name(content: str, schema: str) -> bool:
+    """Is a string constant the schema's name, or a list of names holding it ('letta',
+    'letta, public')? It names the schema only where SQL takes it as one (see _place)."""
     elements = [e.strip().strip('"') for e in content.split(",")]
-    return all(re.fullmatch(r'[\w$]+', e) for e in elements) and schema.lower() in (e.lower() for e in elements)
+    return all(re.fullmatch(r"[\w$]+", e) for e in elements) and schema in (e.lower() for e in elements)
+
+
+# A column compared with a string that is the schema's name makes it a schema name:
+# the catalogs' and information_schema's schema columns.
+SCHEMA_COLUMN = re.compile(r"(^|_)(nspname|schemaname|schema|schema_name)$")
 
 
 @dataclass
@@ -280,6 +289,7 @@ class _Mention:
     kind: str | None = None      # what the tree says it is
     name: str | None = None
     problem: str | None = None
+    string: bool = False         # a string constant that is the schema's name
 
 
 def line_of(body: str, offset: int) -> int:
@@ -302,8 +312,11 @@ def analyze(routine: str, name: str, language: str, body: str, placement: Placem
     for i, token in enumerate(tokens):
         text = body[token.start:token.end + 1]
         if token.name in ("SCONST", "USCONST"):
-            if string_names_schema(_string_content(text) if token.name == "SCONST" else text, schema):
+            content = _string_content(text) if token.name == "SCONST" else text
+            if string_qualifies_with_schema(content, schema) and content not in raise_messages:
                 strings.append((token.start, text))
+            elif token.name == "SCONST" and string_is_schema_name(content, schema):
+                mentions.append(_Mention(token.start, token.end + 1, text, False, string=True))
             continue
         if token.name == "UIDENT" and schema in _unescape(text).lower():      # U&"lett\0061"
             mentions.append(_Mention(token.start, token.end + 1, text, True,
@@ -317,7 +330,6 @@ def analyze(routine: str, name: str, language: str, body: str, placement: Placem
             mentions.append(_Mention(token.start, token.end + 1, text, True))
         elif not after_dot:
             mentions.append(_Mention(token.start, token.end + 1, text, False))
-    strings = [(at, text) for at, text in strings if _string_content(text) not in raise_messages]
     if not mentions and not strings:
         return plan
     problems = [f"line {line_of(body, at)}: the string {_clip(text)} names schema '{schema}' "
@@ -327,6 +339,9 @@ def analyze(routine: str, name: str, language: str, body: str, placement: Placem
         problems += _place(body, mentions, language, header, schema)
     rewrites = []
     for m in mentions:
+        if m.string and m.problem:
+            problems.append(f"line {line_of(body, m.start)}: the string {_clip(m.text)} {m.problem}")
+            continue
         if not m.qualified or m.problem or m.kind in (None, "alias"):
             if m.problem:
                 problems.append(f"line {line_of(body, m.start)}: {m.problem}")
@@ -384,6 +399,11 @@ def _place(body: str, mentions: list[_Mention], language: str, header: Header | 
     for i, m in enumerate(mentions):
         # PL/pgSQL: one marker for every bare mention, so a variable named like the schema
         # stays one variable; SQL has no variables, and each mention gets its own.
+        if m.string:
+            m.marker = f"{prefix}_s{i}"
+            pieces += [body[at:m.start], f"'{m.marker}'"]
+            at = m.end
+            continue
         m.marker = f"{prefix}_{i}" if m.qualified or language == "sql" else shared
         pieces += [body[at:m.start], m.marker]
         at = m.end
@@ -393,12 +413,15 @@ def _place(body: str, mentions: list[_Mention], language: str, header: Header | 
     except (pglast.parser.ParseError, ValueError) as exc:
         return [f"the {language} parser cannot read the body ({str(exc).splitlines()[0]})"]
     by_marker = {m.marker: m for m in mentions if m.qualified}
+    strings = {m.marker: m for m in mentions if m.string}
     bare_by_marker: dict[str, list[_Mention]] = {}
     for m in mentions:
-        if not m.qualified:
+        if not m.qualified and not m.string:
             bare_by_marker.setdefault(m.marker, []).append(m)
     seen = set()
     for statement in statements:
+        for marker, why in _strings_used_as_schema(statement, set(strings)):
+            strings[marker].problem = strings[marker].problem or why
         top = statement.get("@")
         for occurrence in _occurrences(statement, set(by_marker) | set(bare_by_marker)):
             marker, node, field_name, index, size = occurrence
@@ -423,6 +446,48 @@ def _place(body: str, mentions: list[_Mention], language: str, header: Header | 
             m.problem = (f"{m.text}. outside any SQL statement the parser can place "
                          "(a PL/pgSQL declaration or label)")
     return []
+
+
+def _strings_used_as_schema(statement: dict, markers: set[str]):
+    """(marker, why) for each tagged string constant (the schema's name) that the tree
+    uses where SQL takes a schema name: a function's argument (format's %I,
+    set_config('search_path', ...), to_regnamespace, has_schema_privilege ...), a cast
+    (to regnamespace), or a comparison with a schema column (nspname, table_schema)."""
+    stack = [(statement, ())]
+    while stack:
+        node, ancestors = stack.pop()
+        if isinstance(node, (list, tuple)):
+            stack.extend((item, ancestors) for item in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        value = node.get("val")
+        if node.get("@") == "A_Const" and isinstance(value, dict) and value.get("sval") in markers:
+            parent = next((a for a in reversed(ancestors) if a.get("@") not in ("List",)), {})
+            why = _schema_position(parent, node)
+            if why:
+                yield value["sval"], why
+            continue
+        for item in node.values():
+            if isinstance(item, (dict, list, tuple)):
+                stack.append((item, (*ancestors, node)))
+
+
+def _schema_position(parent: dict, const: dict) -> str | None:
+    tag = parent.get("@")
+    if tag == "FuncCall":
+        name = ".".join(n.get("sval", "?") for n in parent.get("funcname", ()))
+        return f"is passed to {name}(), which may take it as a schema's name at run time"
+    if tag == "TypeCast":
+        names = [n.get("sval", "?") for n in parent.get("typeName", {}).get("names", ())]
+        return f"is cast to {names[-1] if names else '?'}, resolved at run time"
+    if tag == "A_Expr":
+        for side in (parent.get("lexpr"), parent.get("rexpr")):
+            if isinstance(side, dict) and side.get("@") == "ColumnRef":
+                column = side.get("fields", ({},))[-1].get("sval", "")
+                if SCHEMA_COLUMN.search(column):
+                    return f"is compared with the schema column {column}"
+    return None
 
 
 def _classify(node: dict, field_name: str, index: int | None, size: int | None) -> tuple[str | None, str | None]:

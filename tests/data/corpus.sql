@@ -318,14 +318,24 @@ CREATE FUNCTION events_in(y integer) RETURNS bigint
 LANGUAGE sql STABLE
 AS $$ SELECT count(*) FROM public.events WHERE at >= make_date(y, 1, 1) AND at < make_date(y + 1, 1, 1) $$;
 
--- An exclusion constraint on a range column (gist, no extension needed).
+-- An exclusion constraint: no two bookings of a room overlap (btree_gist, which moves to
+-- `extensions` with the schema's other extensions) where the server has btree_gist, else
+-- no two bookings overlap at all (a range column alone needs no extension).
 CREATE TABLE reservations (
   id integer PRIMARY KEY,
   room text NOT NULL,
   seats positive_int NOT NULL,
-  during tstzrange NOT NULL,
-  EXCLUDE USING gist (during WITH &&)
+  during tstzrange NOT NULL
 );
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_available_extensions WHERE name = 'btree_gist') THEN
+    CREATE EXTENSION btree_gist;
+    ALTER TABLE reservations ADD CONSTRAINT reservations_no_overlap EXCLUDE USING gist (room WITH =, during WITH &&);
+  ELSE
+    ALTER TABLE reservations ADD CONSTRAINT reservations_no_overlap EXCLUDE USING gist (during WITH &&);
+  END IF;
+END $$;
 INSERT INTO reservations VALUES
   (1, 'A', 4, '[2025-03-01 09:00+00, 2025-03-01 11:00+00)'),
   (2, 'B', 8, '[2025-03-01 11:00+00, 2025-03-01 12:30+00)');

@@ -97,7 +97,12 @@ END
     ("BEGIN EXECUTE 'SELECT 1 FROM letta.agents'; RETURN 1; END",
      "the string 'SELECT 1 FROM letta.agents' names schema 'letta'"),
     ("BEGIN PERFORM set_config('search_path', 'letta, public', true); RETURN 1; END",
-     "the string 'letta, public' names schema 'letta'"),
+     "the string 'letta, public' is passed to set_config()"),
+    ("BEGIN EXECUTE format('SELECT count(*) FROM %I.agents', 'letta'); RETURN 1; END",
+     "the string 'letta' is passed to format()"),
+    ("BEGIN RETURN (SELECT count(*) FROM information_schema.tables WHERE table_schema = 'letta'); END",
+     "the string 'letta' is compared with the schema column table_schema"),
+    ("BEGIN RETURN 'letta'::regnamespace::oid::int; END", "the string 'letta' is cast to regnamespace"),
     ("BEGIN RETURN nextval('letta.seq'::regclass); END", "the string 'letta.seq' names schema 'letta'"),
     ("BEGIN SET LOCAL search_path = letta; RETURN 1; END", "schema 'letta' named in a SET statement"),
     ("DECLARE a letta.agents%ROWTYPE; BEGIN RETURN 1; END", "letta. "),
@@ -109,6 +114,14 @@ END
 def test_what_cannot_be_proven_is_listed_not_guessed(body, reason):
     plan = rewrite(body, language="plpgsql")
     assert any(reason in u for u in plan.unchecked), plan.unchecked
+
+
+def test_a_string_that_is_only_the_schema_s_name_elsewhere_is_data():
+    """Letta's database is named like its schema: comparing current_database() with it,
+    or storing it, is not a reference to the schema."""
+    body = "BEGIN IF current_database() = 'letta' THEN RETURN 1; END IF; RAISE NOTICE 'letta'; RETURN 0; END"
+    plan = rewrite(body, language="plpgsql")
+    assert plan.unchecked == () and plan.rewritten is None
 
 
 def test_an_unsplit_schema_sends_any_name_to_its_one_target():
