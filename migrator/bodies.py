@@ -450,37 +450,56 @@ def _place(body: str, mentions: list[_Mention], language: str, header: Header | 
 
 def _strings_used_as_schema(statement: dict, markers: set[str]):
     """(marker, why) for each tagged string constant (the schema's name) that the tree
-    uses where SQL takes a schema name: a function's argument (format's %I,
-    set_config('search_path', ...), to_regnamespace, has_schema_privilege ...), a cast
-    (to regnamespace), or a comparison with a schema column (nspname, table_schema)."""
-    stack = [(statement, ())]
+    uses where SQL takes it as a schema name: the qualifier of a format() (`%I.%I`), the
+    value of set_config('search_path', ...), an argument of a function that takes a
+    schema name (to_regnamespace, has_schema_privilege), a cast to regnamespace, or a
+    comparison with a schema column (nspname, table_schema). Elsewhere it is data: Letta's
+    database and role are named like its schema."""
+    stack = [(statement, None)]
     while stack:
-        node, ancestors = stack.pop()
+        node, parent = stack.pop()
         if isinstance(node, (list, tuple)):
-            stack.extend((item, ancestors) for item in node)
+            stack.extend((item, parent) for item in node)
             continue
         if not isinstance(node, dict):
             continue
         value = node.get("val")
         if node.get("@") == "A_Const" and isinstance(value, dict) and value.get("sval") in markers:
-            parent = next((a for a in reversed(ancestors) if a.get("@") not in ("List",)), {})
-            why = _schema_position(parent, node)
+            why = _schema_position(parent or {}, node)
             if why:
                 yield value["sval"], why
             continue
         for item in node.values():
             if isinstance(item, (dict, list, tuple)):
-                stack.append((item, (*ancestors, node)))
+                stack.append((item, node))
+
+
+SCHEMA_FUNCTIONS = {"to_regnamespace", "has_schema_privilege", "pg_my_temp_schema"}
+FORMAT_SPEC = re.compile(r"%(?:(\d+)\$)?-?(?:\d+|\*(?:\d+\$)?)?([sIL%])")
 
 
 def _schema_position(parent: dict, const: dict) -> str | None:
     tag = parent.get("@")
     if tag == "FuncCall":
-        name = ".".join(n.get("sval", "?") for n in parent.get("funcname", ()))
-        return f"is passed to {name}(), which may take it as a schema's name at run time"
+        name = parent.get("funcname", ({},))[-1].get("sval", "?")
+        args = list(parent.get("args", ()))
+        at = next((i for i, a in enumerate(args) if a is const), None)
+        if name in SCHEMA_FUNCTIONS:
+            return f"is passed to {name}(), which takes a schema's name"
+        if name == "set_config" and at == 1 and _constant(args[0]) == "search_path":
+            return "sets search_path at run time"
+        if name == "format" and at is not None and at > 0:
+            template = _constant(args[0])
+            if template is None:
+                return "is passed to format() with a format string the parser cannot read"
+            if at in _qualifier_arguments(template):
+                return "qualifies a name in format()'s SQL, built at run time"
+        return None
     if tag == "TypeCast":
         names = [n.get("sval", "?") for n in parent.get("typeName", {}).get("names", ())]
-        return f"is cast to {names[-1] if names else '?'}, resolved at run time"
+        if names and names[-1] == "regnamespace":
+            return "is cast to regnamespace"
+        return None
     if tag == "A_Expr":
         for side in (parent.get("lexpr"), parent.get("rexpr")):
             if isinstance(side, dict) and side.get("@") == "ColumnRef":
@@ -488,6 +507,26 @@ def _schema_position(parent: dict, const: dict) -> str | None:
                 if SCHEMA_COLUMN.search(column):
                     return f"is compared with the schema column {column}"
     return None
+
+
+def _constant(node) -> str | None:
+    if isinstance(node, dict) and node.get("@") == "A_Const" and isinstance(node.get("val"), dict):
+        return node["val"].get("sval")
+    return None
+
+
+def _qualifier_arguments(template: str) -> set[int]:
+    """format()'s argument positions (1 = the first after the template) whose specifier is
+    followed by a dot: the schema of a name (`%I.%I`)."""
+    found, following = set(), 1
+    for match in FORMAT_SPEC.finditer(template):
+        if match[2] == "%":
+            continue
+        position = int(match[1]) if match[1] else following
+        following = position + 1
+        if template[match.end():match.end() + 1] == ".":
+            found.add(position)
+    return found
 
 
 def _classify(node: dict, field_name: str, index: int | None, size: int | None) -> tuple[str | None, str | None]:

@@ -97,9 +97,9 @@ END
     ("BEGIN EXECUTE 'SELECT 1 FROM letta.agents'; RETURN 1; END",
      "the string 'SELECT 1 FROM letta.agents' names schema 'letta'"),
     ("BEGIN PERFORM set_config('search_path', 'letta, public', true); RETURN 1; END",
-     "the string 'letta, public' is passed to set_config()"),
+     "the string 'letta, public' sets search_path at run time"),
     ("BEGIN EXECUTE format('SELECT count(*) FROM %I.agents', 'letta'); RETURN 1; END",
-     "the string 'letta' is passed to format()"),
+     "the string 'letta' qualifies a name in format()'s SQL"),
     ("BEGIN RETURN (SELECT count(*) FROM information_schema.tables WHERE table_schema = 'letta'); END",
      "the string 'letta' is compared with the schema column table_schema"),
     ("BEGIN RETURN 'letta'::regnamespace::oid::int; END", "the string 'letta' is cast to regnamespace"),
@@ -119,7 +119,8 @@ def test_what_cannot_be_proven_is_listed_not_guessed(body, reason):
 def test_a_string_that_is_only_the_schema_s_name_elsewhere_is_data():
     """Letta's database is named like its schema: comparing current_database() with it,
     or storing it, is not a reference to the schema."""
-    body = "BEGIN IF current_database() = 'letta' THEN RETURN 1; END IF; RAISE NOTICE 'letta'; RETURN 0; END"
+    body = ("BEGIN IF current_database() = 'letta' THEN RETURN 1; END IF; RAISE NOTICE 'letta';"
+            " EXECUTE format('ALTER ROLE %I SET work_mem = %L', 'letta', '64MB'); RETURN 0; END")
     plan = rewrite(body, language="plpgsql")
     assert plan.unchecked == () and plan.rewritten is None
 
