@@ -7,8 +7,9 @@ schema, route tables by the mapping rules (types and sequences follow the
 tables that use them), rewrite the routines' search_path settings and the
 references in their bodies that name the moved schema (migrator/routines.py,
 migrator/bodies.py; planned on the source by check(), listed by assess), then
-dump the result and restore its pre-data section into the target database. Post-data (indexes, constraints, triggers) waits
-until the data is in (see post_data.py). Sources are only read.
+dump the result and restore its pre-data section into the target database.
+Post-data (indexes, constraints, triggers) waits until the data is in (see
+post_data.py). Sources are only read.
 
 Restoring a definition can run its code (PostgreSQL folds immutable calls in
 CHECK and index expressions while it prepares them), so everything that

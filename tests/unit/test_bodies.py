@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pglast
 import pytest
 
 from migrator import bodies
@@ -30,9 +31,9 @@ PLPGSQL = Header("f", False, "integer")
 
 
 def rewrite(body: str, placement: Placement = LETTA, language: str = "sql", header: Header | None = None):
-    return bodies.analyze("f()", "f", language, body, placement, header or PLPGSQL,
-                          bodies.raise_messages(__import__("pglast").parse_plpgsql(
-                              (header or PLPGSQL).create(body))) if language == "plpgsql" else ())
+    header = header or PLPGSQL
+    messages = bodies.raise_messages(pglast.parse_plpgsql(header.create(body))) if language == "plpgsql" else ()
+    return bodies.analyze("f()", "f", language, body, placement, header, messages)
 
 
 def test_each_reference_goes_where_its_object_lands():
