@@ -7,8 +7,11 @@ PL/pgSQL bodies with PostgreSQL's own lexer and parser (libpg_query, through pgl
 
 1. The lexer finds every place the body names the moved schema: an identifier token
    equal to it and followed by `.` (a qualified name), a bare one (`SET search_path =
-   letta`), and string constants that spell it (`EXECUTE 'SELECT ... letta.x'`,
-   `'letta.seq'::regclass`). Comments are not tokens, so they are never touched.
+   letta`), string constants that qualify a name with it (`EXECUTE 'SELECT ...
+   letta.x'`, `'letta.seq'::regclass`), and string constants that are its name (which
+   count only where the tree shows SQL taking them as a schema: format's `%I.`,
+   set_config('search_path', ...), to_regnamespace, a comparison with nspname).
+   Comments are not tokens, so they are never touched.
 2. Each qualified mention is tagged (its token replaced by a marker identifier) and the
    body parsed: SQL with ``pglast.parse_sql``; PL/pgSQL with ``pglast.parse_plpgsql``,
    then every SQL expression and statement in it with ``parse_sql``. The tree says what
@@ -29,7 +32,7 @@ PL/pgSQL bodies with PostgreSQL's own lexer and parser (libpg_query, through pgl
 
 Refused ("cannot be checked", listed by `assess` and refused by `migrate` before
 anything is written) unless listed in ``accept_unchecked_routines``: a string naming
-the schema (dynamic SQL the parser cannot see into), a bare schema name outside a plain
+the schema as above (dynamic SQL the parser cannot see into), a bare schema name outside a plain
 query (`SET search_path`, `GRANT ... ON SCHEMA`), a mention the tree does not place, a
 body the parser cannot read, an ambiguous name, and bodies of other languages
 (plpython, plv8, ...) that name the schema. An accepted routine moves with the parts
