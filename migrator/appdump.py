@@ -257,6 +257,8 @@ def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> 
         vector_schema = admin.execute("SELECT n.nspname::text FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n"
                                       " ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
                                       " WHERE e.extname OPERATOR(pg_catalog.=) 'vector'").fetchone()
+        extensions = [{"name": name, "schema": schema} for name, schema in admin.execute(
+            EXTENSIONS_USED_SQL, {"schemas": list(unit.target_schemas)}).fetchall()]
         stamp = stamp_now()
         run_dir = pgtools.private_dir(out_root / app) / stamp
         run_dir.mkdir(mode=0o700)
@@ -270,9 +272,30 @@ def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> 
     manifest = {"app": app, "role": unit.role, "schemas": list(unit.target_schemas), "created_at": stamp,
                 "source": db.describe(), "server_version": server, "pg_dump": pgtools.client_version(),
                 "needs_vector": needs_vector, "vector_schema": vector_schema[0] if vector_schema else None,
+                "extensions": extensions,
                 "files": files, "tables": tables, "seconds": round(time.monotonic() - started, 2)}
     _write_private(run_dir / MANIFEST, manifest)
     return run_dir, manifest
+
+
+# Every extension whose objects something in the app's schemas depends on: a column's type
+# (pgvector), an index's or exclusion constraint's operator class (btree_gist), a default's
+# or a routine's function (uuid-ossp). A restore elsewhere needs them first, in their schema.
+EXTENSIONS_USED_SQL = """
+SELECT DISTINCT e.extname::text, n.nspname::text
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_depend m ON m.classid OPERATOR(pg_catalog.=) d.refclassid
+  AND m.objid OPERATOR(pg_catalog.=) d.refobjid AND m.deptype OPERATOR(pg_catalog.=) 'e'
+JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) m.refobjid
+JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+LEFT JOIN pg_catalog.pg_attrdef ad ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+  AND ad.oid OPERATOR(pg_catalog.=) d.objid
+WHERE d.deptype OPERATOR(pg_catalog.<>) 'e'
+  AND coalesce((pg_catalog.pg_identify_object(d.classid, d.objid, 0)).schema,
+               (SELECT c.relnamespace::pg_catalog.regnamespace::pg_catalog.text FROM pg_catalog.pg_class c
+                WHERE c.oid OPERATOR(pg_catalog.=) ad.adrelid)) OPERATOR(pg_catalog.=) ANY (%(schemas)s)
+ORDER BY 1
+"""
 
 
 def _dump_in_snapshot(db: DatabaseSettings, hands: DatabaseSettings, unit: AppUnit, out: Path) -> list[dict]:
@@ -293,7 +316,21 @@ def _dump_in_snapshot(db: DatabaseSettings, hands: DatabaseSettings, unit: AppUn
 # --- restore -------------------------------------------------------------------------------
 
 def _prepare(admin: psycopg.Connection, manifest: dict, loader_role: str) -> None:
-    """pgvector in `extensions` when the dump needs it; empty schemas owned by the loader."""
+    """The extensions the dump needs (pgvector in `extensions`, and whatever else its objects
+    use, each in the schema it was in); empty schemas owned by the loader."""
+    for ext in manifest.get("extensions", []):
+        if ext["name"] == "vector":
+            continue                  # below, as manifests without this list record it
+        where = admin.execute("SELECT n.nspname::text FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n"
+                              " ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
+                              " WHERE e.extname OPERATOR(pg_catalog.=) %s", (ext["name"],)).fetchone()
+        if where is None:
+            admin.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(ext["schema"])))
+            admin.execute(sql.SQL("CREATE EXTENSION {} SCHEMA {}").format(sql.Identifier(ext["name"]),
+                                                                         sql.Identifier(ext["schema"])))
+        elif where[0] != ext["schema"]:
+            raise DatabaseError("restore target", "target", f"extension {ext['name']} is installed in schema "
+                                f"'{where[0]}', the backup needs it in '{ext['schema']}'")
     if manifest.get("needs_vector"):
         where = admin.execute("SELECT n.nspname::text FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n"
                               " ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"

@@ -6,6 +6,9 @@ role ends up owning it (``owner``), and optional routing rules that send some
 tables elsewhere. A rule is ``{ when = "<predicate>", target_schema = "..." }``;
 predicates: ``has_vector_column`` (a column typed with pgvector's ``vector``),
 ``name:<regex>`` (table name matches). The first matching rule wins.
+``accept_unchecked_routines`` lists routines (``"name(argument types)"``, as `assess`
+prints them) whose bodies name the moved schema where the rewrite cannot check it
+(migrator/bodies.py): they move anyway, with those parts unchanged.
 
 Types and sequences follow the tables that use them: an object used only by
 tables routed to one other schema moves there; anything else stays in the
@@ -24,7 +27,9 @@ IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 MAX_NAME_BYTES = 63          # PostgreSQL's NAMEDATALEN - 1: longer names are cut short, not refused
 RESERVED_PREFIX = "pg_"      # schemas and roles named pg_* are the server's own (CREATE refuses them)
 PREDICATES = ("has_vector_column",)
-SOURCE_KEYS = {"env_file", "schema", "target_schema", "owner", "rules"}
+SOURCE_KEYS = {"env_file", "schema", "target_schema", "owner", "rules", "accept_unchecked_routines"}
+# A routine as `assess` names it: name(argument types), the schema optional.
+ROUTINE_NAME = re.compile(r"^[^\s()][^()]*\([^()]*\)$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class SourceMapping:
     target_schema: str               # default schema on the target
     owner: str | None = None         # app role that owns the target schemas afterwards
     rules: tuple[Rule, ...] = field(default_factory=tuple)
+    accept_unchecked: tuple[str, ...] = ()   # routines moved although their bodies cannot be checked
 
     @property
     def target_schemas(self) -> tuple[str, ...]:
@@ -79,6 +85,16 @@ def _created(value: object, where: str, what: str) -> str:
     return name
 
 
+def _routines(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: accept_unchecked_routines must be a list of strings like \"cleanup(integer)\"")
+    for entry in value:
+        if not ROUTINE_NAME.match(entry.strip()):
+            raise ConfigError(f"{where}: accept_unchecked_routines: '{entry}' is not a routine as `assess` names it "
+                              "(name(argument types), e.g. \"cleanup(integer)\")")
+    return tuple(v.strip() for v in value)
+
+
 def load_mappings(settings: Settings) -> list[SourceMapping]:
     """Validate every source's mapping; target schemas must not collide across sources."""
     mappings: list[SourceMapping] = []
@@ -108,7 +124,8 @@ def load_mappings(settings: Settings) -> list[SourceMapping]:
         mapping = SourceMapping(
             name=db.name, db=db, schema=_ident(cfg["schema"], where),
             target_schema=_created(cfg["target_schema"], where, "target schema"),
-            owner=_created(cfg["owner"], where, "owner role") if cfg.get("owner") else None, rules=tuple(rules))
+            owner=_created(cfg["owner"], where, "owner role") if cfg.get("owner") else None, rules=tuple(rules),
+            accept_unchecked=_routines(cfg.get("accept_unchecked_routines", []), where))
         for schema in mapping.target_schemas:
             if schema in claimed:
                 raise ConfigError(f"{where}: target schema '{schema}' is also used by source '{claimed[schema]}'")

@@ -84,10 +84,11 @@ def build(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection,
     triggers) in the staging schema, empty, owned by the loader; ``created``: the schema
     does not exist and is made here (else it is `public`)."""
     staged = staging_mapping(mapping)
-    exts, routes = schema_step.check(staged, admin)
+    checked = schema_step.check(staged, admin)
+    exts = checked.exts
     pgtools.private_dir(work_dir)
     hands = loader.ensure(admin, settings, mapping)
-    dump, _ = schema_step.remapped_dump(settings, staged, admin, hands, work_dir, exts, routes, label="staging")
+    dump, _ = schema_step.remapped_dump(settings, staged, admin, hands, work_dir, checked, label="staging")
     schema_step.install_extensions(admin, exts)
     loader.grant_extensions(admin, mapping)
     ident, role = sql.Identifier(mapping.schema), sql.Identifier(hands.user)

@@ -1,10 +1,12 @@
 """assess: what each source holds, before anything moves (read-only).
 
 Per source: schemas, tables with exact row counts and sizes, extensions and
-their schemas, sequences, views, functions (flagging bodies that name the old
-schema, which the move will not rewrite, and listing the `SET search_path`
-settings it will rewrite to the target schemas), triggers, foreign keys, partitioned
-tables, large objects, and connected clients. Written as
+their schemas, sequences, views, functions, triggers, foreign keys, partitioned
+tables, large objects, and connected clients; and what the move will do to the
+routines: each `SET search_path` it rewrites (migrator/routines.py), each reference
+in a body that it rewrites, before and after (migrator/bodies.py), and each body
+that names the schema where the parser cannot check it (refused by `migrate`
+unless accepted by name in accept_unchecked_routines). Written as
 reports/assessment.json and reports/assessment.md.
 """
 
@@ -18,10 +20,11 @@ from psycopg import sql
 from rich.markup import escape
 from rich.table import Table
 
-from migrator import catalog, console, routines
+from migrator import bodies, catalog, console, routines
 from migrator.db import connect
 from migrator.mapping import SourceMapping, load_mappings
 from migrator.settings import Settings
+from migrator.steps.schema import plan_bodies
 
 COMMAND = "assess"
 LOCK = None  # reads the sources only (migrator/runlock.py)
@@ -33,7 +36,7 @@ QUERIES = {
     "sequences": "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = %(s)s ORDER BY 1",
     "views": "SELECT c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
              " WHERE n.nspname = %(s)s AND c.relkind IN ('v', 'm') ORDER BY 1",
-    "functions": "SELECT p.proname, (p.prosrc ILIKE '%%' || %(s)s || '.%%') AS names_old_schema"
+    "functions": "SELECT p.proname"
                  " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %(s)s"
                  " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass"
                  " AND d.objid = p.oid AND d.deptype = 'e') ORDER BY 1",
@@ -83,8 +86,15 @@ def assess_source(mapping: SourceMapping) -> dict:
         kept_inside = routines.extension_in_schema(catalog.extensions(conn), mapping)
         facts["rewritten_settings"] = [r.describe() for r in routines.plan(conn, [mapping.schema], mapping,
                                                                           kept_inside)]
-        facts["warnings"] = [f"function {name} names schema '{mapping.schema}' in its body; review it after the move"
-                             for name, flagged in facts["functions"] if flagged]
+        routes = {t["name"]: t["target_schema"] for t in facts["tables"]}
+        _, planned = plan_bodies(conn, mapping, routes, catalog.extensions(conn))
+        facts["rewritten_bodies"] = [line for plan in planned for line in plan.describe()]
+        facts["unchecked_routines"] = bodies.unchecked_lines(planned, mapping)
+        facts["warnings"] = [
+            f"{u['routine']} names schema '{mapping.schema}' in its body where the rewrite cannot check it"
+            + (" (accepted: it moves with those parts unchanged)" if u["accepted"] else
+               f"; migrate refuses it unless accept_unchecked_routines lists \"{u['accept_as']}\"")
+            for u in facts["unchecked_routines"]]
     return facts
 
 
@@ -107,6 +117,16 @@ def markdown(all_facts: list[dict]) -> str:
         if f["rewritten_settings"]:
             lines += ["Routine settings the move rewrites to the target schemas:", ""]
             lines += [f"- {r}" for r in f["rewritten_settings"]] + [""]
+        if f["rewritten_bodies"]:
+            lines += ["References in routine bodies the move rewrites (before -> after):", ""]
+            lines += [f"- {r}" for r in f["rewritten_bodies"]] + [""]
+        if f["unchecked_routines"]:
+            lines += ["Routine bodies that name the schema where it cannot be checked:", ""]
+            for u in f["unchecked_routines"]:
+                state = "accepted" if u["accepted"] else f'refused unless accepted as "{u["accept_as"]}"'
+                lines.append(f"- {u['routine']} ({state}):")
+                lines += [f"  - {reason}" for reason in u["reasons"]]
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -133,7 +153,7 @@ def run(settings: Settings, reports_dir: Path | None) -> list[dict]:
     for f in all_facts:
         for warning in f["warnings"]:
             console.say(f"  warning ({f['source']}): {warning}")
-        for rewrite in f["rewritten_settings"]:
+        for rewrite in f["rewritten_settings"] + f["rewritten_bodies"]:
             console.say(f"  will rewrite ({f['source']}): {rewrite}")
     if reports_dir is not None:
         console.write_json(reports_dir / "assessment.json", all_facts)

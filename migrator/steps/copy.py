@@ -176,21 +176,48 @@ def copy_unit(unit: Unit, src: psycopg.Connection, tgt: psycopg.Connection, mapp
     started = time.monotonic()
     nbytes = unreported = 0
     with tgt.transaction():
-        with src.cursor() as scur, tgt.cursor() as tcur:
-            with scur.copy(copy_out) as reader, tcur.copy(copy_in) as writer:
-                for block in reader:          # one row per block: keep this loop lean
-                    writer.write(block)
-                    unreported += len(block)
-                    if unreported >= PROGRESS_EVERY:
-                        on_bytes(unreported)
-                        nbytes += unreported
-                        unreported = 0
+        with src.cursor() as scur, tgt.cursor() as tcur, ExitStack() as copies:
+            reader = _on_source(lambda: copies.enter_context(scur.copy(copy_out)))
+            writer = copies.enter_context(tcur.copy(copy_in))
+            for block in _read(reader):       # one row per block: keep this loop lean
+                writer.write(block)
+                unreported += len(block)
+                if unreported >= PROGRESS_EVERY:
+                    on_bytes(unreported)
+                    nbytes += unreported
+                    unreported = 0
+            copies.close()                    # both COPYs end here, before the row count is read
             rows = tcur.rowcount
         on_bytes(unreported)
         nbytes += unreported
         elapsed = time.monotonic() - started
         journal.record_unit(tgt, mapping.name, unit.target_schema, t.name, unit.chunk, rows, nbytes, elapsed)
     return rows, nbytes, elapsed
+
+
+def _on_source(action):
+    """Run ``action`` (a read from the source); a failure is marked as the source's."""
+    try:
+        return action()
+    except psycopg.Error as exc:
+        exc.failed_on_source = True
+        raise
+
+
+def _read(reader):
+    """The source's COPY blocks; a failure while reading is marked as the source's (the
+    source's planner can fail, e.g. expanding an expression statistic's function with
+    the migrator's search_path = pg_catalog)."""
+    blocks = iter(reader)
+    while True:
+        try:
+            block = next(blocks)
+        except StopIteration:
+            return
+        except psycopg.Error as exc:
+            exc.failed_on_source = True
+            raise
+        yield block
 
 
 @dataclass
@@ -362,4 +389,11 @@ def _copy_one(unit: Unit, sc: SourceCopy, src: psycopg.Connection, tgt: psycopg.
         if src.broken or getattr(exc, "pgconn", None) is src.pgconn:   # the source's fault, not ours
             raise DatabaseError(sc.mapping.name, "source", what + " (rerun `migrate` once the source is back:"
                                 " finished units are kept)") from None
+        if getattr(exc, "failed_on_source", False):
+            hint = (" (the source's planner expands the functions of the table's expression statistics and"
+                    " indexes with the migrator's search_path = pg_catalog: give the function SET search_path"
+                    " or qualified names)" if exc.sqlstate in ("42883", "42P01", "42704") else "")
+            raise DatabaseError(sc.mapping.name, "source", f"copy of {sc.mapping.name}.{unit.source_table.name} "
+                                f"failed on the source: {str(exc).strip().splitlines()[0]}{hint}; fix it on the "
+                                "source, then run migrate again (finished units are kept)") from None
         raise DatabaseError("unified", "target", what) from None

@@ -85,9 +85,12 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
         journal.refuse_changed_plans(target, settings, mappings)
         pending = [m for m in mappings        # refuse before the first write
                    if not (journal.exists(target) and journal.step_done(target, m.name, copy_step.STEP))]
+        resumed = set()                       # schema done on an earlier run, rows still to copy
         for mapping in pending:
             if not (journal.exists(target) and journal.step_done(target, mapping.name, schema_step.STEP)):
                 schema_step.check(mapping, target)
+            else:
+                resumed.add(mapping.name)
         space.check(mappings, target, reserve_mb)   # every run: a resumed one still has to fit
         journal.ensure(target)
         journal.record_plans(target, mappings, {"split_mb": split_mb, "toast_compression": toast_compression,
@@ -99,7 +102,8 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
         early_builds = post_data_step.EarlyIndexBuilder(settings, work_dir, index_jobs or jobs)
         watchdog = space.DiskWatchdog(settings, reserve_mb)
         phases = [
-            ("schema", lambda: [schema_step.run(settings, m, target, work_dir) for m in mappings]),
+            ("schema", lambda: [schema_or_refresh(settings, m, target, work_dir, m.name in resumed)
+                                for m in mappings]),
             ("copy", lambda: copy_step.run(settings, mappings, target, jobs=jobs, split_mb=split_mb, fmt=fmt,
                                            early_builds=early_builds, toast_compression=toast_compression,
                                            checkpoint=watchdog.raise_if_low)),
@@ -118,6 +122,18 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
             early_builds.close()
             watchdog.close()
     return timings
+
+
+def schema_or_refresh(settings: Settings, mapping, target, work_dir: Path, resumed: bool) -> None:
+    """The schema step; on a run that resumes a copy, the target's routines replaced by the
+    source's current definitions first: a fix made on the source after a failed copy (a
+    function the source's planner could not expand) reaches the target before the copy
+    goes on and its indexes and statistics are built (post-data does the same when it
+    resumes itself)."""
+    schema_step.run(settings, mapping, target, work_dir)
+    if resumed and not journal.step_started(target, mapping.name, post_data_step.STEP):
+        replaced = schema_step.refresh_routines(settings, mapping, target, work_dir)
+        console.say(f"  {mapping.name}: {replaced} routines replaced by the source's current definitions")
 
 
 def refuse_while_apps_use_the_target(settings: Settings) -> None:

@@ -127,7 +127,13 @@ def preflight(settings: Settings, mappings: list[SourceMapping], admin: psycopg.
                                     "`consolidate online abort`")
             staging.check(admin, source, mapping)
             fingerprints[mapping.name] = replication.schema_fingerprint(source, mapping.schema)
-        schema_step.check(mapping, admin)      # target schemas free, extensions, routine bodies
+        checked = schema_step.check(mapping, admin)      # target schemas free, extensions, routine bodies
+        if checked.body_plans:
+            # The move is ALTER ... SET SCHEMA: it cannot rewrite a body that names the schema
+            # (the offline schema step can, in its scratch database).
+            raise ConfigError(f"[sources.{mapping.name}] routine {checked.body_plans[0].routine} names schema "
+                              f"'{mapping.schema}' in its body: online mode cannot rewrite bodies yet; use the "
+                              "offline `consolidate cutover`")
     return fingerprints
 
 

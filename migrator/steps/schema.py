@@ -4,9 +4,12 @@ Definitions come from pg_dump, never hand-written DDL. The remap happens in a
 scratch database on the target: restore the source's schema-only dump there,
 move its extensions to ``extensions`` (where Supabase keeps them), rename the
 schema, route tables by the mapping rules (types and sequences follow the
-tables that use them), then dump the result and restore its pre-data section
-into the target database. Post-data (indexes, constraints, triggers) waits
-until the data is in (see post_data.py). Sources are only read.
+tables that use them), rewrite the routines' search_path settings and the
+references in their bodies that name the moved schema (migrator/routines.py,
+migrator/bodies.py; planned on the source by check(), listed by assess), then
+dump the result and restore its pre-data section into the target database.
+Post-data (indexes, constraints, triggers) waits until the data is in (see
+post_data.py). Sources are only read.
 
 Restoring a definition can run its code (PostgreSQL folds immutable calls in
 CHECK and index expressions while it prepares them), so everything that
@@ -19,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from migrator import catalog, console, journal, loader, pgtools, routines
+from migrator import bodies, catalog, console, journal, loader, pgtools, routines
 from migrator.db import connect, create_private_database
 from migrator.errors import ConsolidationError, DatabaseError
 from migrator.mapping import SourceMapping
@@ -88,8 +92,18 @@ def require_schema(source: psycopg.Connection, mapping: SourceMapping) -> None:
         raise DatabaseError(mapping.name, "source", f"schema '{mapping.schema}' does not exist")
 
 
-def check(mapping: SourceMapping, target: psycopg.Connection) -> tuple[list, dict[str, str]]:
-    """Every refusal that can be known before writing anything; returns (extensions, routes)."""
+@dataclass(frozen=True)
+class Checked:
+    """What check() learnt on the source: extensions, each table's target schema, where
+    the schema's objects land and what the move does to routine bodies naming it."""
+    exts: list
+    routes: dict[str, str]
+    placement: bodies.Placement
+    body_plans: list[bodies.BodyPlan]
+
+
+def check(mapping: SourceMapping, target: psycopg.Connection) -> Checked:
+    """Every refusal that can be known before writing anything."""
     refuse_occupied_schemas(target, mapping)
     with connect(mapping.db) as source:
         require_schema(source, mapping)
@@ -104,69 +118,82 @@ def check(mapping: SourceMapping, target: psycopg.Connection) -> tuple[list, dic
             raise ConsolidationError(f"source '{mapping.name}': large objects (pg_largeobject) are not moved by "
                                      "this tool; export them with pg_dump --large-objects separately")
         routes = {t.name: mapping.route(t.name, t.has_vector) for t in catalog.tables(source, mapping.schema)}
-        refuse_bodies_naming_the_schema(source, mapping)
-    return exts, routes
+        placed, planned = plan_bodies(source, mapping, routes, exts)
+        refuse_unchecked_bodies(mapping, planned)
+    return Checked(exts, routes, placed, planned)
 
 
-# Routine bodies are text: a body that says `letta.messages` still says it after the
-# schema became letta_agents, and fails when called. pg_dump cannot rewrite them safely,
-# so the move is refused before any downtime, naming each routine.
-BODIES_NAMING_SQL = """
-SELECT p.oid::pg_catalog.regprocedure::pg_catalog.text FROM pg_catalog.pg_proc p
-JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
-LEFT JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang
-WHERE n.nspname OPERATOR(pg_catalog.=) %(schema)s AND l.lanname IN ('sql', 'plpgsql')
-  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) 'pg_proc'::regclass
-                  AND d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
-  AND (p.prosrc OPERATOR(pg_catalog.~*) %(bare)s OR p.prosrc OPERATOR(pg_catalog.~~*) %(quoted)s)
-ORDER BY 1
-"""
+def plan_bodies(source: psycopg.Connection, mapping: SourceMapping, routes: dict[str, str],
+                exts) -> tuple[bodies.Placement, list[bodies.BodyPlan]]:
+    """Where the schema's objects land, and what the move does to each routine body that
+    names the schema (migrator/bodies.py); read on the source, by assess and by check."""
+    bodies.check_accepted(source, mapping)
+    placed = bodies.placement(source, mapping, routes, routines.extension_in_schema(exts, mapping))
+    return placed, bodies.plans(source, [mapping.schema], placed)
 
 
-def refuse_bodies_naming_the_schema(source: psycopg.Connection, mapping: SourceMapping) -> None:
-    if mapping.target_schemas == (mapping.schema,):
-        return          # the schema keeps its name: such bodies keep working
-    found = [r[0] for r in source.execute(BODIES_NAMING_SQL, {
-        "schema": mapping.schema, "bare": rf"(^|[^\w$.\"]){re.escape(mapping.schema)}\s*\.",
-        "quoted": f'%"{mapping.schema}".%'}).fetchall()]
-    if found:
-        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
-        raise DatabaseError(mapping.name, "source",
-            f"{', '.join(found[:3])}{more} name schema '{mapping.schema}' in their "
-            f"bodies, which becomes {', '.join(mapping.target_schemas)}: they would fail when called; "
-            "rewrite them without the schema name (or with SET search_path) on the source, then migrate")
+def refuse_unchecked_bodies(mapping: SourceMapping, planned: list[bodies.BodyPlan]) -> None:
+    """Routine bodies are text: one that says `letta.messages` still says it after the
+    schema became letta_agents. What the parser proves is rewritten; a body naming the
+    schema where it cannot (dynamic SQL, other languages) would fail when called, so the
+    move is refused before any downtime, naming the routine, unless the operator
+    accepted it by name."""
+    refused = bodies.refused(planned, mapping)
+    if refused:
+        raise DatabaseError(mapping.name, "source", bodies.refusal(mapping, refused))
 
 
 def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, work_dir: Path) -> None:
     if journal.step_done(target, mapping.name, STEP):
         console.say(f"  {mapping.name}: schema already done on a previous run, skipping")
         return
-    exts, routes = check(mapping, target)
+    checked = check(mapping, target)
     pgtools.private_dir(work_dir)
     journal.start_step(target, mapping.name, STEP)
     drop_our_schemas(target, mapping)          # a half-done earlier attempt is redone from scratch
     hands = loader.ensure(target, settings, mapping)
-    remapped, rewrites = remapped_dump(settings, mapping, target, hands, work_dir, exts, routes)
-    install_extensions(target, exts)
+    remapped, rewritten = remapped_dump(settings, mapping, target, hands, work_dir, checked)
+    install_extensions(target, checked.exts)
     loader.grant_extensions(target, mapping)
     restore_pre_data(settings, mapping, target, hands, remapped)
-    journal.finish_step(target, mapping.name, STEP, {"tables": len(routes),
-                                                     "rewritten_settings": [r.describe() for r in rewrites]})
-    console.say(f"  {mapping.name}: {len(routes)} tables defined in {', '.join(mapping.target_schemas)}")
-    for rewrite in rewrites:
-        console.say(f"  {mapping.name}: rewritten {rewrite.describe()}")
+    journal.finish_step(target, mapping.name, STEP, {
+        "tables": len(checked.routes), "rewritten_settings": [r.describe() for r in rewritten.settings],
+        "rewritten_bodies": rewritten.body_lines(), "accepted_unchecked": rewritten.accepted})
+    console.say(f"  {mapping.name}: {len(checked.routes)} tables defined in {', '.join(mapping.target_schemas)}")
+    rewritten.say(mapping)
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """What the scratch database rewrote: routine settings and bodies (named as on the
+    target), and the routines moved although parts of their bodies cannot be checked."""
+    settings: list[routines.SettingRewrite]
+    body_plans: list[bodies.BodyPlan]
+    accepted: list[str]
+
+    def body_lines(self) -> list[str]:
+        return [line for plan in self.body_plans for line in plan.describe()]
+
+    def say(self, mapping: SourceMapping) -> None:
+        for rewrite in self.settings:
+            console.say(f"  {mapping.name}: rewritten {rewrite.describe()}")
+        for line in self.body_lines():
+            console.say(f"  {mapping.name}: rewritten {line}")
+        for routine in self.accepted:
+            console.warn(f"  {mapping.name}", f"{routine} moved with the parts of its body that name "
+                         f"'{mapping.schema}' unchecked (accept_unchecked_routines)")
 
 
 def remapped_dump(settings: Settings, mapping: SourceMapping, target: psycopg.Connection,
-                  hands: DatabaseSettings, work_dir: Path, exts, routes: dict[str, str],
-                  label: str = "target") -> tuple[Path, list[routines.SettingRewrite]]:
+                  hands: DatabaseSettings, work_dir: Path, checked: Checked,
+                  label: str = "target") -> tuple[Path, Rewritten]:
     """The source's definitions as they will be on the target: dumped, remapped in scratch, dumped again."""
     source_dump = work_dir / f"{mapping.name}.source-schema.dump"
     pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "--no-publications",
                             "--no-subscriptions", "--no-security-labels", "--no-tablespaces",
                             "-n", mapping.schema, "-f", str(source_dump)], mapping.db, what="--schema-only")
     remapped = work_dir / f"{mapping.name}.{label}-schema.dump"
-    return remapped, remap_in_scratch(settings, mapping, target, hands, source_dump, remapped, exts, routes)
+    return remapped, remap_in_scratch(settings, mapping, target, hands, source_dump, remapped, checked)
 
 
 # A routine's entry in a dump's TOC, and the statement that creates it in its script.
@@ -180,9 +207,9 @@ def refresh_routines(settings: Settings, mapping: SourceMapping, target: psycopg
     this step does. A post-data pass that failed on a routine's code (an index expression,
     an expression statistic) is rerun after the operator fixed it on the source: the fix
     has to reach the target, without moving the rows again. Returns how many were replaced."""
-    exts, routes = check(mapping, target)
+    checked = check(mapping, target)
     hands = loader.ensure(target, settings, mapping)
-    dump, rewrites = remapped_dump(settings, mapping, target, hands, work_dir, exts, routes, label="refresh")
+    dump, rewritten = remapped_dump(settings, mapping, target, hands, work_dir, checked, label="refresh")
     entries = [line for line in pgtools.toc_lines(dump, settings.target, set(mapping.target_schemas))
                if ROUTINE_ENTRY.match(line)]
     with connect(hands) as conn, conn.transaction():
@@ -190,8 +217,7 @@ def refresh_routines(settings: Settings, mapping: SourceMapping, target: psycopg
             script = pgtools.restore_script(dump, [line], settings.target, what="of a routine")
             # pg_dump writes CREATE; the routine exists (objects depend on it): replace it in place.
             conn.execute(CREATE_ROUTINE.sub(r"CREATE OR REPLACE \1 ", script, count=1))
-    for rewrite in rewrites:
-        console.say(f"  {mapping.name}: rewritten {rewrite.describe()}")
+    rewritten.say(mapping)
     return len(entries)
 
 
@@ -201,9 +227,9 @@ def drop_our_schemas(target: psycopg.Connection, mapping: SourceMapping) -> None
 
 
 def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg.Connection,
-                     hands: DatabaseSettings, source_dump: Path, out_dump: Path, exts,
-                     routes: dict[str, str]) -> list[routines.SettingRewrite]:
-    """Returns the routine settings rewritten to follow the schema."""
+                     hands: DatabaseSettings, source_dump: Path, out_dump: Path, checked: Checked) -> Rewritten:
+    """Returns the routine settings and bodies rewritten to follow the schema."""
+    exts = checked.exts
     scratch = scratch_name(mapping)
     create_private_database(target, scratch, owner=hands.user)
     try:
@@ -219,12 +245,15 @@ def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg
                 if ext.schema != "extensions" and ext.relocatable:
                     conn.execute(sql.SQL("ALTER EXTENSION {} SET SCHEMA extensions").format(sql.Identifier(ext.name)))
         with connect(hands, dbname=scratch) as conn, conn.transaction():
-            relocate(conn, mapping, routes)
-            rewrites = routines.apply(conn, mapping, routines.extension_in_schema(exts, mapping))
+            relocate(conn, mapping, checked.routes)
+            settings_rewritten = routines.apply(conn, mapping, routines.extension_in_schema(exts, mapping))
+            # Bodies as planned on the source (check), replaced by their rewrite (migrator/bodies.py).
+            bodies_rewritten = bodies.apply(conn, checked.body_plans, list(mapping.target_schemas))
         pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "-f", str(out_dump),
                                 *[f"--schema={s}" for s in mapping.target_schemas]],
                     hands, dbname=scratch, what="of the remapped scratch database")
-        return rewrites
+        return Rewritten(settings_rewritten, bodies_rewritten,
+                         [p.routine for p in checked.body_plans if p.unchecked])
     finally:
         target.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
 

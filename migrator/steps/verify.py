@@ -13,7 +13,9 @@ sessions keep the migrator's pinned search_path (pg_catalog only); the schema
 qualifiers that differ by design (`letta.vector` vs `extensions.vector`) are
 stripped before comparing, from names (a routine's identity names its argument
 types) as from definitions, and a routine's search_path is compared as the
-schema step rewrote it (migrator/routines.py).
+schema step rewrote it (migrator/routines.py). A routine body written as text is
+compared exactly, nothing stripped: the source's as the schema step rewrote it
+(migrator/bodies.py) against the target's.
 
 Trust: the target side reads as a throwaway reader (checksums.reader: no superuser,
 BYPASSRLS, SELECT on exactly that source's target tables, its own random password,
@@ -37,7 +39,7 @@ from psycopg import sql
 from rich.markup import escape
 from rich.table import Table
 
-from migrator import catalog, checksums, console, queries, routines
+from migrator import bodies, catalog, checksums, console, queries, routines
 from migrator.db import connect, require_superuser
 from migrator.errors import VerificationError
 from migrator.mapping import SourceMapping, load_mappings
@@ -155,16 +157,20 @@ def _target_checksum(conn: psycopg.Connection, schema: str, table: str) -> tuple
 
 
 def _inventory(conn: psycopg.Connection, schemas: list[str], strip: list[str],
-               search_path=routines.normalized) -> dict[tuple[str, str], str]:
+               search_path=routines.normalized, body=lambda text: text) -> dict[tuple[str, str], str]:
     """(kind, name) -> definition, both with the schema qualifiers in ``strip`` removed:
     an identity names its argument types (`vector` is `letta.vector` on the source,
     `extensions.vector` on the target). ``search_path`` maps a routine's search_path
-    setting to what it is compared as."""
+    setting to what it is compared as, ``body`` a routine's source text (which keeps
+    every qualifier: comments and strings are compared as they are)."""
     found = {}
     for kind, query in INVENTORY_SQL.items():
         for key, value in conn.execute(query, {"schemas": schemas}).fetchall():
             if kind == "routine_setting" and key.endswith(" search_path"):
                 value = search_path(value or "")
+            if kind == "routine_source":
+                found[(kind, _strip_schemas(key, strip))] = body(value or "")
+                continue
             found[(kind, _strip_schemas(key, strip))] = _strip_schemas(value or "", strip)
     return found
 
@@ -202,9 +208,13 @@ def differing_part(source: str, target: str, context: int = 40) -> str:
 def compare_objects(source: psycopg.Connection, target: psycopg.Connection, mapping: SourceMapping) -> list[str]:
     exts = catalog.extensions(source)
     kept_inside = routines.extension_in_schema(exts, mapping)
-    # The source's search_path settings are compared as the schema step rewrote them.
+    # The source's search_path settings and routine bodies are compared as the schema step rewrote them.
+    routes = {t.name: mapping.route(t.name, t.has_vector) for t in catalog.tables(source, mapping.schema)}
+    placed = bodies.placement(source, mapping, routes, kept_inside)
+    rewritten = {p.body: p.rewritten for p in bodies.plans(source, [mapping.schema], placed) if p.rewritten}
     src = _inventory(source, [mapping.schema], [mapping.schema, *(e.schema for e in exts)],
-                     lambda value: routines.normalized(value, mapping, kept_inside))
+                     lambda value: routines.normalized(value, mapping, kept_inside),
+                     lambda text: rewritten.get(text, text))
     tgt = _inventory(target, list(mapping.target_schemas), [*mapping.target_schemas, "extensions"])
     if source.info.server_version // 10000 != target.info.server_version // 10000:
         for inv in (src, tgt):

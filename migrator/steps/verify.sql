@@ -48,16 +48,27 @@ FROM pg_policies p WHERE p.schemaname = ANY(%(schemas)s);
 
 -- name: inventory.function
 -- Part by part rather than pg_get_functiondef: its SET lines are compared below as
--- settings, where verify maps a search_path that the move rewrote. Keys and values
--- name types schema-qualified (letta.vector / extensions.vector): verify strips those.
+-- settings, where verify maps a search_path that the move rewrote, and a body written
+-- as text is compared below as routine_source. Keys and values name types
+-- schema-qualified (letta.vector / extensions.vector): verify strips those. An
+-- SQL-standard body is stored parsed and printed qualified: compared here, stripped.
 SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
        concat_ws(' | ', p.prokind::text, pg_get_function_arguments(p.oid), 'returns ' || pg_get_function_result(p.oid),
                  l.lanname, p.provolatile::text, p.proparallel::text, 'strict=' || p.proisstrict,
                  'security definer=' || p.prosecdef, 'leakproof=' || p.proleakproof, 'cost=' || p.procost,
                  'rows=' || p.prorows,
-                 CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END)
+                 CASE WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) END)
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
 WHERE n.nspname = ANY(%(schemas)s) AND p.prokind IN ('f', 'p') AND NOT EXISTS
+  (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e');
+
+-- name: inventory.routine_source
+-- A body written as text (prosrc), compared exactly: the source's as the move rewrites
+-- it (migrator/bodies.py) against the target's. Nothing is stripped from it.
+SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', p.prosrc
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+WHERE n.nspname = ANY(%(schemas)s) AND p.prokind IN ('f', 'p') AND p.prosqlbody IS NULL
+  AND l.lanname NOT IN ('c', 'internal') AND NOT EXISTS
   (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e');
 
 -- name: inventory.routine_setting

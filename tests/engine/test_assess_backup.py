@@ -44,7 +44,9 @@ def test_assess_reports_exact_counts_and_flags(stack):
     assert rows["events_2024"] + rows["events_2025"] == 400
     assert facts["n8n"]["partitioned_tables"] == ["events"]
     assert {"name": "uuid-ossp", "schema": "public", "version": "1.1"} in facts["n8n"]["extensions"]
-    assert any("count_trees" in w for w in facts["n8n"]["warnings"])
+    # A body naming the moved schema: rewritten (listed before the window), not a warning.
+    assert facts["n8n"]["rewritten_bodies"] == ["public.count_trees() line 1: public.tree -> n8n.tree (relation)"]
+    assert facts["n8n"]["warnings"] == [] and facts["n8n"]["unchecked_routines"] == []
     letta_targets = {t["name"]: t["target_schema"] for t in facts["letta"]["tables"]}
     assert letta_targets == {"agents": "letta_agents", "messages": "letta_agents",
                              "archival_passages": "letta_embeddings", "source_passages": "letta_embeddings"}

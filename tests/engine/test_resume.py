@@ -204,17 +204,28 @@ def test_disk_check_runs_on_every_run(tmp_path, images):
         target.container.stop()
 
 
-def test_routine_bodies_naming_the_old_schema_are_refused_before_any_write(tmp_path, source, target):
+def test_routine_bodies_naming_the_old_schema_unchecked_are_refused_before_any_write(tmp_path, source, target):
+    """Dynamic SQL naming the schema cannot be checked: refused in one line (exit 3) that
+    says how to accept it, before anything is written; a name in accept_unchecked_routines
+    that is no routine of the schema is a configuration error (exit 2)."""
     with source.connect() as conn:
-        conn.execute("CREATE FUNCTION small_total() RETURNS bigint LANGUAGE sql AS 'SELECT sum(n) FROM public.small'")
+        conn.execute("CREATE FUNCTION small_total() RETURNS bigint LANGUAGE plpgsql AS $$ DECLARE t bigint; BEGIN"
+                     " EXECUTE 'SELECT sum(n) FROM public.small' INTO t; RETURN t; END $$")
     try:
         config = write_stack_config(tmp_path, target, {"n8n": source}, ONE_SOURCE)
         result = run_migrator(config, "migrate")
         assert result.returncode == 3, result.stdout + result.stderr
-        assert "small_total() name schema 'public' in their bodies" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "public.small_total() names schema 'public' in its body where the rewrite cannot check it: line 1: " \
+               "the string 'SELECT sum(n) FROM public.small' names schema 'public'" in result.stderr
+        assert 'accept_unchecked_routines = ["small_total()"]' in result.stderr
         with target.connect() as conn:
             assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname IN ('n8n', '_consolidation')"
                                 ).fetchone()[0] == 0
+        (config / "consolidation.toml").write_text((config / "consolidation.toml").read_text()
+                                                   + 'accept_unchecked_routines = ["small_totl()"]\n')
+        typo = run_migrator(config, "migrate")
+        assert typo.returncode == 2 and "names 'small_totl()', which is no routine of schema 'public'" in typo.stderr
     finally:
         with source.connect() as conn:
             conn.execute("DROP FUNCTION small_total()")
