@@ -177,6 +177,8 @@ READABLE_SQL = ("SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_cata
                 " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
                 " WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S}'::pg_catalog.\"char\"[])"
                 " AND n.nspname OPERATOR(pg_catalog.=) ANY(%s)")
+VECTOR_SCHEMA_SQL = ("SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n"
+                     " ON n.oid OPERATOR(pg_catalog.=) e.extnamespace WHERE e.extname OPERATOR(pg_catalog.=) 'vector'")
 
 READER_PREFIX = "consolidation_reader_"
 # A reader whose process was killed cannot log in after this (nobody knows its password anyway).
@@ -246,7 +248,7 @@ def differences(expected: dict[str, list], found: dict[str, list],
 @contextmanager
 def reader(admin: psycopg.Connection, db: DatabaseSettings, schemas: list[str]) -> Iterator[DatabaseSettings]:
     """A login that can read the tables and sequences of ``schemas`` in ``admin``'s database
-    and nothing else, for the length of the block (``admin``: a superuser session there;
+    (and look up pgvector's send function) and nothing else, for the length of the block (``admin``: a superuser session there;
     ``db``: that database's address). Each call has its own role, so readers of concurrent
     commands never share or reset each other's credentials."""
     role = READER_PREFIX + secrets.token_hex(6)
@@ -270,6 +272,8 @@ def reader(admin: psycopg.Connection, db: DatabaseSettings, schemas: list[str]) 
             admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), ident))
         for (relation,) in admin.execute(READABLE_SQL, (present,)).fetchall():
             admin.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.SQL(relation), ident))
+        for (schema,) in admin.execute(VECTOR_SCHEMA_SQL).fetchall():   # FORM calls its vector_send
+            admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), ident))
     try:
         yield replace(db, user=role, password=password, role="target")
     finally:
