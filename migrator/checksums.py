@@ -71,7 +71,8 @@ NUMERIC = 1700              # as its text: 1.0 and 1.00 differ, as they print di
 BUILTIN_LIMIT = 10000       # FirstGenbkiObjectId: OIDs below it are the same in every version
 TEXT_FORM = "pg_catalog.textsend(pg_catalog.textin({}))"
 
-# Per column: the type under any domains (a domain's value is its base type's value).
+# Per column: the type under any domains (a domain's value is its base type's value), and
+# its element type when it is that element's array type (int2vector, point are not).
 COLUMNS_SQL = """
 WITH RECURSIVE chain(attnum, name, typ, base) AS (
   SELECT a.attnum, a.attname::pg_catalog.text, a.atttypid, a.atttypid FROM pg_catalog.pg_attribute a
@@ -83,8 +84,9 @@ WITH RECURSIVE chain(attnum, name, typ, base) AS (
   SELECT ch.attnum, ch.name, ch.typ, t.typbasetype FROM chain ch
   JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) ch.base WHERE t.typtype OPERATOR(pg_catalog.=) 'd')
 SELECT ch.name, ch.typ OPERATOR(pg_catalog.<>) ch.base, ch.base::pg_catalog.int8, t.typtype::pg_catalog.text,
-       t.typelem::pg_catalog.int8
+       e.oid::pg_catalog.int8
 FROM chain ch JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) ch.base
+LEFT JOIN pg_catalog.pg_type e ON e.oid OPERATOR(pg_catalog.=) t.typelem AND e.typarray OPERATOR(pg_catalog.=) t.oid
 WHERE t.typtype OPERATOR(pg_catalog.<>) 'd' ORDER BY ch.attnum"""
 # pgvector's vector type and its send function, with how many functions of that name its
 # schema holds (an app that can create functions there could add an overload: then the
@@ -114,7 +116,7 @@ FORM_SQL = ("SELECT pg_catalog.count(*),"
             " CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[pg_catalog.array_send({columns})]) AS _bytes(b)")
 
 
-def column_form(name: str, is_domain: bool, base: int, typtype: str, elem: int, vector) -> sql.Composable:
+def column_form(name: str, is_domain: bool, base: int, typtype: str, elem: int | None, vector) -> sql.Composable:
     """One column as bytea, in the cheapest form that is exact for its type. pg_catalog
     functions accept a domain's value as its base type (a relabel, no cast); pgvector's
     function only a column of exactly its type."""
@@ -130,7 +132,7 @@ def column_form(name: str, is_domain: bool, base: int, typtype: str, elem: int, 
         return sql.SQL(TEXT_FORM).format(sql.SQL("pg_catalog.numeric_out({})").format(col))
     if not is_domain and vector and base == vector[0] and vector[3] == 1:
         return sql.SQL("{}({})").format(sql.Identifier(vector[1], vector[2]), col)
-    if not is_domain and typtype == "b" and elem in SEND and elem < BUILTIN_LIMIT and base < BUILTIN_LIMIT:
+    if not is_domain and elem in SEND and base < BUILTIN_LIMIT:
         return sql.SQL("pg_catalog.array_send({})").format(col)   # its header names the element type's OID
     if not is_domain and typtype == "e":
         return sql.SQL("pg_catalog.enum_send({})").format(col)     # the label
