@@ -14,8 +14,8 @@ not help). Only plain tables are read (db.connect refuses views and foreign tabl
 Hashes (FORM, docs/engine.md "How verify hashes a row"): each column in a form that is
 exact for its type and cheap to produce (its binary send form where that is exact and the
 same on PostgreSQL 15 and 17, its text otherwise), read from the catalog per table; the
-columns of a row go into one bytea[] whose binary form (lengths, NULLs marked) is hashed
-twice (two 64-bit seeds), summed over all rows, inside the server (no row shipped). The sum
+columns of a row go into one bytea[] hashed into one 64-bit row hash, which is hashed
+again with two seeds and summed over all rows, inside the server (no row shipped). The sum
 is order-independent, so two servers need not agree on row order. Every function is
 qualified (pg_catalog, or pgvector's schema from pg_extension for ``vector_send``, called
 only on a column of exactly that type and only when the schema holds no other function of
@@ -51,7 +51,7 @@ PINNED = ("SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZ
 
 # The forms a table's hash can be computed in; app backups record theirs (manifest
 # "checksum_form"), those written before FORM existed hold LEGACY_FORM hashes.
-FORM = "columns-2"
+FORM = "columns-1"
 LEGACY_FORM = "row-text-1"
 FORMS = (FORM, LEGACY_FORM)
 
@@ -104,16 +104,20 @@ JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) d.objid AND t.typname 
 JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) t.typsend
 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
 WHERE e.extname OPERATOR(pg_catalog.=) 'vector'"""
-# A row: its columns' forms in one bytea[], sent (lengths and NULLs marked, so no two rows
-# run together), hashed with two seeds. The lateral unnest builds the row's bytes once for
-# both hashes and keeps the scan parallel (an OFFSET 0 subquery would not).
+# A row: its columns' forms in one bytea[], hashed element by element into one 64-bit row
+# hash (hash_array_extended: bytea's hashvarlenaextended of each element, combined by
+# position, a NULL as 0); each row hash hashed again with two seeds (hashint8extended: not
+# linear, so a sum cannot hide values swapped between rows) and summed. The lateral unnest
+# builds each row's hash once for both sums and keeps the scan parallel (an OFFSET 0
+# subquery would not).
 FORM_SQL = ("SELECT pg_catalog.count(*),"
-            " coalesce(pg_catalog.sum(pg_catalog.hash_array_extended(ARRAY[_bytes.b], 0::pg_catalog.int8)), 0)"
+            " coalesce(pg_catalog.sum(pg_catalog.hashint8extended(_row_hash.h, 0::pg_catalog.int8)), 0)"
             "::pg_catalog.text,"
-            " coalesce(pg_catalog.sum(pg_catalog.hash_array_extended(ARRAY[_bytes.b], 1::pg_catalog.int8)), 0)"
+            " coalesce(pg_catalog.sum(pg_catalog.hashint8extended(_row_hash.h, 1::pg_catalog.int8)), 0)"
             "::pg_catalog.text"
             " FROM ONLY {table} AS _row"
-            " CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[pg_catalog.array_send({columns})]) AS _bytes(b)")
+            " CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[pg_catalog.hash_array_extended({columns},"
+            " 0::pg_catalog.int8)]) AS _row_hash(h)")
 
 
 def column_form(name: str, is_domain: bool, base: int, typtype: str, elem: int | None, vector) -> sql.Composable:
