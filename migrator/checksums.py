@@ -5,11 +5,12 @@ Trust (docs/threat-model.md): rows are never read on a superuser session. A supe
 makes a throwaway reader (``reader()``): a plain login with BYPASSRLS (no policy runs,
 every row counts), SELECT on exactly the tables and sequences of the schemas it hashes,
 a random password known only to this process, dropped again when the reading ends.
-And nothing an app can hook is evaluated: a row's text comes from
-``pg_catalog.record_out`` (the type output functions, which only a superuser can
-create), never from ``row::text``, which calls any cast an app role defines from its
+And nothing an app can hook is evaluated: a value is sent by its type's send function or
+printed by ``pg_catalog.record_out`` (type input/output functions, which only a superuser
+can create), never through ``::text``, which calls any cast an app role defines from its
 table's row type to text (casts are not found through search_path, so pinning it does
-not help). Only plain tables are read (db.connect refuses views and foreign tables).
+not help). Only plain tables are read (db.connect refuses views and foreign tables);
+the reader may also look up pgvector's schema, to call its send function.
 
 Hashes (FORM, docs/engine.md "How verify hashes a row"): each column in a form that is
 exact for its type and cheap to produce (its binary send form where that is exact and the
