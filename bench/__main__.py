@@ -46,8 +46,11 @@ def parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="generate (or reuse) the legacy databases of this size")
     data.add_argument("--size", type=parse_size, default=parse_size("1GB"),
                       help="total table data over both sources (default 1GB)")
+    data.add_argument("--profile", choices=datagen.PROFILES, default="apps",
+                      help="apps: the n8n/Letta shapes (default); vector: nine tenths in vector(4096) tables")
     run = sub.add_parser("run", help="the benchmark (generates the data first if needed)")
     run.add_argument("--size", type=parse_size, default=parse_size("1GB"))
+    run.add_argument("--profile", choices=datagen.PROFILES, default="apps", help="the data set (see `data`)")
     run.add_argument("--reps", type=int, default=3, help="runs per method; the median is reported (default 3)")
     run.add_argument("--jobs", type=int, default=2, help="parallelism of every tool (default 2)")
     run.add_argument("--split-mb", type=int, default=None,
@@ -104,7 +107,7 @@ def command_data(args) -> int:
     check_images(images)
     run_id = "data" + secrets.token_hex(2)
     try:
-        sources = datagen.ensure_sources(args.size, images, run_id, log)
+        sources = datagen.ensure_sources(args.size, images, run_id, log, args.profile)
         for db, server in sources.items():
             inv = datagen.source_inventory(server, datagen.SOURCES_SPEC[db]["schema"])
             log(f"{db}: {len(inv)} tables, {sum(t['table_bytes'] for t in inv) / 1e6:.0f} MB of table data, "
@@ -158,8 +161,9 @@ def command_run(args) -> int:
     started_at = dt.datetime.now().isoformat(timespec="seconds")
     ok = False
     try:
-        log(f"run {run_id}: sources of {args.size / 1e6:.0f} MB (generated once, kept in docker volumes)")
-        sources = datagen.ensure_sources(args.size, images, run_id, log)
+        log(f"run {run_id}: sources of {args.size / 1e6:.0f} MB, profile {args.profile}"
+            " (generated once, kept in docker volumes)")
+        sources = datagen.ensure_sources(args.size, images, run_id, log, args.profile)
         inventory = {db: datagen.source_inventory(s, datagen.SOURCES_SPEC[db]["schema"]) for db, s in sources.items()}
         tables = [dict(t, source=db) for db, inv in inventory.items() for t in inv]
         source_bytes = sum(t["table_bytes"] for t in tables)
@@ -206,7 +210,8 @@ def command_run(args) -> int:
         full = {
             "bench_version": 1, "started_at": started_at, "finished_at": dt.datetime.now().isoformat(timespec="seconds"),
             "host": {**host, "loadavg_end": dockerkit.loadavg()},
-            "settings": {"size_requested_bytes": args.size, "reps": args.reps, "jobs": args.jobs, "split_mb": split_mb,
+            "settings": {"size_requested_bytes": args.size, "profile": args.profile,
+                         "migrator": str(methods.migrator_dir()), "reps": args.reps, "jobs": args.jobs, "split_mb": split_mb,
                          "dump_compress": args.dump_compress, "methods": wanted, "query_runs": args.query_runs,
                          "images": {k: v for k, v in images.items() if k.endswith("IMAGE")}, "pgcopydb_image": copydb,
                          "data_recipe": datagen.RECIPE},

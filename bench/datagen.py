@@ -19,9 +19,13 @@ Shapes (modelled on n8n 1.x / Letta 0.x, simplified):
   agents / steps / block / tools (wide), provider_traces (big JSON), files and
   file_contents, and ~14 small tables.
 
+Profiles: "apps" (the default, the shapes above) and "vector" (--profile vector:
+nine tenths of SIZE in the two vector(4096) tables, every other table scaled
+down to share the last tenth), for the cost of embeddings alone.
+
 Generated data lives in docker volumes (one per database, labelled
-consolidation.bench=data) keyed by size, image and this file's content, so
-`make bench` reuses it; `make bench-clean` removes it.
+consolidation.bench=data) keyed by size, profile, image and this file's content,
+so `make bench` reuses it; `make bench-clean` removes it.
 """
 
 from __future__ import annotations
@@ -473,22 +477,37 @@ def run_plan(conn: psycopg.Connection, name: str, plan: list, size: int, ctx: di
     return counts
 
 
-def generate_n8n(server: Server, size: int, log) -> dict:
+PROFILES = ("apps", "vector")
+# The vector profile: these shares of SIZE, every other table scaled to share what is left.
+VECTOR_SHARES = {"archival_passages": 0.70, "source_passages": 0.20}
+
+
+def plan_for(db: str, profile: str) -> list:
+    """The fill plan of one source under a profile (shares relative to both plans' sum)."""
+    plan = N8N_PLAN if db == N8N else LETTA_PLAN
+    if profile == "apps":
+        return plan
+    rest = sum(s[1] or 0 for p in (N8N_PLAN, LETTA_PLAN) for s in p if s[0] not in VECTOR_SHARES)
+    left = 1 - sum(VECTOR_SHARES.values())
+    return [(s[0], VECTOR_SHARES.get(s[0], s[1] and s[1] * left / rest), *s[2:]) for s in plan]
+
+
+def generate_n8n(server: Server, size: int, log, profile: str = "apps") -> dict:
     with server.connect() as conn:
         conn.execute(N8N_TABLES)
-        counts = run_plan(conn, N8N, N8N_PLAN, size, {}, log)
+        counts = run_plan(conn, N8N, plan_for(N8N, profile), size, {}, log)
         started = time.monotonic()
         conn.execute(N8N_CONSTRAINTS)
         log(f"  {N8N}: keys, indexes, foreign keys ({time.monotonic() - started:.1f} s)")
     return counts
 
 
-def generate_letta(server: Server, size: int, log) -> dict:
+def generate_letta(server: Server, size: int, log, profile: str = "apps") -> dict:
     with server.connect() as conn:
         conn.execute("SET search_path = letta")
         conn.execute(LETTA_TABLES)
         conn.execute(LETTA_POOL)
-        counts = run_plan(conn, LETTA, LETTA_PLAN, size, {}, log)
+        counts = run_plan(conn, LETTA, plan_for(LETTA, profile), size, {}, log)
         conn.execute("DROP TABLE pg_temp._pool")
         started = time.monotonic()
         conn.execute(LETTA_CONSTRAINTS)
@@ -513,13 +532,13 @@ SOURCES_SPEC = {
 }
 
 
-def size_tag(size: int) -> str:
-    return f"{size // 1_000_000}mb"
+def size_tag(size: int, profile: str = "apps") -> str:
+    return f"{size // 1_000_000}mb" + ("" if profile == "apps" else f"-{profile}")
 
 
-def volume_name(db: str, size: int, image: str) -> str:
+def volume_name(db: str, size: int, image: str, profile: str = "apps") -> str:
     key = hashlib.sha256(f"{RECIPE} {image}".encode()).hexdigest()[:8]
-    return f"consolidation-bench-{db}-{size_tag(size)}-{key}"
+    return f"consolidation-bench-{db}-{size_tag(size, profile)}-{key}"
 
 
 def _marker(server: Server) -> dict | None:
@@ -531,35 +550,37 @@ def _marker(server: Server) -> dict | None:
     return None
 
 
-def start_source(db: str, size: int, images: dict, run_id: str) -> tuple[Server, bool]:
+def start_source(db: str, size: int, images: dict, run_id: str, profile: str = "apps") -> tuple[Server, bool]:
     """Start a source container on its data volume; returns (server, has complete data)."""
     spec = SOURCES_SPEC[db]
     image = images[spec["image_key"]]
-    vname = volume_name(db, size, image)
-    for stale in dockerkit.bench_volumes():   # same database and size from an older recipe or image
+    vname = volume_name(db, size, image, profile)
+    for stale in dockerkit.bench_volumes():   # same database, size and profile from an older recipe or image
         labels = stale.attrs.get("Labels") or {}
         if labels.get("consolidation.bench.db") == db and labels.get("consolidation.bench.size") == str(size) \
-                and stale.name != vname:
+                and labels.get("consolidation.bench.profile", "apps") == profile and stale.name != vname:
             stale.remove(force=True)
     volume = dockerkit.find_volume(vname)
     if volume is None:
         volume = dockerkit.create_volume(vname, {"consolidation.bench.db": db, "consolidation.bench.size": str(size),
+                                                 "consolidation.bench.profile": profile,
                                                  "consolidation.bench.password": dockerkit.new_password()})
     password = volume.attrs["Labels"]["consolidation.bench.password"]
     init_sql = dockerkit.ROOT / "compose/letta-db/init.sql" if db == LETTA else None
     server = dockerkit.start_postgres(image, f"bench-{run_id}-{db}-src", user=spec["user"], dbname=spec["dbname"],
                                       password=password, data_volume=vname, init_sql=init_sql)
     marker = _marker(server)
-    return server, bool(marker and marker.get("recipe") == RECIPE and marker.get("size") == size)
+    return server, bool(marker and marker.get("recipe") == RECIPE and marker.get("size") == size
+                        and marker.get("profile", "apps") == profile)
 
 
-def ensure_sources(size: int, images: dict, run_id: str, log) -> dict[str, Server]:
+def ensure_sources(size: int, images: dict, run_id: str, log, profile: str = "apps") -> dict[str, Server]:
     """Running source servers holding complete generated data of this size (generating what is missing)."""
     servers: dict[str, Server] = {}
     missing: list[str] = []
     try:
         for db in SOURCES_SPEC:
-            server, complete = start_source(db, size, images, run_id)
+            server, complete = start_source(db, size, images, run_id, profile)
             if not complete:
                 with server.connect() as conn:
                     schema = SOURCES_SPEC[db]["schema"]
@@ -572,11 +593,11 @@ def ensure_sources(size: int, images: dict, run_id: str, log) -> dict[str, Serve
                     server.remove()
                     dockerkit.find_volume(vname).remove(force=True)
                     dockerkit.create_volume(vname, {k: v for k, v in labels.items() if k != dockerkit.LABEL})
-                    server, complete = start_source(db, size, images, run_id)
+                    server, complete = start_source(db, size, images, run_id, profile)
                 missing.append(db)
             servers[db] = server
         if missing:
-            generate(servers, missing, size, log)
+            generate(servers, missing, size, log, profile)
         return servers
     except BaseException:
         for server in servers.values():
@@ -584,25 +605,25 @@ def ensure_sources(size: int, images: dict, run_id: str, log) -> dict[str, Serve
         raise
 
 
-def generate(servers: dict[str, Server], dbs: list[str], size: int, log) -> None:
+def generate(servers: dict[str, Server], dbs: list[str], size: int, log, profile: str = "apps") -> None:
     lock = threading.Lock()
 
     def say(line: str) -> None:
         with lock:
             log(line)
 
-    shares = {N8N: sum(s[1] or 0 for s in N8N_PLAN), LETTA: sum(s[1] or 0 for s in LETTA_PLAN)}
+    shares = {db: sum(s[1] or 0 for s in plan_for(db, profile)) for db in (N8N, LETTA)}
     total_share = sum(shares.values())
     scale = 1 / total_share     # shares are relative: the plans together fill SIZE
 
     def one(db: str) -> dict:
         started = time.monotonic()
-        say(f"bench-data: generating {db} ({size_tag(size)} in total over both sources)")
+        say(f"bench-data: generating {db} ({size_tag(size, profile)} in total over both sources)")
         server = servers[db]
-        counts = (generate_n8n if db == N8N else generate_letta)(server, int(size * scale), say)
+        counts = (generate_n8n if db == N8N else generate_letta)(server, int(size * scale), say, profile)
         finish(server, say)
         with server.connect() as conn:
-            marker = json.dumps({"recipe": RECIPE, "size": size, "rows": counts})
+            marker = json.dumps({"recipe": RECIPE, "size": size, "profile": profile, "rows": counts})
             conn.execute(f"COMMENT ON DATABASE {server.dbname} IS {sql.quote(MARK + ' ' + marker)}")
         say(f"bench-data: {db} done in {time.monotonic() - started:.0f} s")
         return counts

@@ -26,6 +26,7 @@ the work done is steadier than the wall time it took.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -123,8 +124,14 @@ def write_config(bench: Bench, target: Server, directory: Path) -> Path:
     return directory
 
 
+def migrator_dir() -> Path:
+    """The engine package mounted into the migrator image: the working tree's, or
+    BENCH_MIGRATOR (say, an older commit's migrator/, to measure before and after)."""
+    return Path(os.environ.get("BENCH_MIGRATOR") or ROOT / "migrator").resolve()
+
+
 def migrator_run(bench: Bench, config_dir: Path, args: list[str], name: str, probe: bool) -> dockerkit.ClientRun:
-    binds = {str(config_dir): "/work", str(ROOT / "migrator"): "/src/migrator:ro", str(ROOT / "bench"): "/bench:ro"}
+    binds = {str(config_dir): "/work", str(migrator_dir()): "/src/migrator:ro", str(ROOT / "bench"): "/bench:ro"}
     if probe:
         entrypoint = ["/opt/migrator/bin/python", "/bench/probe.py"]
         command = [f"/work/{name}.probe.json", "--", "--config", "/work/consolidation.toml", *args]

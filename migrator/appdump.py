@@ -12,7 +12,9 @@ filled from sql/10-apps.sql), checked against consolidation.toml's sources
   into an empty instance re-creates it; the password comes from
   env/app-roles.env, as `consolidate roles` sets it);
 - ``manifest.json``: schemas, role, sha256 of both files, per-table row counts
-  and verify's content checksums (migrator/steps/verify.py).
+  and verify's content checksums (migrator/checksums.py), with the form they were
+  computed in (``checksum_form``; a manifest without one holds the older row-text
+  form, and its restore is checked in that form).
 
 Trust: every restore of app objects runs ``pg_restore`` as a per-app loader role
 (migrator/loader.py: no superuser, owns only the schemas being restored); the
@@ -110,10 +112,21 @@ def units_for(conn: psycopg.Connection, apps: list[str] | None, mappings=()) -> 
 
 # --- checksums (verify's, read as the loader) ----------------------------------------
 
-def table_sums(conn: psycopg.Connection, schemas: list[str]) -> list[dict]:
+def table_sums(conn: psycopg.Connection, schemas: list[str], form: str = checksums.FORM) -> list[dict]:
     """Row count and verify's two content hashes of every plain table in ``schemas``."""
     return [{"schema": schema, "table": table, "rows": rows, "checksum": digest}
-            for schema, table, rows, digest in checksums.table_hashes(conn, schemas)]
+            for schema, table, rows, digest in checksums.table_hashes(conn, schemas, form)]
+
+
+def checksum_form(manifest: dict) -> str:
+    """The form a manifest's checksums are in (older manifests: the row-text form).
+
+    :raises ConfigError: a form this version does not know (a newer migrator wrote it)."""
+    form = manifest.get("checksum_form", checksums.LEGACY_FORM)
+    if form not in checksums.FORMS:
+        raise ConfigError(f"{MANIFEST}: checksum form '{form}' is unknown to this migrator"
+                          f" (it knows {', '.join(checksums.FORMS)}); restore it with the version that wrote it")
+    return form
 
 
 def compare_sums(expected: list[dict], found: list[dict]) -> list[str]:
@@ -215,6 +228,7 @@ def read_manifest(dump_dir: Path) -> dict:
         file = dump_dir / entry["path"]
         if not file.is_file() or sha256_of(file) != entry["sha256"]:
             raise ConfigError(f"{file}: missing or its sha256 differs from {MANIFEST}; refusing to restore it")
+    checksum_form(manifest)
     return manifest
 
 
@@ -272,7 +286,7 @@ def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> 
     manifest = {"app": app, "role": unit.role, "schemas": list(unit.target_schemas), "created_at": stamp,
                 "source": db.describe(), "server_version": server, "pg_dump": pgtools.client_version(),
                 "needs_vector": needs_vector, "vector_schema": vector_schema[0] if vector_schema else None,
-                "extensions": extensions,
+                "extensions": extensions, "checksum_form": checksums.FORM,
                 "files": files, "tables": tables, "seconds": round(time.monotonic() - started, 2)}
     _write_private(run_dir / MANIFEST, manifest)
     return run_dir, manifest
@@ -363,7 +377,7 @@ def _load(hands: DatabaseSettings, dump_dir: Path, manifest: dict) -> list[str]:
     finally:
         listing.unlink(missing_ok=True)
     with connect(hands, application_name="consolidation-app-restore") as conn:
-        return compare_sums(manifest["tables"], table_sums(conn, manifest["schemas"]))
+        return compare_sums(manifest["tables"], table_sums(conn, manifest["schemas"], checksum_form(manifest)))
 
 
 def restore_into_empty(db: DatabaseSettings, dump_dir: Path, *, password: str | None = None,

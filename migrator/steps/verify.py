@@ -2,9 +2,9 @@
 
 Data: per table, row count and two 64-bit content hashes summed over all rows,
 computed inside each server (no rows shipped to the migrator), the one way the
-migrator reads app rows (migrator/checksums.py: each row's text from the type output
-functions, with both sessions pinned to the same output settings, so the same value
-prints the same way on PostgreSQL 15 and 17).
+migrator reads app rows (migrator/checksums.py: each column in a form exact for its
+type, binary where that is the same on PostgreSQL 15 and 17, its text otherwise, with
+both sessions pinned to the same output settings).
 
 Objects: columns (type, nullability, default, generated/identity), constraints,
 indexes (and validity), triggers (and enabled state), views, policies and RLS
