@@ -40,7 +40,7 @@ import psycopg
 from psycopg import sql
 
 from migrator import checksums, console, loader, pgtools
-from migrator.db import connect, create_private_database, require_superuser
+from migrator.db import connect, create_private_database, end_sessions, require_superuser
 from migrator.errors import ConfigError, ConsolidationError, DatabaseError, VerificationError
 from migrator.ownership import hand_over_schema
 from migrator.redact import register_secret
@@ -495,8 +495,7 @@ def restore_live(db: DatabaseSettings, dump_dir: Path, *, force: bool = False, s
             log(f"  scratch restore of {unit.name} and verify")
             _scratch_check(db, admin, dump_dir, unit)
         if force:
-            admin.execute("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity"
-                          " WHERE usename OPERATOR(pg_catalog.=) %s", (unit.role,))
+            end_sessions(admin, unit.role)
         hands = loader.ensure(admin, _shim(db), unit)
         stamp = stamp_now().lower()
         _swap_aside(admin, unit, stamp)

@@ -40,7 +40,7 @@ import psycopg
 from psycopg import sql
 
 from migrator import toolschemas
-from migrator.db import connect
+from migrator.db import connect, end_sessions
 from migrator.mapping import load_mappings
 from migrator.errors import VerificationError
 from migrator.redact import register_secret
@@ -316,14 +316,6 @@ def drop_stale_readers(admin: psycopg.Connection) -> None:
                 admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
         except psycopg.errors.DependentObjectsStillExist:
             pass
-
-
-def end_sessions(admin: psycopg.Connection, role: str) -> int:
-    """Terminate every session of ``role`` (NOLOGIN ends none): code that ran as it cannot
-    keep a session open past the moment the tool stops trusting it."""
-    return admin.execute("SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid))"
-                         " FROM pg_catalog.pg_stat_activity WHERE usename OPERATOR(pg_catalog.=) %s"
-                         " AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()", (role,)).fetchone()[0]
 
 
 @contextmanager

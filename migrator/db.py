@@ -170,6 +170,17 @@ def require_superuser(conn: psycopg.Connection, db: DatabaseSettings) -> None:
     toolschemas.require_trusted(conn, name=db.name)
 
 
+def end_sessions(admin: psycopg.Connection, role: str, clients_only: bool = False) -> int:
+    """Terminate the sessions of ``role`` (NOLOGIN ends none): code that ran as it cannot
+    keep a session open past the moment the tool stops trusting it. ``clients_only``: leave
+    its background workers (logical replication apply and sync) running."""
+    return admin.execute("SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid))"
+                         " FROM pg_catalog.pg_stat_activity WHERE usename OPERATOR(pg_catalog.=) %s"
+                         " AND (NOT %s OR backend_type OPERATOR(pg_catalog.=) 'client backend')"
+                         " AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
+                         (role, clients_only)).fetchone()[0]
+
+
 def create_private_database(admin: psycopg.Connection, name: str, owner: str | None = None) -> None:
     """A scratch database (dropped first if a killed run left it) that nobody but the tool
     (and ``owner``, the tool's own loader) can connect to from its first moment: it is

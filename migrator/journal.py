@@ -48,7 +48,7 @@ def acquire_lock(conn: psycopg.Connection, command: str = "migrate") -> None:
         console.say(f"  ended {ended} session(s) left open by an earlier, interrupted run")
 
 
-# Sessions of loader roles opened by a migrate (verify's are named consolidation-verify).
+# Sessions of loader roles opened by a migrate (verify reads through readers of its own).
 LEFTOVERS_SQL = """
 SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid)) FROM pg_catalog.pg_stat_activity a
 WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()

@@ -36,7 +36,7 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
-from migrator.checksums import end_sessions
+from migrator.db import end_sessions
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping
 from migrator.redact import register_secret
@@ -145,17 +145,7 @@ def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping
     if _role_exists(admin, role):
         admin.execute(sql.SQL("ALTER ROLE {} {} PASSWORD NULL").format(
             sql.Identifier(role), sql.SQL("LOGIN" if keep_workers else "NOLOGIN")))
-        if keep_workers:
-            end_client_sessions(admin, role)
-        else:
-            end_sessions(admin, role)
-
-
-def end_client_sessions(admin: psycopg.Connection, role: str) -> int:
-    return admin.execute("SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid))"
-                         " FROM pg_catalog.pg_stat_activity WHERE usename OPERATOR(pg_catalog.=) %s"
-                         " AND backend_type OPERATOR(pg_catalog.=) 'client backend'"
-                         " AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()", (role,)).fetchone()[0]
+        end_sessions(admin, role, clients_only=keep_workers)
 
 
 def own_schemas(admin: psycopg.Connection, mapping: SourceMapping, schemas: list[str]) -> None:

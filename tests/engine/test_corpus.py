@@ -25,24 +25,14 @@ import pglast
 import psycopg
 import pytest
 
-from tests.support import ROOT, assert_ok, run_migrator, start_postgres, write_stack_config
+from tests.support import ROOT, assert_ok, attacker, run_migrator, start_postgres, write_stack_config
 
 pytestmark = pytest.mark.integration
 
 CORPUS = ROOT / "tests/data/corpus.sql"
 
-MAPPING = """
-[sources.n8n]
-schema = "public"
-target_schema = "n8n"
-owner = "n8n"
-
-[sources.letta]
-schema = "letta"
-target_schema = "letta_agents"
-owner = "letta"
-rules = [{ when = "has_vector_column", target_schema = "letta_embeddings" }]
-accept_unchecked_routines = ["debug_counts(boolean)"]
+# The stack's mapping (attacker.MAPPING ends in [sources.letta]), plus what the corpus accepts.
+MAPPING = attacker.MAPPING + """accept_unchecked_routines = ["debug_counts(boolean)"]
 
 [roles]
 env_file = "env/app-roles.env"
