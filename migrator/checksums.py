@@ -188,6 +188,11 @@ VECTOR_SCHEMA_SQL = ("SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_exten
                      " ON n.oid OPERATOR(pg_catalog.=) e.extnamespace WHERE e.extname OPERATOR(pg_catalog.=) 'vector'")
 
 READER_PREFIX = "consolidation_reader_"
+# Readers of concurrent commands grant and revoke on the same tables: PostgreSQL fails one of
+# two concurrent GRANTs on an object ("tuple concurrently updated"), so making and dropping
+# a reader take this transaction-level lock (held for milliseconds).
+READER_GRANTS_LOCK = "SELECT pg_catalog.pg_advisory_xact_lock(%s::pg_catalog.int8)"
+READER_GRANTS_KEY = 0x72656164      # "read"
 # A reader whose process was killed cannot log in after this (nobody knows its password anyway).
 READER_LIFETIME = timedelta(hours=12)
 
@@ -266,6 +271,7 @@ def reader(admin: psycopg.Connection, db: DatabaseSettings, schemas: list[str]) 
     until = (datetime.now(timezone.utc) + READER_LIFETIME).isoformat()
     ident = sql.Identifier(role)
     with admin.transaction():
+        admin.execute(READER_GRANTS_LOCK, (READER_GRANTS_KEY,))
         drop_stale_readers(admin)
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT"
                               " BYPASSRLS CONNECTION LIMIT 8 VALID UNTIL {} PASSWORD {}").format(
@@ -296,6 +302,7 @@ def drop_reader(admin: psycopg.Connection, role: str) -> None:
             admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(ident))
         end_sessions(admin, role)
         with admin.transaction():
+            admin.execute(READER_GRANTS_LOCK, (READER_GRANTS_KEY,))
             admin.execute(sql.SQL("DROP OWNED BY {}").format(ident))
             admin.execute(sql.SQL("DROP ROLE {}").format(ident))
     except psycopg.Error:
