@@ -251,11 +251,9 @@ def test_cutover_then_rollback(stack):
 
     assert unified_evidence(stack) == []
     studio_after_cutover(stack)
-    # Studio's backend (postgres-meta) is Supabase's, not this tool's: it logs in as
-    # supabase_admin with the default search_path, and its catalog queries' unqualified
-    # format(text, name, name) picks postgres' shadow in public (docs/studio.md). The
-    # matrix holds this tool's commands to nothing; what Studio ran is set aside here.
-    studio_ran = unified_evidence(stack)
+    # Studio's backend logs in as supabase_admin and calls format() unqualified: with its
+    # search_path pinned (compose: PGOPTIONS) postgres' shadow in public never runs.
+    assert unified_evidence(stack) == []
     rollback_refused_while_a_legacy_database_is_down(stack)
 
     # And back: env files byte for byte, apps on the old databases, same fingerprint as before.
@@ -263,8 +261,8 @@ def test_cutover_then_rollback(stack):
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
     assert "fingerprint equal to 'before-cutover'" in " ".join(back.stdout.split())
     assert_on_old_databases(stack)
-    assert unified_evidence(stack) == studio_ran        # the rollback ran nothing planted
     studio_after_rollback(stack)
+    assert unified_evidence(stack) == []        # neither the rollback nor Studio ran anything planted
 
 
 def rollback_refused_while_a_legacy_database_is_down(stack: CutoverStack) -> None:
@@ -346,6 +344,7 @@ def studio_after_cutover(stack: CutoverStack) -> None:
 def studio_after_rollback(stack: CutoverStack) -> None:
     """The migrated schemas are kept (stale) by default, still shown, with nothing marked done."""
     assert APP_SCHEMAS <= {s["name"] for s in meta(stack, "/schemas")}
+    assert meta(stack, "/tables?included_schemas=public,n8n") is not None   # format() & co. called again
     steps = meta(stack, "/query", json={"query": "SELECT count(*) AS n FROM _consolidation.steps"})
     assert steps[0]["n"] == 0                                        # stale: the next cutover rebuilds them
 
