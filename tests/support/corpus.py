@@ -20,9 +20,19 @@ from tests.support import ROOT
 
 CORPUS = ROOT / "tests/data/corpus.sql"
 
-# What the corpus adds to a mapping: the routine with dynamic SQL, accepted by name.
-# Appended to a mapping whose last section is [sources.letta] (attacker.MAPPING, the stack's).
-ACCEPT = 'accept_unchecked_routines = ["debug_counts(boolean)"]\n'
+# What the corpus accepts by name, per source: Letta's routine with dynamic SQL, n8n's
+# routine with a custom setting naming its schema.
+ACCEPT = {"n8n": 'accept_unchecked_routines = ["home_schema()"]\n',
+          "letta": 'accept_unchecked_routines = ["debug_counts(boolean)"]\n'}
+
+
+def accepting(mapping: str) -> str:
+    """A mapping (the stack's, or attacker.MAPPING) with the corpus's acceptances in its sources' tables."""
+    for source, line in ACCEPT.items():
+        header = f"[sources.{source}]\n"
+        assert mapping.count(header) == 1, header
+        mapping = mapping.replace(header, header + line)
+    return mapping
 
 SOURCE_SCHEMA = {"n8n": "public", "letta": "letta"}
 TARGET_SCHEMA = {"n8n": "n8n", "letta": "letta_agents"}      # where each app's functions land
@@ -38,6 +48,7 @@ CALLS = {
             "SELECT {s}.slugify('Hello, World 2'), {s}.word_count('a b  c'), {s}.summary('a long body of text')"],
         "natural_titles": ["SELECT {s}.natural_titles(12)"],
         "note_terms": ["SELECT {s}.note_terms('Running dogs ran')"],
+        "home_schema": ["SELECT {s}.home_schema()"],
         "current_tenant, tenant_exists": ["SELECT {s}.current_tenant(), {s}.tenant_exists('t1'), {s}.tenant_exists('t9')"],
         "the policy through functions, the view over them": ["SELECT * FROM {s}.note_overview ORDER BY id"],
         "touch_note (trigger notes_touch -> audit)": ["SELECT * FROM {s}.touch_note(4)"],
@@ -130,7 +141,7 @@ def differing(source: dict[str, dict], after: dict[str, dict], label: str) -> li
 
 # --- in the compose stacks (tests/stack/) ---
 
-# The stack's own mapping plus ACCEPT, mounted beside it: the migrator reads
+# The stack's own mapping with the corpus's acceptances, mounted beside it: the migrator reads
 # CONSOLIDATION_CONFIG, and every path in it stays relative to /app as in the stack's.
 CONFIG_IN_CONTAINER = "/app/corpus.toml"
 
@@ -138,10 +149,8 @@ CONFIG_IN_CONTAINER = "/app/corpus.toml"
 def stack_config(directory) -> list[str]:
     """Writes the stack's consolidation.toml with the corpus's acceptance into
     ``directory``; the `docker compose run` arguments that make the migrator use it."""
-    text = (ROOT / "consolidation.toml").read_text()
-    assert text.count("[sources.letta]\n") == 1
     path = directory / "corpus.toml"
-    path.write_text(text.replace("[sources.letta]\n", "[sources.letta]\n" + ACCEPT))
+    path.write_text(accepting((ROOT / "consolidation.toml").read_text()))
     return ["-v", f"{path}:{CONFIG_IN_CONTAINER}:ro", "-e", f"CONSOLIDATION_CONFIG={CONFIG_IN_CONTAINER}"]
 
 
