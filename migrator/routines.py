@@ -19,9 +19,10 @@ same grammar; its schema becomes the one the configuration lands in (the default
 target schema, or `extensions` for an extension's configuration). Every other
 built-in setting names no schema. A custom setting (`SET app.schema = 'public'`) is
 free text whose meaning only its application knows: one whose value names the moved
-schema is refused before anything is written, naming the routine and the setting,
-unless the operator accepts the routine by name (`accept_unchecked_routines`; it then
-moves with the setting unchanged).
+schema is refused before anything is written, naming the routine and the setting.
+Accepting it by name would not help: the definitions are restored by the loader, not
+a superuser, and PostgreSQL lets only a superuser (or a role granted SET on that
+parameter) set a custom parameter in a routine ("permission denied to set parameter").
 """
 
 from __future__ import annotations
@@ -93,9 +94,6 @@ class UncheckedSetting:
     routine: str
     setting: str
     value: str
-
-    def short_name(self, schema: str) -> str:
-        return self.routine.removeprefix(f"{schema}.").removeprefix(f'"{schema}".')
 
     def describe(self, schema: str) -> str:
         return f"{self.routine}: SET {self.setting} = '{self.value}' names schema '{schema}'"
@@ -229,19 +227,12 @@ def unchecked(conn: psycopg.Connection, mapping: SourceMapping) -> list[Unchecke
             if custom(setting) and mapping.schema not in mapping.target_schemas and names_schema(value, mapping.schema)]
 
 
-def refused(found: list[UncheckedSetting], mapping: SourceMapping) -> list[UncheckedSetting]:
-    accepted = {"".join(a.split()) for a in mapping.accept_unchecked}
-    return [u for u in found if "".join(u.short_name(mapping.schema).split()) not in accepted
-            and "".join(u.routine.split()) not in accepted]
-
-
 def refusal(mapping: SourceMapping, found: list[UncheckedSetting]) -> str:
     first = found[0]
     more = f" (and {len(found) - 1} more: see `consolidate assess`)" if len(found) > 1 else ""
     return (f"{first.describe(mapping.schema)}, a custom setting the move cannot rewrite (only its application "
-            f"knows what it means){more}; change it on the source, or accept the routine by name in "
-            f"[sources.{mapping.name}] accept_unchecked_routines = [\"{first.short_name(mapping.schema)}\"] "
-            "(it then moves with the setting unchanged)")
+            f"knows what it means){more}; change it on the source (e.g. pass the schema as an argument, or read "
+            "current_schema())")
 
 
 def apply(conn: psycopg.Connection, mapping: SourceMapping, extension_in_schema: bool) -> list[SettingRewrite]:

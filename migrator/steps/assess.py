@@ -96,14 +96,9 @@ def assess_source(mapping: SourceMapping) -> dict:
             + (" (accepted: it moves with those parts unchanged)" if u["accepted"] else
                f"; migrate refuses it unless accept_unchecked_routines lists \"{u['accept_as']}\"")
             for u in facts["unchecked_routines"]]
-        # Custom settings naming the schema: refused like unchecked bodies (migrator/routines.py).
-        unchecked_settings = routines.unchecked(conn, mapping)
-        refused_settings = routines.refused(unchecked_settings, mapping)
-        facts["warnings"] += [
-            f"{u.describe(mapping.schema)}: a custom setting the move cannot rewrite"
-            + (" (accepted: it moves unchanged)" if u not in refused_settings else
-               f"; migrate refuses it unless accept_unchecked_routines lists \"{u.short_name(mapping.schema)}\"")
-            for u in unchecked_settings]
+        # Custom settings naming the schema: refused by migrate (migrator/routines.py).
+        facts["warnings"] += [f"{u.describe(mapping.schema)}: a custom setting the move cannot rewrite; "
+                              "migrate refuses it" for u in routines.unchecked(conn, mapping)]
     return facts
 
 

@@ -146,9 +146,9 @@ def refuse_unchecked_bodies(mapping: SourceMapping, planned: list[bodies.BodyPla
 
 def refuse_unchecked_settings(source: psycopg.Connection, mapping: SourceMapping) -> None:
     """A custom setting (`SET app.schema = 'letta'`) naming the schema would still name it
-    after the move, and what it means only its application knows: refused like an
-    unchecked body, unless accepted by name (migrator/routines.py)."""
-    refused = routines.refused(routines.unchecked(source, mapping), mapping)
+    after the move, and what it means only its application knows: refused, naming the
+    routine and the setting (migrator/routines.py says why accepting it cannot help)."""
+    refused = routines.unchecked(source, mapping)
     if refused:
         raise DatabaseError(mapping.name, "source", routines.refusal(mapping, refused))
 

@@ -168,10 +168,6 @@ def _inventory(conn: psycopg.Connection, schemas: list[str], strip: list[str],
         for key, value in conn.execute(query, {"schemas": schemas}).fetchall():
             if kind == "routine_setting" and key.endswith(" search_path"):
                 value = search_path(value or "")
-            if kind == "routine_setting" and routines.custom(key.rsplit(" ", 1)[-1]):
-                # An application's own setting moves unchanged (accepted by name): compared as it is.
-                found[(kind, _strip_schemas(key, strip))] = value or ""
-                continue
             if kind == "routine_source":
                 found[(kind, _strip_schemas(key, strip))] = body(value or "")
                 continue

@@ -237,14 +237,6 @@ SET default_text_search_config = 'public.corpus_simple'
 SET search_path TO 'public', 'pg_temp'
 AS $$ SELECT to_tsvector(t)::text $$;
 
--- A custom setting naming the schema: only its application knows what it means, so the
--- move cannot rewrite it; refused unless accepted by name (the corpus's configuration
--- accepts it), and then it moves unchanged.
-CREATE FUNCTION home_schema() RETURNS text
-LANGUAGE sql STABLE
-SET app.home = 'public'
-AS $$ SELECT current_setting('app.home') $$;
-
 -- Tenants and notes: row-level security through functions that call each other, a
 -- trigger that calls functions, a view over functions, deferrable foreign keys.
 CREATE TABLE tenants (id text PRIMARY KEY, name text NOT NULL, contact email);

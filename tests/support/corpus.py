@@ -20,10 +20,8 @@ from tests.support import ROOT
 
 CORPUS = ROOT / "tests/data/corpus.sql"
 
-# What the corpus accepts by name, per source: Letta's routine with dynamic SQL, n8n's
-# routine with a custom setting naming its schema.
-ACCEPT = {"n8n": 'accept_unchecked_routines = ["home_schema()"]\n',
-          "letta": 'accept_unchecked_routines = ["debug_counts(boolean)"]\n'}
+# What the corpus accepts by name, per source: Letta's routine with dynamic SQL.
+ACCEPT = {"letta": 'accept_unchecked_routines = ["debug_counts(boolean)"]\n'}
 
 
 def accepting(mapping: str) -> str:
@@ -48,7 +46,6 @@ CALLS = {
             "SELECT {s}.slugify('Hello, World 2'), {s}.word_count('a b  c'), {s}.summary('a long body of text')"],
         "natural_titles": ["SELECT {s}.natural_titles(12)"],
         "note_terms": ["SELECT {s}.note_terms('Running dogs ran')"],
-        "home_schema": ["SELECT {s}.home_schema()"],
         "current_tenant, tenant_exists": ["SELECT {s}.current_tenant(), {s}.tenant_exists('t1'), {s}.tenant_exists('t9')"],
         "the policy through functions, the view over them": ["SELECT * FROM {s}.note_overview ORDER BY id"],
         "touch_note (trigger notes_touch -> audit)": ["SELECT * FROM {s}.touch_note(4)"],

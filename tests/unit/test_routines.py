@@ -56,15 +56,13 @@ def test_a_text_search_configuration_is_a_qualified_name():
     assert rewrite.value().as_string(None) == "'n8n.corpus_simple'"
 
 
-def test_custom_settings_naming_the_schema_are_refused_unless_accepted():
+def test_custom_settings_naming_the_schema_are_refused_in_one_line():
     assert routines.custom("app.home") and not routines.custom("work_mem")
     assert routines.names_schema("public", "public") and routines.names_schema("public.notes, x", "public")
     assert routines.names_schema('"public"', "public")
     assert not routines.names_schema("public_old", "public") and not routines.names_schema("n8n.public_x", "public")
     found = [routines.UncheckedSetting("public.f(text)", "app.home", "public"),
              routines.UncheckedSetting("public.g()", "app.home", "public.notes")]
-    accepting = SourceMapping("n8n", None, "public", "n8n", accept_unchecked=("g()",))
-    assert routines.refused(found, accepting) == found[:1]
-    line = routines.refusal(accepting, found[:1])
+    line = routines.refusal(N8N, found)
     assert line.startswith("public.f(text): SET app.home = 'public' names schema 'public', a custom setting")
-    assert 'accept_unchecked_routines = ["f(text)"]' in line and "\n" not in line
+    assert "(and 1 more: see `consolidate assess`)" in line and "\n" not in line
