@@ -3,8 +3,9 @@
 Per source: schemas, tables with exact row counts and sizes, extensions and
 their schemas, sequences, views, functions, triggers, foreign keys, partitioned
 tables, large objects, and connected clients; and what the move will do to the
-routines: each `SET search_path` it rewrites (migrator/routines.py), each reference
-in a body that it rewrites, before and after (migrator/bodies.py), and each body
+routines: each routine setting it rewrites (search_path,
+default_text_search_config: migrator/routines.py), each reference in a body that
+it rewrites, before and after (migrator/bodies.py), and each body
 that names the schema where the parser cannot check it (refused by `migrate`
 unless accepted by name in accept_unchecked_routines). Written as
 reports/assessment.json and reports/assessment.md.
@@ -95,6 +96,9 @@ def assess_source(mapping: SourceMapping) -> dict:
             + (" (accepted: it moves with those parts unchanged)" if u["accepted"] else
                f"; migrate refuses it unless accept_unchecked_routines lists \"{u['accept_as']}\"")
             for u in facts["unchecked_routines"]]
+        # Custom settings naming the schema: refused by migrate (migrator/routines.py).
+        facts["warnings"] += [f"{u.describe(mapping.schema)}: a custom setting the move cannot rewrite; "
+                              "migrate refuses it" for u in routines.unchecked(conn, mapping)]
     return facts
 
 

@@ -120,6 +120,7 @@ def check(mapping: SourceMapping, target: psycopg.Connection) -> Checked:
         routes = {t.name: mapping.route(t.name, t.has_vector) for t in catalog.tables(source, mapping.schema)}
         placed, planned = plan_bodies(source, mapping, routes, exts)
         refuse_unchecked_bodies(mapping, planned)
+        refuse_unchecked_settings(source, mapping)
     return Checked(exts, routes, placed, planned)
 
 
@@ -141,6 +142,15 @@ def refuse_unchecked_bodies(mapping: SourceMapping, planned: list[bodies.BodyPla
     refused = bodies.refused(planned, mapping)
     if refused:
         raise DatabaseError(mapping.name, "source", bodies.refusal(mapping, refused))
+
+
+def refuse_unchecked_settings(source: psycopg.Connection, mapping: SourceMapping) -> None:
+    """A custom setting (`SET app.schema = 'letta'`) naming the schema would still name it
+    after the move, and what it means only its application knows: refused, naming the
+    routine and the setting (migrator/routines.py says why accepting it cannot help)."""
+    refused = routines.unchecked(source, mapping)
+    if refused:
+        raise DatabaseError(mapping.name, "source", routines.refusal(mapping, refused))
 
 
 def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, work_dir: Path) -> None:

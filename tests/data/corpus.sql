@@ -7,7 +7,7 @@
 --          `CREATE EXTENSION vector` puts it: Supabase's pgvector RAG setup, and the
 --          objects a real app schema carries (see each block).
 --   letta  Letta's layout (compose/letta-db/init.sql: schema letta, pgvector inside it),
---          split on the move: agents -> letta_agents, passages (vector) -> letta_embeddings,
+--          split on the move: corpus_agents -> letta_agents, passages (vector) -> letta_embeddings,
 --          pgvector -> extensions.
 --
 -- Every function here is called by the test on the source (as `corpus_app`, a plain role:
@@ -21,17 +21,17 @@ DO $$ BEGIN CREATE ROLE corpus_app NOLOGIN; EXCEPTION WHEN duplicate_object THEN
 
 SET search_path = letta;
 CREATE TYPE passage_kind AS ENUM ('archival', 'recall', 'core');   -- used by passages only: follows them
-CREATE TABLE agents (id text PRIMARY KEY, name text NOT NULL, persona text);
-CREATE TABLE archival_passages (
+CREATE TABLE corpus_agents (id text PRIMARY KEY, name text NOT NULL, persona text);
+CREATE TABLE corpus_passages (
   id text PRIMARY KEY,
-  agent_id text NOT NULL REFERENCES agents(id) DEFERRABLE INITIALLY DEFERRED,
+  agent_id text NOT NULL REFERENCES corpus_agents(id) DEFERRABLE INITIALLY DEFERRED,
   kind passage_kind NOT NULL DEFAULT 'archival',
   text text NOT NULL,
   embedding vector(3) NOT NULL
 );
-COMMENT ON TABLE archival_passages IS 'Letta''s archival memory: one embedded passage per row';
-INSERT INTO agents SELECT 'agent-' || i, 'Agent ' || i, 'persona ' || i FROM generate_series(1, 3) i;
-INSERT INTO archival_passages
+COMMENT ON TABLE corpus_passages IS 'Letta''s archival memory: one embedded passage per row';
+INSERT INTO corpus_agents SELECT 'agent-' || i, 'Agent ' || i, 'persona ' || i FROM generate_series(1, 3) i;
+INSERT INTO corpus_passages
   SELECT 'pass-' || i, 'agent-' || (1 + i % 3), (ARRAY['archival', 'recall', 'core'])[1 + i % 3]::passage_kind,
          'memory ' || i, ARRAY[i % 4, (i * 5) % 7, 1]::real[]::vector(3)
   FROM generate_series(1, 30) i;
@@ -44,7 +44,7 @@ LANGUAGE sql STABLE
 SET search_path = letta
 AS $$
   SELECT p.text, a.name, p.embedding <-> query
-  FROM archival_passages p JOIN agents a ON a.id = p.agent_id
+  FROM corpus_passages p JOIN corpus_agents a ON a.id = p.agent_id
   WHERE p.agent_id = agent
   ORDER BY p.embedding <-> query, p.id
   LIMIT k;
@@ -55,12 +55,12 @@ LANGUAGE plpgsql STABLE
 SET search_path = "$user", letta, pg_temp
 AS $$
 BEGIN
-  RETURN (SELECT count(*) FROM archival_passages WHERE agent_id = agent);
+  RETURN (SELECT count(*) FROM corpus_passages WHERE agent_id = agent);
 END
 $$;
 
 -- Finding 3: bodies that name the schema, no search_path: each reference goes to its own
--- target schema (agents -> letta_agents, passages and their enum -> letta_embeddings,
+-- target schema (corpus_agents -> letta_agents, passages and their enum -> letta_embeddings,
 -- pgvector's type, operator and functions -> extensions).
 CREATE FUNCTION agent_digest(agent text)
 RETURNS TABLE (kind text, passages bigint, spread float)
@@ -69,12 +69,12 @@ AS $$
 DECLARE
   origin text := '[0,0,1]';       -- (a declaration typed letta.vector could not be checked)
 BEGIN
-  IF NOT EXISTS (SELECT FROM letta.agents WHERE id = agent) THEN
-    RAISE EXCEPTION 'no agent % in letta.agents', agent;
+  IF NOT EXISTS (SELECT FROM letta.corpus_agents WHERE id = agent) THEN
+    RAISE EXCEPTION 'no agent % in letta.corpus_agents', agent;
   END IF;
   RETURN QUERY
     SELECT p.kind::text, count(*), max(letta.l2_distance(p.embedding, origin::letta.vector))
-    FROM letta.archival_passages p
+    FROM letta.corpus_passages p
     WHERE p.agent_id = agent AND p.kind <> 'core'::letta.passage_kind
     GROUP BY p.kind ORDER BY p.kind;
 END
@@ -83,9 +83,9 @@ $$;
 CREATE FUNCTION nearest_agent(query letta.vector) RETURNS text
 LANGUAGE sql STABLE
 AS $$
-  SELECT letta.agents.name
-  FROM letta.archival_passages JOIN letta.agents ON letta.agents.id = letta.archival_passages.agent_id
-  ORDER BY letta.archival_passages.embedding OPERATOR(letta.<->) query, letta.archival_passages.id
+  SELECT letta.corpus_agents.name
+  FROM letta.corpus_passages JOIN letta.corpus_agents ON letta.corpus_agents.id = letta.corpus_passages.agent_id
+  ORDER BY letta.corpus_passages.embedding OPERATOR(letta.<->) query, letta.corpus_passages.id
   LIMIT 1
 $$;
 
@@ -100,9 +100,9 @@ DECLARE
   n bigint;
 BEGIN
   IF dynamic THEN
-    EXECUTE 'SELECT count(*) FROM letta.agents' INTO n;
+    EXECUTE 'SELECT count(*) FROM letta.corpus_agents' INTO n;
   ELSE
-    SELECT count(*) INTO n FROM letta.agents;
+    SELECT count(*) INTO n FROM letta.corpus_agents;
   END IF;
   RETURN n;
 END
@@ -113,7 +113,6 @@ GRANT SELECT ON ALL TABLES IN SCHEMA letta TO corpus_app;
 
 -- database: n8n
 DO $$ BEGIN CREATE ROLE corpus_app NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-CREATE EXTENSION IF NOT EXISTS vector;      -- in public, the schema that moves
 
 -- ICU collation where the server has ICU (numbers inside text sort by value), else a
 -- copy of "C" under the same name.
@@ -145,6 +144,11 @@ CREATE FUNCTION summary(t text) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $$ SELECT CASE WHEN length(t) > 12 THEN left(t, 12) || '…' ELSE t END $$;
 
+-- needs: vector
+-- From here to `-- end needs: vector`: pgvector's part, loaded only where the
+-- server has pgvector (the stack's n8n database is a plain PostgreSQL 15: there the
+-- part is left out, with the calls that use it; tests/support/corpus.py).
+CREATE EXTENSION IF NOT EXISTS vector;      -- in public, the schema that moves
 -- Supabase's documented pgvector RAG setup: documents with an HNSW index, match_documents
 -- pinned with SET search_path (what Supabase's security advisor asks for), here with a
 -- generated slug, an ICU-collated title and an identity key.
@@ -218,6 +222,20 @@ CREATE MATERIALIZED VIEW document_words AS
 CREATE PROCEDURE refresh_document_words()
 LANGUAGE sql
 AS $$ REFRESH MATERIALIZED VIEW public.document_words $$;
+
+GRANT MAINTAIN ON document_words TO corpus_app;
+-- end needs: vector
+
+-- Other settings that name the schema: a text search configuration of the moved schema
+-- set on a function (it becomes 'n8n.corpus_simple'), and a search_path given as quoted
+-- strings (the same list as unquoted). The call tells the configuration apart: `simple`
+-- does not stem, the server's default `english` would ('running' -> 'run').
+CREATE TEXT SEARCH CONFIGURATION corpus_simple (COPY = pg_catalog.simple);
+CREATE FUNCTION note_terms(t text) RETURNS text
+LANGUAGE sql STABLE
+SET default_text_search_config = 'public.corpus_simple'
+SET search_path TO 'public', 'pg_temp'
+AS $$ SELECT to_tsvector(t)::text $$;
 
 -- Tenants and notes: row-level security through functions that call each other, a
 -- trigger that calls functions, a view over functions, deferrable foreign keys.
@@ -365,4 +383,3 @@ COMMENT ON FUNCTION order_total(integer) IS 'sum of an order''s lines';
 
 GRANT SELECT, UPDATE ON ALL TABLES IN SCHEMA public TO corpus_app;
 GRANT INSERT ON audit_log TO corpus_app;
-GRANT MAINTAIN ON document_words TO corpus_app;

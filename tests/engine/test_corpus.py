@@ -21,77 +21,20 @@ import re
 import secrets
 import shutil
 
-import pglast
-import psycopg
 import pytest
 
-from tests.support import ROOT, assert_ok, attacker, run_migrator, start_postgres, write_stack_config
+from tests.support import ROOT, assert_ok, attacker, corpus, run_migrator, start_postgres, write_stack_config
 
 pytestmark = pytest.mark.integration
 
-CORPUS = ROOT / "tests/data/corpus.sql"
-
-# The stack's mapping (attacker.MAPPING ends in [sources.letta]), plus what the corpus accepts.
-MAPPING = attacker.MAPPING + """accept_unchecked_routines = ["debug_counts(boolean)"]
-
+# The stack's mapping (attacker.MAPPING), plus what the corpus accepts.
+MAPPING = corpus.accepting(attacker.MAPPING) + """
 [roles]
 env_file = "env/app-roles.env"
 """
 
-SOURCE_SCHEMA = {"n8n": "public", "letta": "letta"}
-TARGET_SCHEMA = {"n8n": "n8n", "letta": "letta_agents"}      # where each app's functions land
-
-# Every function of the corpus, called the same way on both sides ({s}: the schema its
-# functions live in). Each entry runs in a transaction that is rolled back.
-CALLS = {
-    "n8n": {
-        "match_documents": ["SELECT * FROM {s}.match_documents('[1,2,3]', 0.5, 5)"],
-        "match_documents_filtered": ["SELECT * FROM {s}.match_documents_filtered('[3,1,2]', 4, '{{\"lang\": \"en\"}}')"],
-        "probe": ["SELECT {s}.probe(12), {s}.inner_probe()"],
-        "slugify, word_count, summary": [
-            "SELECT {s}.slugify('Hello, World 2'), {s}.word_count('a b  c'), {s}.summary('a long body of text')"],
-        "natural_titles": ["SELECT {s}.natural_titles(12)"],
-        "current_tenant, tenant_exists": ["SELECT {s}.current_tenant(), {s}.tenant_exists('t1'), {s}.tenant_exists('t9')"],
-        "the policy through functions, the view over them": ["SELECT * FROM {s}.note_overview ORDER BY id"],
-        "touch_note (trigger notes_touch -> audit)": ["SELECT * FROM {s}.touch_note(4)"],
-        "mood_histogram": ["SELECT * FROM {s}.mood_histogram()"],
-        "valid_email": ["SELECT {s}.valid_email('a@b.example'), {s}.valid_email('not an email')"],
-        "tenant_count": ["SELECT {s}.tenant_count()"],
-        "events_in": ["SELECT {s}.events_in(2023), {s}.events_in(2024), {s}.events_in(2025), {s}.events_in(2026)"],
-        "free_at": ["SELECT {s}.free_at('2025-03-01 10:00+00'), {s}.free_at('2025-03-01 13:00+00')"],
-        "order_total": ["SELECT {s}.order_total(1), {s}.order_total(2)"],
-        "refresh_document_words": ["CALL {s}.refresh_document_words()",
-                                   "SELECT count(*), sum(words), min(slug) FROM {s}.document_words"],
-    },
-    "letta": {
-        "recall": ["SELECT * FROM {s}.recall('agent-2', '[1,2,1]', 4)"],
-        "passage_count": ["SELECT {s}.passage_count('agent-1')"],
-        "agent_digest": ["SELECT * FROM {s}.agent_digest('agent-1')"],
-        "nearest_agent": ["SELECT {s}.nearest_agent('[1,2,1]'), {s}.nearest_agent('[3,0,1]')"],
-        "debug_counts": ["SELECT {s}.debug_counts(false)"],
-    },
-}
-# Functions called through another: trigger functions fire, helpers are called inside.
-CALLED_THROUGH = {"notes_touch": "touch_note", "audit": "touch_note", "current_tenant": "note_overview"}
-
+CALLS, SOURCE_SCHEMA, TARGET_SCHEMA = corpus.CALLS, corpus.SOURCE_SCHEMA, corpus.TARGET_SCHEMA
 STEPS = ("assess", "migrate", "verify", "roles", "app-backup", "app-restore", "into-empty")
-
-
-def corpus_parts() -> list[tuple[str, str]]:
-    parts = re.split(r"^-- database: (\w+)$", CORPUS.read_text(), flags=re.MULTILINE)
-    return list(zip(parts[1::2], parts[2::2]))
-
-
-def run_calls(conn: psycopg.Connection, app: str, schema: str) -> dict[str, list[tuple]]:
-    """Every call of one app, each in a transaction rolled back afterwards."""
-    conn.execute("SELECT set_config('app.tenant', 't1', false)")
-    results = {}
-    for name, statements in CALLS[app].items():
-        with conn.transaction(force_rollback=True):
-            for statement in statements:
-                cursor = conn.execute(statement.format(s=schema))
-            results[name] = cursor.fetchall()
-    return results
 
 
 class World:
@@ -106,10 +49,9 @@ class World:
         self.empty = None
         with self.source.connect() as conn:
             conn.execute("CREATE DATABASE n8n")
-        for dbname, part in corpus_parts():
+        for dbname in corpus.parts():
             with self.source.connect(dbname=dbname) as conn:
-                for statement in pglast.split(part):      # one at a time, as psql runs a file
-                    conn.execute(statement)
+                assert corpus.load(conn, dbname)          # this server has pgvector: the whole corpus
         self.sources = {"n8n": dataclasses.replace(self.source, dbname="n8n"), "letta": self.source}
         self.config = write_stack_config(tmp_path_factory.mktemp("corpus"), self.target, self.sources, MAPPING)
         shutil.copytree(ROOT / "sql", self.config / "sql")
@@ -133,8 +75,7 @@ class World:
         out = {}
         for app, server in self.sources.items():
             with server.connect() as conn:
-                conn.execute("SET ROLE corpus_app")
-                out[app] = run_calls(conn, app, SOURCE_SCHEMA[app])
+                out[app] = corpus.call_as_corpus_app(conn, app)
         return out
 
     def call_as_stand_in(self) -> dict[str, dict]:
@@ -144,18 +85,15 @@ class World:
             conn.execute("GRANT USAGE ON SCHEMA extensions TO n8n, letta")   # what `roles` grants (sql/30)
             for app in CALLS:
                 conn.execute(f"SET ROLE {app}")
-                out[app] = run_calls(conn, app, TARGET_SCHEMA[app])
+                out[app] = corpus.run_calls(conn, app, TARGET_SCHEMA[app])
                 conn.execute("RESET ROLE")
         return out
 
     def call_as_login(self, server) -> dict[str, dict]:
         """As the app logs in: its role, its password, its search_path."""
-        out = {}
-        for app in CALLS:
-            with psycopg.connect(**server.conninfo(user=app, password=self.passwords[app],
-                                                   dbname=server.dbname), autocommit=True) as conn:
-                out[app] = run_calls(conn, app, TARGET_SCHEMA[app])
-        return out
+        return {app: corpus.call_as_login(server.conninfo(user=app, password=self.passwords[app],
+                                                          dbname=server.dbname), app)
+                for app in CALLS}
 
     # --- commands ---
 
@@ -207,9 +145,7 @@ class World:
 
 def differing_calls(world: World, step: str) -> list[str]:
     """The calls whose results after ``step`` differ from the source's, with both results."""
-    source, after = world.calls["source"], world.calls[step]
-    return [f"{app}.{name}: source {source[app][name]} != {step} {after[app].get(name)}"
-            for app in CALLS for name in CALLS[app] if after[app].get(name) != source[app][name]]
+    return corpus.differing(world.calls["source"], world.calls[step], step)
 
 
 @pytest.fixture(scope="module")
@@ -224,14 +160,14 @@ def test_assess_lists_every_rewrite_before_the_window(world):
     # Routine settings that follow the schema, and body references, before -> after.
     assert "public.match_documents(public.vector,double precision,integer): SET search_path = public -> " \
            "n8n, extensions" in report
-    for line in ("letta.agent_digest(text) line 5: letta.agents -> letta_agents.agents (relation)",
+    for line in ("letta.agent_digest(text) line 5: letta.corpus_agents -> letta_agents.corpus_agents (relation)",
                  "letta.agent_digest(text) line 9: letta.l2_distance -> extensions.l2_distance (function)",
                  "letta.agent_digest(text) line 9: letta.vector -> extensions.vector (type)",
-                 "letta.agent_digest(text) line 10: letta.archival_passages -> letta_embeddings.archival_passages "
+                 "letta.agent_digest(text) line 10: letta.corpus_passages -> letta_embeddings.corpus_passages "
                  "(relation)",
                  "letta.agent_digest(text) line 11: letta.passage_kind -> letta_embeddings.passage_kind (type)",
                  "letta.nearest_agent(letta.vector) line 4: letta.<-> -> extensions.<-> (operator)",
-                 "letta.debug_counts(boolean) line 8: letta.agents -> letta_agents.agents (relation)",
+                 "letta.debug_counts(boolean) line 8: letta.corpus_agents -> letta_agents.corpus_agents (relation)",
                  "public.match_documents_filtered(public.vector,integer,jsonb) line 6: public.<=> -> "
                  "extensions.<=> (operator)",
                  "public.match_documents_filtered(public.vector,integer,jsonb) line 7: public.documents -> "
@@ -245,9 +181,13 @@ def test_assess_lists_every_rewrite_before_the_window(world):
     assert "agent_digest(text) (" not in report
     # Dynamic SQL: cannot be checked; accepted by name in the configuration.
     assert "- letta.debug_counts(boolean) (accepted):" in report
-    assert "the string 'SELECT count(*) FROM letta.agents' names schema 'letta'" in report
+    assert "the string 'SELECT count(*) FROM letta.corpus_agents' names schema 'letta'" in report
     # An SQL-standard body is bound to its objects: nothing to rewrite.
     assert "tenant_count" not in report.split("References in routine bodies")[1]
+    # Other settings naming the schema: a text search configuration, a search_path of quoted strings.
+    assert "- public.note_terms(text): SET default_text_search_config = 'public.corpus_simple' -> " \
+           "'n8n.corpus_simple'" in report
+    assert "- public.note_terms(text): SET search_path = public, pg_temp -> n8n, extensions, pg_temp" in report
     assert "will rewrite (letta): letta.recall(text,letta.vector,integer): SET search_path = letta -> " \
            "letta_agents, letta_embeddings, extensions" in result.stdout
 
@@ -255,8 +195,8 @@ def test_assess_lists_every_rewrite_before_the_window(world):
 def test_migrate_rewrites_in_scratch_and_every_function_answers_as_on_the_source(world):
     result = world.after("migrate")
     out = " ".join(result.stdout.split())
-    assert "rewritten letta_agents.agent_digest(text) line 10: letta.archival_passages -> " \
-           "letta_embeddings.archival_passages (relation)" in out
+    assert "rewritten letta_agents.agent_digest(text) line 10: letta.corpus_passages -> " \
+           "letta_embeddings.corpus_passages (relation)" in out
     assert "letta.debug_counts(boolean) moved with the parts of its body that name 'letta' unchecked" in out
     assert differing_calls(world, "migrate") == []
 
@@ -276,7 +216,7 @@ def test_every_function_of_the_corpus_is_called(world):
                 " (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')", (SOURCE_SCHEMA[app],))]
         assert len(names) >= 5
         for name in names:
-            assert f".{name}(" in called or CALLED_THROUGH.get(name, "\0") in called, name
+            assert f".{name}(" in called or corpus.CALLED_THROUGH.get(name, "\0") in called, name
     assert [f"{app}.{name}" for app in CALLS for name in CALLS[app] if not world.calls["source"][app][name]] == []
 
 
@@ -322,6 +262,18 @@ def test_finding_1_function_search_path_follows_the_moved_schema(world):
         assert world.calls[step]["n8n"]["probe"] == world.calls["source"]["n8n"]["probe"]
 
 
+def test_other_settings_naming_the_schema_follow_it(world):
+    """`SET default_text_search_config = 'public.corpus_simple'` names the configuration
+    where it lands; `SET search_path TO 'public', 'pg_temp'` is a list like any other."""
+    world.after("verify")
+    with world.target.connect() as tgt:
+        assert tgt.execute("SELECT proconfig FROM pg_proc WHERE oid = 'n8n.note_terms(text)'::regprocedure"
+                           ).fetchone()[0] == ["default_text_search_config=n8n.corpus_simple",
+                                               "search_path=n8n, extensions, pg_temp"]
+    for step in ("source", "migrate", "verify"):
+        assert world.calls[step]["n8n"]["note_terms"] == [("'dogs':2 'ran':3 'running':1",)], step
+
+
 def test_finding_2_pgvector_signatures_pass_verify(world):
     """match_documents(query_embedding public.vector, ...) on the source is the same routine
     as match_documents(query_embedding extensions.vector, ...) on the target."""
@@ -346,23 +298,23 @@ def test_finding_3_bodies_naming_the_schema_are_rewritten(world):
     with world.target.connect() as tgt:
         body = dict(tgt.execute("SELECT proname, prosrc FROM pg_proc WHERE pronamespace IN"
                                 " ('n8n'::regnamespace, 'letta_agents'::regnamespace)").fetchall())
-    assert "FROM letta_agents.agents WHERE id = agent" in body["agent_digest"]
-    assert "FROM letta_embeddings.archival_passages p" in body["agent_digest"]
+    assert "FROM letta_agents.corpus_agents WHERE id = agent" in body["agent_digest"]
+    assert "FROM letta_embeddings.corpus_passages p" in body["agent_digest"]
     assert "'core'::letta_embeddings.passage_kind" in body["agent_digest"]
     assert "max(extensions.l2_distance(p.embedding, origin::extensions.vector))" in body["agent_digest"]
-    assert "RAISE EXCEPTION 'no agent % in letta.agents', agent;" in body["agent_digest"]    # a message: kept
-    assert "ORDER BY letta_embeddings.archival_passages.embedding OPERATOR(extensions.<->) query" in \
+    assert "RAISE EXCEPTION 'no agent % in letta.corpus_agents', agent;" in body["agent_digest"]    # a message: kept
+    assert "ORDER BY letta_embeddings.corpus_passages.embedding OPERATOR(extensions.<->) query" in \
         body["nearest_agent"]
-    assert "SELECT letta_agents.agents.name" in body["nearest_agent"]
+    assert "SELECT letta_agents.corpus_agents.name" in body["nearest_agent"]
     assert "FROM n8n.documents d" in body["match_documents_filtered"]
     assert "d.embedding OPERATOR(extensions.<=>) query_embedding" in body["match_documents_filtered"]
     assert "-- le journal « des notes » : non-ASCII text before the reference, offsets still right\n" \
            "  INSERT INTO n8n.audit_log" in body["audit"]
     # Accepted unchecked: the static query rewritten, the string as it was.
-    assert "EXECUTE 'SELECT count(*) FROM letta.agents' INTO n;" in body["debug_counts"]
-    assert "SELECT count(*) INTO n FROM letta_agents.agents;" in body["debug_counts"]
+    assert "EXECUTE 'SELECT count(*) FROM letta.corpus_agents' INTO n;" in body["debug_counts"]
+    assert "SELECT count(*) INTO n FROM letta_agents.corpus_agents;" in body["debug_counts"]
     # Nothing else names the old schemas: only a comment, a message and a dynamic string do.
-    kept = {"agent_digest": ["typed letta.vector could", "in letta.agents'"], "debug_counts": ["FROM letta.agents'"]}
+    kept = {"agent_digest": ["typed letta.vector could", "in letta.corpus_agents'"], "debug_counts": ["FROM letta.corpus_agents'"]}
     for name, text in body.items():
         for part in kept.get(name, []):
             assert part in text, (name, part)

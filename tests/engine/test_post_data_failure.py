@@ -11,7 +11,7 @@ from __future__ import annotations
 import pglast
 import pytest
 
-from tests.engine.test_corpus import corpus_parts
+from tests.support import corpus
 from tests.support import assert_ok, run_migrator, start_postgres, write_stack_config
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def source(images):
     schema that does not move (`util`, where the source keeps an inner_probe() of its own)."""
     server = start_postgres(images["LETTA_DB_IMAGE"], user="n8n", dbname="n8n")
     with server.connect() as conn:
-        for statement in pglast.split(dict(corpus_parts())["n8n"]):
+        for statement in pglast.split(corpus.parts()["n8n"]):
             conn.execute(statement)
         conn.execute("CREATE SCHEMA util; CREATE FUNCTION util.inner_probe() RETURNS int LANGUAGE sql"
                      " IMMUTABLE AS 'SELECT 7'; ALTER FUNCTION probe(bigint) SET search_path = util")

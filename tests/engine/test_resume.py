@@ -231,6 +231,29 @@ def test_routine_bodies_naming_the_old_schema_unchecked_are_refused_before_any_w
             conn.execute("DROP FUNCTION small_total()")
 
 
+def test_a_custom_setting_naming_the_old_schema_is_refused_before_any_write(tmp_path, source, target):
+    """`SET app.home = 'public'` on a routine: what it means only its application knows, so
+    the move cannot rewrite it; refused in one line (exit 3) naming the routine and the
+    setting, before anything is written."""
+    with source.connect() as conn:
+        conn.execute("CREATE FUNCTION home() RETURNS text LANGUAGE sql SET app.home = 'public.small'"
+                     " AS $$ SELECT current_setting('app.home') $$")
+    try:
+        config = write_stack_config(tmp_path, target, {"n8n": source}, ONE_SOURCE)
+        result = run_migrator(config, "migrate")
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "public.home(): SET app.home = 'public.small' names schema 'public', a custom setting the move " \
+               "cannot rewrite" in result.stderr
+        assert "change it on the source" in result.stderr
+        with target.connect() as conn:
+            assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname IN ('n8n', '_consolidation')"
+                                ).fetchone()[0] == 0
+    finally:
+        with source.connect() as conn:
+            conn.execute("DROP FUNCTION home()")
+
+
 # kill -9 of the migrator at each point of a migrate: the journal says where it is.
 KILL_POINTS = {
     "schema": "SELECT count(*) FROM _consolidation.steps WHERE step = 'schema' AND status = 'running'",

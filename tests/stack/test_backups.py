@@ -1,9 +1,12 @@
 """Backups of the unified instance (pgBackRest): point-in-time recovery, the restore
 drill, a corrupted repository, broken archiving, and a live restore with its way back.
 
-One compose project of the test's own: the unified instance with `consolidate roles`
-applied (the five app schemas), a few tables per app, `make backups`' set-up
-(scripts/backups_on.sh) and the scheduler's first full backup. The migrator runs where
+One compose project of the test's own: the corpus (tests/support/corpus.py) loaded into
+the legacy databases and migrated, the unified instance with `consolidate roles` applied
+(the five app schemas), a few tables per app, `make backups`' set-up
+(scripts/backups_on.sh) and the scheduler's first full backup. After the restore drill
+and a scratch restore, every corpus function answers on the restored copy, as the app
+logs in, what it answered on the legacy database. The migrator runs where
 an operator runs it (`docker compose run migrator ...`, with the docker socket)."""
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import json
 import time
 
+from tests.support import env_values
+
 import docker
 import pytest
 
 from migrator import checksums
-from tests.support import attacker
+from tests.support import attacker, corpus
 from tests.support.composeproject import ComposeProject
 
 pytestmark = pytest.mark.integration
@@ -92,6 +97,12 @@ def stack(tmp_path_factory):
     try:
         up = p.compose("up", "-d", "--wait", "unified", "n8n-db", "letta-db")
         assert up.returncode == 0, up.stderr[-3000:]
+        started = time.monotonic()
+        p.run_args = corpus.stack_config(p.env_dir.parent)
+        p.corpus = corpus.InStack(p.db)
+        migrate = p.migrator("migrate")
+        assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+        p.timings = {"corpus load, calls and migrate": time.monotonic() - started}
         roles = p.migrator("roles")
         assert roles.returncode == 0, roles.stdout[-3000:] + roles.stderr[-3000:]
         with p.db() as conn:
@@ -259,11 +270,13 @@ def test_drill_and_pitr_copy_run_no_planted_code_as_superuser(stack):
         with stack.db(port=copy["port"]) as conn:
             assert attacker.evidence(conn, docker.from_env().containers.get(copy["container"]),
                                      attacker.UNIFIED_SUPERUSERS) == []
+        call_corpus(stack, "restore-drill", copy["port"])
         remove_scratch(stack)
         pitr = stack.migrator("restore-instance", "--to", "latest", "--scratch", "--keep")
         assert pitr.returncode == 0, pitr.stdout[-3000:] + pitr.stderr[-3000:]
         report = newest_report(stack, "restore-scratch")
         assert report["checksums"]["n8n.hooked_rows"][0] == 20
+        call_corpus(stack, "restore-instance --scratch", report["port"])
         with stack.db(port=report["port"]) as conn:
             assert attacker.evidence(conn, docker.from_env().containers.get(report["container"]),
                                      attacker.UNIFIED_SUPERUSERS) == []
@@ -273,6 +286,23 @@ def test_drill_and_pitr_copy_run_no_planted_code_as_superuser(stack):
                                 ).fetchone()[0] == 0
     finally:
         remove_scratch(stack)
+
+
+def call_corpus(stack: ComposeProject, label: str, port: int) -> None:
+    """Every corpus function on a restored copy, as the app logs in (checked by the test below)."""
+    started = time.monotonic()
+    stack.corpus.after[label] = stack.corpus.call_target(port, env_values(stack.env_dir / "app-roles.env"))
+    stack.timings[f"corpus after {label}"] = time.monotonic() - started
+
+
+@pytest.mark.parametrize("label", ["restore-drill", "restore-instance --scratch"])
+def test_corpus_answers_on_the_restored_copies_as_on_the_legacy_databases(stack, label):
+    """The corpus, migrated into the instance, backed up and restored (the drill's copy
+    and a point-in-time scratch copy, both kept by the test above): each function answers
+    as on the legacy database."""
+    assert stack.corpus.differing(label) == []
+    assert len(stack.corpus.source["letta"]) == 5 and len(stack.corpus.source["n8n"]) >= 10
+    print("corpus timings (s):", {k: round(v, 1) for k, v in stack.timings.items()})
 
 
 def test_no_secret_in_any_output(stack):

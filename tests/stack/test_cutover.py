@@ -4,7 +4,13 @@ One compose project of its own (own name, own ports, own copy of env/ and
 reports/), seeded through the apps' APIs; the migrator runs where an operator
 runs it: `docker compose run migrator ...` on the compose network, with the
 docker socket. Failure paths first (each ends rolled back), then the full
-cutover and a rollback after it."""
+cutover and a rollback after it.
+
+The legacy databases also carry the corpus (tests/support/corpus.py: n8n's part in
+n8n's `public`, without its pgvector block on this PostgreSQL 15; Letta's in `letta`,
+next to Letta's own tables), and the migrator reads the stack's mapping plus the
+corpus's acceptance: every cutover moves it, and after the cutover and the rollback
+every corpus function must answer as it did on the legacy database."""
 
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ import requests
 
 from migrator import services
 from tests.support import ROOT, fresh_env_dir
-from tests.support import APP_SERVICES, attacker, env_values, free_port
+from tests.support import APP_SERVICES, attacker, corpus, env_values, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +67,9 @@ class CutoverStack:
                     **{k: str(v) for k, v in self.ports.items()}}
         self.outputs: list[str] = []
         self.originals = {p.name: sha(p) for p in self.env_dir.glob("*.env")}
+        self.corpus_args: list[str] = []        # the mapping with the corpus's acceptance (fixture)
+        self.corpus: corpus.InStack | None = None
+        self.timings: dict[str, float] = {}
 
     def compose(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
         return subprocess.run(["docker", "compose", "-p", self.name, "--profile", "legacy", *args], cwd=ROOT, env=self.env,
@@ -68,7 +77,7 @@ class CutoverStack:
 
     def migrator_args(self, *args: str, name: str | None = None) -> list[str]:
         # The code under test is this checkout's (mounted over the image's copy).
-        mounts = ["-v", f"{ROOT / 'migrator'}:/src/migrator:ro"]
+        mounts = ["-v", f"{ROOT / 'migrator'}:/src/migrator:ro", *self.corpus_args]
         return ["run", "--rm", "-T", *(["--name", name] if name else []), *mounts, "migrator", *args]
 
     def migrator(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
@@ -107,6 +116,10 @@ def stack(tmp_path_factory):
         assert up.returncode == 0, up.stderr[-3000:]
         seed = s.migrator("seed")
         assert seed.returncode == 0, seed.stdout[-3000:] + seed.stderr[-3000:]
+        started = time.monotonic()
+        s.corpus_args = corpus.stack_config(s.tmp)
+        s.corpus = corpus.InStack(s.db)
+        s.timings["corpus load and calls"] = time.monotonic() - started
         s.originals = {p.name: sha(p) for p in s.env_dir.glob("*.env")}
         yield s
     finally:
@@ -209,6 +222,7 @@ def test_cutover_then_rollback(stack):
     assert "fingerprint equal to 'before-cutover'" in out and "application downtime" in out
     report = json.loads((stack.reports / "cutover.json").read_text())
     assert report["downtime_seconds"] > 0 and report["rows_verified"] > 0
+    corpus_after_cutover(stack)
 
     # The running processes really use the unified instance, as their own roles.
     n8n_env, letta_env = stack.process_env("n8n"), stack.process_env("letta")
@@ -261,8 +275,26 @@ def test_cutover_then_rollback(stack):
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
     assert "fingerprint equal to 'before-cutover'" in " ".join(back.stdout.split())
     assert_on_old_databases(stack)
+    started = time.monotonic()
+    stack.corpus.after["rollback"] = stack.corpus.call_sources()    # where the apps run again
+    stack.timings["corpus after rollback"] = time.monotonic() - started
     studio_after_rollback(stack)
     assert unified_evidence(stack) == []        # neither the rollback nor Studio ran anything planted
+
+
+def corpus_after_cutover(stack: CutoverStack) -> None:
+    """Every corpus function on the unified instance, as the app logs in; and `status`
+    (it reads sizes, connections and statistics, no routine): its one screen with the corpus
+    in the app schemas."""
+    started = time.monotonic()
+    passwords = env_values(stack.env_dir / "app-roles.env")
+    dbname = env_values(stack.env_dir / "unified.env")["POSTGRES_DB"]
+    stack.corpus.after["cutover"] = stack.corpus.call_target(stack.ports["UNIFIED_PORT"], passwords, dbname)
+    stack.timings["corpus after cutover"] = time.monotonic() - started
+    started = time.monotonic()
+    status = stack.migrator("status", "--json")
+    stack.timings["status"] = time.monotonic() - started
+    stack.corpus.after["status"] = status
 
 
 def rollback_refused_while_a_legacy_database_is_down(stack: CutoverStack) -> None:
@@ -347,6 +379,34 @@ def studio_after_rollback(stack: CutoverStack) -> None:
     assert meta(stack, "/tables?included_schemas=public,n8n") is not None   # format() & co. called again
     steps = meta(stack, "/query", json={"query": "SELECT count(*) AS n FROM _consolidation.steps"})
     assert steps[0]["n"] == 0                                        # stale: the next cutover rebuilds them
+
+
+def test_corpus_answers_after_cutover_as_on_the_legacy_databases(stack):
+    """The corpus moved with every cutover; after the last one each function answers, as
+    the app's login role on the unified instance, what it answered on the legacy database:
+    Letta's split (pinned search_path, pgvector's type in signatures, bodies rewritten to
+    both target schemas and extensions) and n8n's functions, triggers, policies, views,
+    partitions, domains and settings naming `public`."""
+    assert stack.corpus.differing("cutover") == []
+    assert len(stack.corpus.source["letta"]) == 5 and len(stack.corpus.source["n8n"]) >= 10
+    with stack.db("unified") as conn:
+        settings = dict(conn.execute(
+            "SELECT p.proname, array_to_string(p.proconfig, ';') FROM pg_proc p"
+            " WHERE p.pronamespace IN ('n8n'::regnamespace, 'letta_agents'::regnamespace)"
+            " AND p.proconfig IS NOT NULL").fetchall())
+    assert settings["recall"] == "search_path=letta_agents, letta_embeddings, extensions"
+    assert settings["note_terms"] == "default_text_search_config=n8n.corpus_simple;search_path=n8n, extensions, pg_temp"
+    status = stack.corpus.after["status"]
+    assert status.returncode == 0, status.stdout[-2000:] + status.stderr[-2000:]
+    apps = {a["app"]: a for a in json.loads(status.stdout[status.stdout.index("{"):])["apps"]}
+    assert {s["schema"] for s in apps["letta"]["schemas"]} == {"letta_agents", "letta_embeddings"}
+    assert apps["n8n"]["size_bytes"] > 0
+    print("corpus timings (s):", {k: round(v, 1) for k, v in stack.timings.items()})
+
+
+def test_corpus_answers_after_rollback(stack):
+    """Back on the legacy databases: the corpus there as it was (the sources are never written)."""
+    assert stack.corpus.differing("rollback") == []
 
 
 def test_no_secret_in_any_output_or_report(stack):

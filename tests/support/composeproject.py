@@ -27,6 +27,7 @@ class ComposeProject:
                     "CONSOLIDATION_ENV_DIR": str(self.env_dir), "CONSOLIDATION_REPORTS_DIR": str(self.reports),
                     **{k: str(v) for k, v in self.ports.items()}, **extra_env}
         self.outputs: list[str] = []
+        self.run_args: list[str] = []      # more `docker compose run` arguments for the migrator
 
     def compose(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(["docker", "compose", "-p", self.name, *args], cwd=ROOT, env=self.env,
@@ -36,8 +37,8 @@ class ComposeProject:
 
     def migrator(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
         """`docker compose run migrator ...` with this checkout's code mounted over the image's."""
-        return self.compose("run", "--rm", "-T", "-v", f"{ROOT / 'migrator'}:/src/migrator:ro", "migrator", *args,
-                            timeout=timeout)
+        return self.compose("run", "--rm", "-T", "-v", f"{ROOT / 'migrator'}:/src/migrator:ro", *self.run_args,
+                            "migrator", *args, timeout=timeout)
 
     def password(self, service: str = "unified") -> str:
         return env_values(self.env_dir / ENV_FILES[service])["POSTGRES_PASSWORD"]
