@@ -6,6 +6,12 @@ from __future__ import annotations
 import pytest
 
 from tests.support import ROOT, project_images, start_postgres  # noqa: F401
+from tests.support.collection import mark_by_folder
+
+
+def pytest_collection_modifyitems(config, items):
+    """Markers by folder: `-m unit|engine|roles|stack` (docs/tests.md)."""
+    mark_by_folder(items)
 
 
 @pytest.fixture(scope="session", autouse=True)
