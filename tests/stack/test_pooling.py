@@ -25,7 +25,7 @@ import requests
 from migrator import pooler
 from migrator.rolesconfig import RolesConfig
 from tests.stack.test_cutover import CutoverStack, assert_on_old_databases, one_container_per_app, sha
-from tests.support import APP_SERVICES, ROOT, env_values, free_port
+from tests.support import APP_SERVICES, ROOT, env_values, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -80,14 +80,9 @@ class PoolStack(CutoverStack):
                            "--publish", f"127.0.0.1:{port}:6432", "-e", "PGBOUNCER_INI=/etc/pgbouncer-variant/pgbouncer.ini",
                            "-v", f"{folder}:/etc/pgbouncer-variant:ro", "pgbouncer")
         assert run.returncode == 0, run.stderr[-2000:]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                self.pooled("rag", port=port).close()
-                return port
-            except psycopg.OperationalError:
-                time.sleep(0.5)
-        raise AssertionError(f"variant pgbouncer {name} did not answer")
+        wait_until(lambda: self.pooled("rag", port=port).close() or True, 60, f"variant pgbouncer {name} answers",
+                   interval=0.5, retry_on=(psycopg.OperationalError,))
+        return port
 
 
 @pytest.fixture(scope="module")
@@ -389,14 +384,10 @@ def test_real_apps_through_the_pooler_after_cutover_and_back(stack):
         executions = conn.execute("SELECT count(*) FROM n8n.execution_entity").fetchone()[0]
     answer = requests.get(f"{n8n_url}/webhook/rehearsal-intake", params={"order": "pooled-1"}, timeout=60)
     assert answer.status_code == 200, answer.text[:500]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def stored() -> bool:
         with stack.db("unified") as conn:
-            if conn.execute("SELECT count(*) FROM n8n.execution_entity").fetchone()[0] > executions:
-                break
-        time.sleep(1)
-    else:
-        pytest.fail("n8n stored no execution through the pooler")
+            return conn.execute("SELECT count(*) FROM n8n.execution_entity").fetchone()[0] > executions
+    wait_until(stored, 60, "n8n to store an execution through the pooler", interval=0.5)
 
     # Letta creates an agent, stores and reads back archival memory.
     letta_url = f"http://127.0.0.1:{stack.ports['LETTA_APP_PORT']}"
