@@ -15,7 +15,6 @@ import secrets
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import asyncpg
 import psycopg
@@ -24,8 +23,9 @@ import requests
 
 from migrator import pooler
 from migrator.rolesconfig import RolesConfig
-from tests.stack.test_cutover import CutoverStack, assert_on_old_databases, one_container_per_app, sha
-from tests.support import APP_SERVICES, ROOT, env_values, free_port, wait_until
+from tests.stack.test_cutover import CutoverStack, assert_on_old_databases, one_container_per_app
+from tests.support import ROOT, env_values, free_port, wait_until
+from tests.support.leaks import assert_no_leak, stack_secrets
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +38,11 @@ EXPECTED = {  # what each app role must see on every server connection (sql/20-r
 
 
 class PoolStack(CutoverStack):
-    """CutoverStack's project (see test_cutover.py) plus the pooler's ports."""
+    """The session's shared real-app stack (tests/support/appstack.py, with the pooler's ports),
+    seen with the pooler's helpers: the same object's state, not a copy."""
 
-    def __init__(self, tmp: Path):
-        super().__init__(tmp)
-        self.name = "pool-" + secrets.token_hex(3)
-        for key in ("POOLER_PORT", "POOLER_EXPORTER_PORT"):
-            self.ports[key] = free_port()
-            self.env[key] = str(self.ports[key])
-        self.env["COMPOSE_PROJECT_NAME"] = self.name
+    def __init__(self, shared: CutoverStack):
+        self.__dict__ = shared.__dict__
         self.passwords = env_values(self.env_dir / "app-roles.env")
 
     def password(self, role: str) -> str:
@@ -86,24 +82,20 @@ class PoolStack(CutoverStack):
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """The databases, the real n8n and Letta on their legacy databases (seeded), `roles` on the
-    unified instance, PgBouncer and its exporter. The protocol tests run first; the last test
-    cuts the apps over through the pooler and rolls them back."""
-    s = PoolStack(tmp_path_factory.mktemp("pooling"))
+def stack(app_stacks):
+    """The databases, the real n8n and Letta on their legacy databases (seeded: the session's
+    shared stack, with a unified instance no other module used), `roles` on the unified
+    instance, PgBouncer and its exporter. The protocol tests run first; the last test cuts
+    the apps over through the pooler and rolls them back."""
+    s = PoolStack(app_stacks.acquire("test_pooling", fresh_unified=True))
     try:
-        up = s.compose("--profile", "apps", "up", "-d", "--wait", *APP_SERVICES)
-        assert up.returncode == 0, up.stderr[-3000:]
-        seed = s.migrator("seed")
-        assert seed.returncode == 0, seed.stdout[-3000:] + seed.stderr[-3000:]
-        s.originals = {p.name: sha(p) for p in s.env_dir.glob("*.env")}
         roles = s.migrator("roles")
         assert roles.returncode == 0, roles.stdout[-3000:] + roles.stderr[-3000:]
         up = s.compose("--profile", "pooler", "up", "-d", "--wait", "pgbouncer", "pgbouncer-exporter")
         assert up.returncode == 0, up.stderr[-3000:]
         yield s
-    finally:
-        s.compose("--profile", "apps", "--profile", "tools", "--profile", "pooler", "down", "-v", "--remove-orphans")
+    finally:     # the stack stays for the next module; the pooler is this module's
+        s.compose("--profile", "pooler", "rm", "-s", "-f", "-v", "pgbouncer", "pgbouncer-exporter")
 
 
 # --- authentication and isolation ------------------------------------------------------
@@ -428,6 +420,4 @@ def test_real_apps_through_the_pooler_after_cutover_and_back(stack):
     assert "fingerprint equal to 'before-cutover'" in " ".join(back.stdout.split())
     assert_on_old_databases(stack)
     assert one_container_per_app(stack)
-    for output in stack.outputs:
-        for secret in (*stack.passwords.values(), *env_values(stack.env_dir / "pooler.env").values()):
-            assert secret not in output
+    assert_no_leak(stack.outputs, stack_secrets(stack.env_dir))
