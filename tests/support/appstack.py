@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 
 from migrator import services
-from tests.support import APP_SERVICES, ROOT, env_values, free_port, fresh_env_dir, remove_compose_project
+from tests.support import APP_SERVICES, ROOT, env_values, free_port, fresh_env_dir, remove_compose_project, wait_until
 
 PORT_KEYS = ("UNIFIED_PORT", "N8N_DB_PORT", "LETTA_DB_PORT", "META_PORT", "N8N_APP_PORT", "LETTA_APP_PORT",
              "POOLER_PORT", "POOLER_EXPORTER_PORT")
@@ -109,7 +109,9 @@ class AppStack:
             back = self.migrator("rollback")
             assert back.returncode == 0, f"after {self.users}: " + back.stdout[-3000:] + back.stderr[-3000:]
         assert self.env_unchanged(), f"env files changed after {self.users}"
-        assert self.healthy("n8n") and self.healthy("letta"), f"apps unhealthy after {self.users}"
+        # A restarted app can answer before docker's health check says so (slow on a loaded machine).
+        wait_until(lambda: self.healthy("n8n") and self.healthy("letta"), 900, f"apps healthy after {self.users}",
+                   interval=2)
 
     def fresh_unified(self) -> None:
         """A unified instance as the compose file starts it: the services on it removed, its
