@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SEED_SCALE ?= 1
 
-.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups decommission monitoring pooler bench-pooling bench-reader
+.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit test-engine test-roles test-stack test-fast bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups decommission monitoring pooler bench-pooling bench-reader
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -92,6 +92,19 @@ test: images env venv ## run the test suite (unit + integration against real con
 
 test-unit: venv ## only the tests that need no docker
 	@$(PY) -m pytest -v -m "not integration" $(PYTEST_ARGS)
+
+# Slow groups by marker (one per tests/ folder, set in tests/conftest.py; docs/tests.md).
+test-engine: images env venv ## tests/engine: migrate, verify, resume, attacker against PostgreSQL containers
+	@$(PY) -m pytest -v -m engine $(PYTEST_ARGS)
+
+test-roles: images env venv ## tests/roles: roles, isolation, RAG model, hand-over
+	@$(PY) -m pytest -v -m roles $(PYTEST_ARGS)
+
+test-stack: images env venv ## tests/stack: compose stacks, real n8n/Letta, backups, monitoring, pooling (slowest)
+	@$(PY) -m pytest -v -m stack $(PYTEST_ARGS)
+
+test-fast: images env venv ## everything but tests/stack (-m "not stack")
+	@$(PY) -m pytest -v -m "not stack" $(PYTEST_ARGS)
 
 # --- benchmark (bench/, docs/benchmark.md) ----------------------------------
 SIZE ?= 1GB

@@ -6,6 +6,23 @@ from __future__ import annotations
 import pytest
 
 from tests.support import ROOT, project_images, start_postgres  # noqa: F401
+from tests.support.appstack import AppStacks
+from tests.support.collection import mark_by_folder, order_shared_stack
+
+
+def pytest_collection_modifyitems(config, items):
+    """Markers by folder: `-m unit|engine|roles|stack`; the modules sharing the real-app stack
+    run together in a sound order (docs/tests.md)."""
+    mark_by_folder(items)
+    order_shared_stack(items)
+
+
+@pytest.fixture(scope="session")
+def app_stacks(tmp_path_factory):
+    """The real-app stacks the stack tests share (tests/support/appstack.py)."""
+    stacks = AppStacks(tmp_path_factory)
+    yield stacks
+    stacks.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support import MAPPING, ROOT, assert_ok, leaf_tables, run_migrator, start_postgres, table_rows, write_stack_config
+from tests.support import MAPPING, ROOT, assert_ok, leaf_tables, run_migrator, start_postgres, table_rows, wait_until, write_stack_config
 from tests.support import attacker
 
 pytestmark = pytest.mark.integration
@@ -122,6 +122,7 @@ class Writers:
     def __init__(self, sources: dict, seconds: float = 120):
         self.stop_event = threading.Event()
         self.counts = collections.Counter()
+        self.names = list(sources)
         self.errors: list[str] = []
         self.deadline = time.monotonic() + seconds
         self.threads = [threading.Thread(target=self.loop, args=(name, server), daemon=True)
@@ -160,6 +161,13 @@ class Writers:
         conn.execute("INSERT INTO letta.messages (id, agent_id, content, status) VALUES (%s, 'agent-2', '{}', 'pending')",
                      (key,))
         conn.execute("DELETE FROM letta.messages WHERE id = (SELECT min(id) FROM letta.messages WHERE id LIKE 'msg-%%')")
+
+    def wait_for_more(self, writes: int, timeout: float = 60) -> None:
+        """Until each source took ``writes`` more writes than now (while something replicates them)."""
+        start = {name: self.counts[name] for name in self.names}
+        wait_until(lambda: self.errors or all(self.counts[n] >= start[n] + writes for n in start), timeout,
+                   f"{writes} more writes on each source")
+        assert not self.errors, self.errors
 
     def stop(self) -> collections.Counter:
         self.stop_event.set()
@@ -209,7 +217,7 @@ def test_online_cutover_under_writes(config, target, sources):
     status = run_migrator(config, "online", "status", "--until-ready", "120")
     assert_ok(status)
     assert "ready" in status.stdout
-    time.sleep(2)                                               # replication keeps up with the writers
+    writers.wait_for_more(20)                                   # replication keeps up with the writers
     counts = writers.stop()
     assert counts["n8n"] > 10 and counts["letta"] > 10
     before = snapshot(sources)

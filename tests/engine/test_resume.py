@@ -18,7 +18,7 @@ import pytest
 
 from migrator import journal
 from tests.support import migrator_command, run_migrator, start_postgres, write_stack_config
-from tests.support import assert_ok, wait_for_units
+from tests.support import assert_ok, wait_for_units, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -143,13 +143,8 @@ def test_source_gone_mid_copy_exits_3_naming_it_and_the_rerun_completes(tmp_path
         port = src.container.get_wrapped_container().attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"]
         env = tmp_path / "env/n8n.env"
         env.write_text(env.read_text().replace(f"POSTGRES_PORT={src.port}", f"POSTGRES_PORT={port}"))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                psycopg.connect(**src.conninfo(port=int(port), connect_timeout=2)).close()
-                break
-            except psycopg.OperationalError:
-                time.sleep(0.5)
+        wait_until(lambda: psycopg.connect(**src.conninfo(port=int(port), connect_timeout=2)).close() or True, 60,
+                   "the source to answer again", interval=0.5, retry_on=(psycopg.OperationalError,))
         rerun, _ = timed(config, "migrate", "--jobs", "1", timeout=300)
         assert_ok(rerun)
         assert "from an earlier run" in rerun.stdout
@@ -265,16 +260,9 @@ KILL_POINTS = {
 
 
 def wait_for(target, query: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
     with target.connect() as conn:
-        while time.monotonic() < deadline:
-            try:
-                if conn.execute(query).fetchone()[0]:
-                    return
-            except psycopg.errors.UndefinedTable:
-                pass
-            time.sleep(0.02)
-    raise AssertionError(f"never reached: {query}")
+        wait_until(lambda: conn.execute(query).fetchone()[0], timeout, f"reached: {query}", interval=0.02,
+                   retry_on=(psycopg.errors.UndefinedTable,))
 
 
 @pytest.mark.parametrize("point", sorted(KILL_POINTS))

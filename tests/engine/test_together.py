@@ -11,7 +11,6 @@ uses its own source names and target schemas.
 from __future__ import annotations
 
 import subprocess
-import time
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from migrator import db, runlock, space
 from migrator.errors import DatabaseError
 from migrator.settings import DatabaseSettings, Settings
-from tests.support import assert_ok, migrator_command, run_migrator, start_postgres, write_stack_config
+from tests.support import assert_ok, migrator_command, run_migrator, start_postgres, wait_until, write_stack_config
 
 pytestmark = pytest.mark.integration
 
@@ -67,16 +66,12 @@ def source_held(source, table: str = "items"):
 
 def wait_for_holder(target, command: str, timeout: float = 120, holders: int = 1) -> None:
     """Until `command` holds the target's lock (its session is named after it), ``holders`` times."""
-    deadline = time.monotonic() + timeout
     with target.connect() as conn:
-        while time.monotonic() < deadline:
-            if conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-                            " WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s"
-                            " AND a.application_name = %s", (runlock.KEY, runlock.APP_PREFIX + command)
-                            ).fetchone()[0] >= holders:
-                return
-            time.sleep(0.1)
-    raise AssertionError(f"`{command}` never held the target's lock")
+        wait_until(lambda: conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                                        " WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s"
+                                        " AND a.application_name = %s", (runlock.KEY, runlock.APP_PREFIX + command)
+                                        ).fetchone()[0] >= holders, timeout, f"`{command}` to hold the target's lock",
+                   interval=0.1)
 
 
 def start(config: Path, *args: str) -> subprocess.Popen:

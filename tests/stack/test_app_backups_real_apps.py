@@ -1,8 +1,8 @@
 """Per-app backups and the decommission, with the real n8n and Letta, after a real cutover.
 
-One compose project of its own (tests/stack/test_cutover.py's CutoverStack: own name,
-ports, env/ and reports/), seeded through the apps' APIs. n8n's backup restores into an
-empty PostgreSQL 17 and the real n8n lists its workflows from it; a live restore brings a
+A real-app stack of the session's (tests/support/appstack.py: own name, ports, env/ and
+reports/), seeded through the apps' APIs, its unified instance and cutover state no other
+module's. n8n's backup restores into an empty PostgreSQL 17 and the real n8n lists its workflows from it; a live restore brings a
 deleted workflow back and leaves Letta's and RAG's checksums alone; the decommission
 refuses while an app or a client still uses a legacy database, then archives, checks
 and removes them, and the apps still answer as before; a rollback after it is refused
@@ -22,7 +22,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 from migrator import appdump, services
 from migrator.apps import n8n as n8n_app
 from tests.stack.test_cutover import CutoverStack, plant_attackers, unified_evidence
-from tests.support import APP_SERVICES, ROOT, env_values, project_images, remove_compose_project
+from tests.support import ROOT, env_values, project_images
 
 pytestmark = pytest.mark.integration
 
@@ -35,20 +35,19 @@ def ok(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    s = CutoverStack(tmp_path_factory.mktemp("appdumps"))
+def stack(app_stacks):
+    """A real-app stack from the session's (tests/support/appstack.py), never cut over; the
+    decommission retires its legacy databases, so this module consumes it."""
+    s = app_stacks.consume("test_app_backups_real_apps", fresh_unified=True)
     extra: list[str] = []
     s.extra = extra
     try:
-        ok(s.compose("--profile", "apps", "up", "-d", "--wait", *APP_SERVICES))
-        ok(s.migrator("seed"))
         ok(s.migrator("fingerprint", "--save", "seeded"))
         yield s
     finally:
         for name in extra:
             subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)
-        s.compose("--profile", "apps", "--profile", "tools", "down", "-v", "--remove-orphans")
-        remove_compose_project(s.name)        # after decommission, `down` can fail on the removed databases
+        app_stacks.release(s)                 # also after decommission, when `down` fails on the removed databases
 
 
 def legacy_running(stack: CutoverStack) -> list[str]:

@@ -14,13 +14,11 @@ from __future__ import annotations
 import json
 import time
 
-from tests.support import env_values
-
 import docker
 import pytest
 
 from migrator import checksums
-from tests.support import attacker, corpus
+from tests.support import attacker, corpus, env_values, wait_for_server_clock, wait_until
 from tests.support.composeproject import ComposeProject
 
 pytestmark = pytest.mark.integration
@@ -56,13 +54,7 @@ def last_runs(p: ComposeProject) -> list[tuple]:
 
 
 def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(predicate, timeout, what, interval=1)
 
 
 def switch_and_archive(p: ComposeProject) -> None:
@@ -131,7 +123,7 @@ def test_pitr_to_a_time_restores_a_and_not_b(stack):
         conn.execute("INSERT INTO rag_documents.marks VALUES (1, 'A')")
         at_a = app_checksums(stack)
         when = conn.execute("SELECT now()::text").fetchone()[0]
-        time.sleep(1.1)
+        wait_for_server_clock(conn, when)
         conn.execute("INSERT INTO rag_documents.marks VALUES (2, 'B'); UPDATE n8n.workflow SET name = 'B' WHERE id < 10")
     switch_and_archive(stack)
     result = stack.migrator("restore-instance", "--to", when, "--scratch", "--keep")
@@ -193,7 +185,7 @@ def test_broken_archiving_fails_check_and_the_recorded_age_grows(stack):
             wait_for(lambda: conn.execute("SELECT failed_count > 0 FROM pg_stat_archiver").fetchone()[0], 90,
                      "the archiver to report a failure")
             after = conn.execute("SELECT max(finished_at) FROM _consolidation_ops.backup_runs WHERE ok").fetchone()[0]
-            time.sleep(1.1)
+            wait_for_server_clock(conn, conn.execute("SELECT now()::text").fetchone()[0])    # the age is in whole seconds
             age1 = conn.execute("SELECT min(age_seconds) FROM _consolidation_ops.last_backup").fetchone()[0]
         assert after == before and age1 > age0
     finally:
@@ -209,7 +201,7 @@ def test_live_restore_then_undo(stack):
         conn.execute("INSERT INTO rag_documents.marks VALUES (10, 'before')")
         when = conn.execute("SELECT now()::text").fetchone()[0]
         at_when = app_checksums(stack)
-        time.sleep(1.1)
+        wait_for_server_clock(conn, when)
         conn.execute("INSERT INTO rag_documents.marks VALUES (11, 'after'); DELETE FROM n8n.workflow WHERE id > 1000")
     latest = app_checksums(stack)
     switch_and_archive(stack)
@@ -231,7 +223,7 @@ def test_one_app_as_of_a_time_leaves_the_other_apps_untouched(stack):
     with stack.db() as conn:
         when = conn.execute("SELECT now()::text").fetchone()[0]
         n8n_then = {k: v for k, v in app_checksums(stack).items() if k.startswith("n8n.")}
-        time.sleep(1.1)
+        wait_for_server_clock(conn, when)
         conn.execute("DELETE FROM n8n.workflow WHERE id <= 500; UPDATE letta_agents.agents SET state = '{}' WHERE id < 50;"
                      " INSERT INTO rag_documents.marks VALUES (50, 'after')")
     others_now = {k: v for k, v in app_checksums(stack).items() if not k.startswith("n8n.")}

@@ -1,7 +1,8 @@
 """The cutover and its way back, with the real n8n and Letta on real databases.
 
-One compose project of its own (own name, own ports, own copy of env/ and
-reports/), seeded through the apps' APIs; the migrator runs where an operator
+The session's real-app stack (tests/support/appstack.py: a compose project of the tests'
+own, own ports, own copy of env/ and reports/), seeded through the apps' APIs, with a
+unified instance no other module used; the migrator runs where an operator
 runs it: `docker compose run migrator ...` on the compose network, with the
 docker socket. Failure paths first (each ends rolled back), then the full
 cutover and a rollback after it.
@@ -14,23 +15,19 @@ every corpus function must answer as it did on the legacy database."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import secrets
 import subprocess
 import time
-from urllib.parse import urlsplit
-from pathlib import Path
 
 import docker
-import psycopg
 import pytest
 import requests
 
 from migrator import services
-from tests.support import ROOT, fresh_env_dir
-from tests.support import APP_SERVICES, attacker, corpus, env_values, free_port
+from tests.support import ROOT
+from tests.support import attacker, corpus, env_values
+from tests.support.appstack import AppStack as CutoverStack, sha  # noqa: F401  (also imported by other modules)
+from tests.support.leaks import assert_no_leak, report_texts, stack_secrets
 
 pytestmark = pytest.mark.integration
 
@@ -52,78 +49,18 @@ UNDO_CORRUPTION = ("DROP EVENT TRIGGER plant_corruption; DROP FUNCTION public.pl
                    " DROP FUNCTION public.corrupt_row() CASCADE;")
 
 
-class CutoverStack:
-    def __init__(self, tmp: Path):
-        self.name = "consolidation-cut-" + secrets.token_hex(3)
-        self.tmp = tmp
-        self.env_dir = tmp / "env"
-        self.reports = tmp / "reports"
-        fresh_env_dir(self.env_dir)
-        self.reports.mkdir()
-        self.ports = {key: free_port() for key in ("UNIFIED_PORT", "N8N_DB_PORT", "LETTA_DB_PORT", "META_PORT",
-                                                   "N8N_APP_PORT", "LETTA_APP_PORT")}
-        self.env = {**os.environ, "COMPOSE_PROJECT_NAME": self.name, "COLUMNS": "200",
-                    "CONSOLIDATION_ENV_DIR": str(self.env_dir), "CONSOLIDATION_REPORTS_DIR": str(self.reports),
-                    **{k: str(v) for k, v in self.ports.items()}}
-        self.outputs: list[str] = []
-        self.originals = {p.name: sha(p) for p in self.env_dir.glob("*.env")}
-        self.corpus_args: list[str] = []        # the mapping with the corpus's acceptance (fixture)
-        self.corpus: corpus.InStack | None = None
-        self.timings: dict[str, float] = {}
-
-    def compose(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", "compose", "-p", self.name, "--profile", "legacy", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
-
-    def migrator_args(self, *args: str, name: str | None = None) -> list[str]:
-        # The code under test is this checkout's (mounted over the image's copy).
-        mounts = ["-v", f"{ROOT / 'migrator'}:/src/migrator:ro", *self.corpus_args]
-        return ["run", "--rm", "-T", *(["--name", name] if name else []), *mounts, "migrator", *args]
-
-    def migrator(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
-        result = self.compose(*self.migrator_args(*args), timeout=timeout)
-        self.outputs.append(result.stdout + result.stderr)
-        return result
-
-    def db(self, service: str) -> psycopg.Connection:
-        env = env_values(self.env_dir / {"unified": "unified.env", "n8n-db": "n8n-db.env",
-                                         "letta-db": "letta-db.env"}[service])
-        port = self.ports[{"unified": "UNIFIED_PORT", "n8n-db": "N8N_DB_PORT", "letta-db": "LETTA_DB_PORT"}[service]]
-        return psycopg.connect(host="127.0.0.1", port=port, user=env["POSTGRES_USER"],
-                               password=env["POSTGRES_PASSWORD"], dbname=env["POSTGRES_DB"], autocommit=True)
-
-    def process_env(self, service: str) -> dict[str, str]:
-        return services.process_env(services.client(), services.Service(self.name, service))
-
-    def healthy(self, service: str) -> bool:
-        cid = self.compose("ps", "-q", service).stdout.strip()
-        state = json.loads(subprocess.run(["docker", "inspect", cid], capture_output=True, text=True).stdout)[0]
-        return state["State"].get("Health", {}).get("Status") == "healthy"
-
-    def env_unchanged(self) -> bool:
-        return {p.name: sha(p) for p in self.env_dir.glob("*.env")} == self.originals
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    s = CutoverStack(tmp_path_factory.mktemp("cutover"))
-    up = s.compose("--profile", "apps", "up", "-d", "--wait", *APP_SERVICES)
-    try:
-        assert up.returncode == 0, up.stderr[-3000:]
-        seed = s.migrator("seed")
-        assert seed.returncode == 0, seed.stdout[-3000:] + seed.stderr[-3000:]
-        started = time.monotonic()
-        s.corpus_args = corpus.stack_config(s.tmp)
-        s.corpus = corpus.InStack(s.db)
-        s.timings["corpus load and calls"] = time.monotonic() - started
-        s.originals = {p.name: sha(p) for p in s.env_dir.glob("*.env")}
-        yield s
-    finally:
-        s.compose("--profile", "apps", "--profile", "tools", "--profile", "studio", "down", "-v", "--remove-orphans")
+def stack(app_stacks):
+    """The session's shared real-app stack (tests/support/appstack.py), seeded, on the legacy
+    databases, with a unified instance no other module used; the attackers and the corpus
+    planted here stay in the legacy databases, so this module consumes it."""
+    s = app_stacks.consume("test_cutover", fresh_unified=True)
+    started = time.monotonic()
+    s.extra_mounts = corpus.stack_config(s.tmp)
+    s.corpus = corpus.InStack(s.db)
+    s.timings["corpus load and calls"] = time.monotonic() - started
+    yield s
+    app_stacks.release(s)
 
 
 def assert_on_old_databases(stack: CutoverStack) -> None:
@@ -410,14 +347,8 @@ def test_corpus_answers_after_rollback(stack):
 
 
 def test_no_secret_in_any_output_or_report(stack):
-    values = {}
-    for path in stack.env_dir.glob("*.env"):
-        values.update({k: v for k, v in env_values(path).items()
-                       if any(w in k for w in ("PASSWORD", "KEY", "URI")) and len(v) >= 8})
-    secrets_ = [urlsplit(v).password if "://" in v else v for v in values.values()]
-    assert len(secrets_) >= 6
-    texts = stack.outputs + [p.read_text() for p in stack.reports.rglob("*.json")] + \
-        [p.read_text() for p in stack.reports.rglob("*.md")]
-    for text in texts:
-        for secret in secrets_:
-            assert secret not in text
+    """The secrets this stack ran with (its env dir, also the files the tool wrote there:
+    tests/support/leaks.py), in every output and report."""
+    secrets_ = stack_secrets(stack.env_dir)
+    assert len(secrets_) >= 10
+    assert_no_leak(stack.outputs + list(report_texts(stack.reports).values()), secrets_)

@@ -24,7 +24,7 @@ import requests
 
 from migrator.rolesconfig import RolesConfig, load_passwords
 from migrator.steps import roles
-from tests.support import ROOT, env_values, fresh_env_dir, free_port, run_cli
+from tests.support import ROOT, env_values, fresh_env_dir, free_port, run_cli, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -156,17 +156,8 @@ class MonitoringStack:
         return {r["metric"].get(label, ""): float(r["value"][1]) for r in self.query(expr)}
 
     def wait_for(self, check, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                result = check()
-            except requests.RequestException:      # Prometheus still starting (503)
-                result = None
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not within {timeout:.0f} s: {what}")
-            time.sleep(1)
+        # requests' errors: Prometheus still starting (503)
+        return wait_until(check, timeout, what, interval=1, retry_on=(requests.RequestException,))
 
     def alerts(self, name: str) -> dict[str, str]:
         """The alert's active instances as Prometheus' /api/v1/alerts lists them: activeAt -> state
@@ -309,7 +300,7 @@ def test_a_failing_archiver_fires_the_alert_within_its_window(stack):
         assert "ArchivingFailing" not in stack.firing()
         conn.execute("ALTER SYSTEM SET archive_command = '/bin/false'")
         conn.execute("SELECT pg_reload_conf()")
-        time.sleep(1)
+        reloaded(stack, "/bin/false")
         assert conn.execute("SHOW archive_command").fetchone()[0] == "/bin/false"
         conn.execute("INSERT INTO public.mon_wal SELECT generate_series(1, 1000)")
         conn.execute("SELECT pg_switch_wal()")
@@ -381,10 +372,18 @@ def _break_archiving(stack: MonitoringStack, command: str) -> None:
     with stack.admin() as conn:
         conn.execute(f"ALTER SYSTEM SET archive_command = '{command}'")
         conn.execute("SELECT pg_reload_conf()")
-        time.sleep(1)
+        reloaded(stack, command)
         conn.execute("CREATE TABLE IF NOT EXISTS public.mon_wal2 AS SELECT 1 i")
         conn.execute("INSERT INTO public.mon_wal2 SELECT generate_series(1, 1000)")
         conn.execute("SELECT pg_switch_wal()")
+
+
+def reloaded(stack: MonitoringStack, command: str) -> None:
+    """pg_reload_conf() only signals: until a new session sees the new archive_command."""
+    def seen() -> bool:
+        with stack.admin() as conn:
+            return conn.execute("SHOW archive_command").fetchone()[0] == command
+    wait_until(seen, 30, f"archive_command = {command} loaded", interval=0.1)
 
 
 def firing_since(stack: MonitoringStack, name: str) -> str | None:

@@ -15,7 +15,6 @@ import secrets
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import asyncpg
 import psycopg
@@ -24,8 +23,9 @@ import requests
 
 from migrator import pooler
 from migrator.rolesconfig import RolesConfig
-from tests.stack.test_cutover import CutoverStack, assert_on_old_databases, one_container_per_app, sha
-from tests.support import APP_SERVICES, ROOT, env_values, free_port
+from tests.stack.test_cutover import CutoverStack, assert_on_old_databases, one_container_per_app
+from tests.support import ROOT, env_values, free_port, wait_until
+from tests.support.leaks import assert_no_leak, stack_secrets
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +38,11 @@ EXPECTED = {  # what each app role must see on every server connection (sql/20-r
 
 
 class PoolStack(CutoverStack):
-    """CutoverStack's project (see test_cutover.py) plus the pooler's ports."""
+    """The session's shared real-app stack (tests/support/appstack.py, with the pooler's ports),
+    seen with the pooler's helpers: the same object's state, not a copy."""
 
-    def __init__(self, tmp: Path):
-        super().__init__(tmp)
-        self.name = "pool-" + secrets.token_hex(3)
-        for key in ("POOLER_PORT", "POOLER_EXPORTER_PORT"):
-            self.ports[key] = free_port()
-            self.env[key] = str(self.ports[key])
-        self.env["COMPOSE_PROJECT_NAME"] = self.name
+    def __init__(self, shared: CutoverStack):
+        self.__dict__ = shared.__dict__
         self.passwords = env_values(self.env_dir / "app-roles.env")
 
     def password(self, role: str) -> str:
@@ -80,35 +76,26 @@ class PoolStack(CutoverStack):
                            "--publish", f"127.0.0.1:{port}:6432", "-e", "PGBOUNCER_INI=/etc/pgbouncer-variant/pgbouncer.ini",
                            "-v", f"{folder}:/etc/pgbouncer-variant:ro", "pgbouncer")
         assert run.returncode == 0, run.stderr[-2000:]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                self.pooled("rag", port=port).close()
-                return port
-            except psycopg.OperationalError:
-                time.sleep(0.5)
-        raise AssertionError(f"variant pgbouncer {name} did not answer")
+        wait_until(lambda: self.pooled("rag", port=port).close() or True, 60, f"variant pgbouncer {name} answers",
+                   interval=0.5, retry_on=(psycopg.OperationalError,))
+        return port
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """The databases, the real n8n and Letta on their legacy databases (seeded), `roles` on the
-    unified instance, PgBouncer and its exporter. The protocol tests run first; the last test
-    cuts the apps over through the pooler and rolls them back."""
-    s = PoolStack(tmp_path_factory.mktemp("pooling"))
+def stack(app_stacks):
+    """The databases, the real n8n and Letta on their legacy databases (seeded: the session's
+    shared stack, with a unified instance no other module used), `roles` on the unified
+    instance, PgBouncer and its exporter. The protocol tests run first; the last test cuts
+    the apps over through the pooler and rolls them back."""
+    s = PoolStack(app_stacks.acquire("test_pooling", fresh_unified=True))
     try:
-        up = s.compose("--profile", "apps", "up", "-d", "--wait", *APP_SERVICES)
-        assert up.returncode == 0, up.stderr[-3000:]
-        seed = s.migrator("seed")
-        assert seed.returncode == 0, seed.stdout[-3000:] + seed.stderr[-3000:]
-        s.originals = {p.name: sha(p) for p in s.env_dir.glob("*.env")}
         roles = s.migrator("roles")
         assert roles.returncode == 0, roles.stdout[-3000:] + roles.stderr[-3000:]
         up = s.compose("--profile", "pooler", "up", "-d", "--wait", "pgbouncer", "pgbouncer-exporter")
         assert up.returncode == 0, up.stderr[-3000:]
         yield s
-    finally:
-        s.compose("--profile", "apps", "--profile", "tools", "--profile", "pooler", "down", "-v", "--remove-orphans")
+    finally:     # the stack stays for the next module; the pooler is this module's
+        s.compose("--profile", "pooler", "rm", "-s", "-f", "-v", "pgbouncer", "pgbouncer-exporter")
 
 
 # --- authentication and isolation ------------------------------------------------------
@@ -389,14 +376,10 @@ def test_real_apps_through_the_pooler_after_cutover_and_back(stack):
         executions = conn.execute("SELECT count(*) FROM n8n.execution_entity").fetchone()[0]
     answer = requests.get(f"{n8n_url}/webhook/rehearsal-intake", params={"order": "pooled-1"}, timeout=60)
     assert answer.status_code == 200, answer.text[:500]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def stored() -> bool:
         with stack.db("unified") as conn:
-            if conn.execute("SELECT count(*) FROM n8n.execution_entity").fetchone()[0] > executions:
-                break
-        time.sleep(1)
-    else:
-        pytest.fail("n8n stored no execution through the pooler")
+            return conn.execute("SELECT count(*) FROM n8n.execution_entity").fetchone()[0] > executions
+    wait_until(stored, 60, "n8n to store an execution through the pooler", interval=0.5)
 
     # Letta creates an agent, stores and reads back archival memory.
     letta_url = f"http://127.0.0.1:{stack.ports['LETTA_APP_PORT']}"
@@ -437,6 +420,4 @@ def test_real_apps_through_the_pooler_after_cutover_and_back(stack):
     assert "fingerprint equal to 'before-cutover'" in " ".join(back.stdout.split())
     assert_on_old_databases(stack)
     assert one_container_per_app(stack)
-    for output in stack.outputs:
-        for secret in (*stack.passwords.values(), *env_values(stack.env_dir / "pooler.env").values()):
-            assert secret not in output
+    assert_no_leak(stack.outputs, stack_secrets(stack.env_dir))

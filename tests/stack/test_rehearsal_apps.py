@@ -2,46 +2,42 @@
 and the embeddings stub under its own compose project and ports, seeded
 through the apps' own APIs, fingerprinted through them too.
 
-Runs the `consolidate` CLI on the host against the published ports, with a
-config, an n8n admin file and a reports folder of its own, so a developer's
-stack, env/n8n-admin.env and reports/ are untouched. The cutover tests build on
-this (same fingerprint after cutover and after rollback)."""
+The stack is the session's shared one (tests/support/appstack.py), seeded there by
+`docker compose run migrator seed`; this module seeds again through the `consolidate`
+CLI on the host against the published ports (already seeded: idempotent), with a config
+of its own and the stack's own env/ and reports/, so a developer's stack, env/ and
+reports/ are untouched. The cutover tests build on this (same fingerprint after cutover
+and after rollback)."""
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from migrator.apps.letta import SEARCH_SENTINEL
-from tests.support import APP_SERVICES, ROOT, env_values, free_port, fresh_env_dir, run_cli
+from tests.support import APP_SERVICES, run_cli
+from tests.support.appstack import AppStack
+from tests.support.leaks import assert_no_leak, report_texts, stack_secrets
 
 pytestmark = pytest.mark.integration
 
 
 
 
-class Stack:
-    def __init__(self, tmp: Path):
-        self.name = "consolidation-apps-" + secrets.token_hex(3)
-        self.ports = {key: free_port() for key in ("UNIFIED_PORT", "N8N_DB_PORT", "LETTA_DB_PORT",
-                                                   "N8N_APP_PORT", "LETTA_APP_PORT")}
-        self.tmp = tmp
-        self.env_dir = fresh_env_dir(tmp / "env")
-        self.env = {**os.environ, "COMPOSE_PROJECT_NAME": self.name, "COLUMNS": "200",
-                    "CONSOLIDATION_ENV_DIR": str(self.env_dir), "CONSOLIDATION_REPORTS_DIR": str(tmp / "reports"),
-                    **{k: str(v) for k, v in self.ports.items()}}
-        self.reports = tmp / "reports"
-        self.admin_file = tmp / "n8n-admin.env"
+class Stack(AppStack):
+    """The session's shared real-app stack (tests/support/appstack.py) seen as the host CLI
+    sees it: a config and reports folder of the test's own pointing at the published ports
+    (the same object's state, not a copy)."""
+
+    def __init__(self, shared: AppStack):
+        self.__dict__ = shared.__dict__
+        self.admin_file = self.env_dir / "n8n-admin.env"       # where `migrator seed` left the login
         self.n8n_url = f"http://127.0.0.1:{self.ports['N8N_APP_PORT']}"
         self.letta_url = f"http://127.0.0.1:{self.ports['LETTA_APP_PORT']}"
-        self.config = tmp / "consolidation.toml"
+        self.config = self.tmp / "rehearsal.toml"
         self.config.write_text(f"""
 [target]
 name = "unified"
@@ -59,11 +55,6 @@ url = "{self.letta_url}"
 env_file = "{self.env_dir}/letta.env"
 embedding_endpoint = "http://embeddings:8000/v1"
 """)
-        self.outputs: list[str] = []
-
-    def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", "compose", "-p", self.name, "--profile", "legacy", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         result = run_cli("--config", str(self.config), "--reports-dir", str(self.reports), *args,
@@ -78,19 +69,13 @@ embedding_endpoint = "http://embeddings:8000/v1"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("apps"))
-    start = time.monotonic()
-    up = s.compose("--profile", "apps", "up", "-d", "--wait", *APP_SERVICES)
-    s.up_seconds = time.monotonic() - start
-    try:
-        if up.returncode != 0:
-            logs = s.compose("--profile", "apps", "logs", "--tail", "40", "n8n", "letta").stdout
-            pytest.fail(f"apps did not become healthy:\n{up.stderr[-2000:]}\n{logs[-4000:]}")
+def stack(app_stacks):
+    """The session's shared stack: it reads and seeds through the apps only, never the unified
+    instance, so it needs no fresh one and leaves the stack fit for the next module."""
+    s = Stack(app_stacks.acquire("test_rehearsal_apps"))
+    if s.users == ["test_rehearsal_apps"] and hasattr(s, "up_seconds"):
         print(f"\n[apps] n8n, Letta and the stub healthy {s.up_seconds:.1f} s after `up`")
-        yield s
-    finally:
-        s.compose("--profile", "apps", "--profile", "tools", "down", "-v", "--remove-orphans")
+    return s
 
 
 @pytest.fixture(scope="module")
@@ -185,12 +170,15 @@ def test_compare_reports_a_change_field_by_field(seeded, stack):
 
 
 def test_no_secret_in_any_output_or_report(seeded, stack):
-    secrets_ = [v for k, v in {**env_values(ROOT / "env/n8n.env"), **env_values(ROOT / "env/letta-db.env"),
-                               **env_values(stack.admin_file)}.items()
-                if any(w in k for w in ("PASSWORD", "KEY", "COOKIE")) and len(v) >= 8]
-    assert len(secrets_) >= 5
-    texts = stack.outputs + [p.read_text() for p in stack.reports.glob("*.json")]
-    for text in texts:
-        for secret in secrets_:
-            assert secret not in text
+    """The secrets this stack ran with (its own env dir and admin file, tests/support/leaks.py),
+    not the checkout's env/ (which the stack never saw)."""
+    secrets_ = stack_secrets(stack.env_dir, stack.admin_file)
+    assert len(secrets_) >= 10
+    # They are the ones the running apps were given.
+    with_n8n = subprocess.run(["docker", "inspect", "--format", "{{json .Config.Env}}",
+                               stack.compose("ps", "-q", "n8n").stdout.strip()], capture_output=True, text=True)
+    n8n_env = dict(e.split("=", 1) for e in json.loads(with_n8n.stdout))
+    assert {n8n_env["DB_POSTGRESDB_PASSWORD"], n8n_env["N8N_ENCRYPTION_KEY"]} <= set(secrets_)
+    assert {"N8N_OWNER_PASSWORD", "N8N_API_KEY"} <= {name.split(":")[1] for name in secrets_.values()}
+    assert_no_leak(stack.outputs + list(report_texts(stack.reports).values()), secrets_)
     assert oct(stack.admin_file.stat().st_mode & 0o777) == "0o600"

@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from testcontainers.core.container import DockerContainer  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.types.string import TextLoader  # noqa: E402
-from tenacity import retry, stop_after_delay, wait_fixed  # noqa: E402
+from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -179,18 +178,36 @@ def assert_ok(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
+def wait_until(check, timeout: float, what: str, interval: float = 0.2, retry_on: tuple = ()):
+    """``check()``'s first truthy value, asked every ``interval`` s (a condition, never a fixed
+    sleep); ``retry_on``: exceptions that mean "not yet" (e.g. a server still starting)."""
+    @retry(stop=stop_after_delay(timeout), wait=wait_fixed(interval), retry=retry_if_result(lambda v: not v))
+    def ask():
+        try:
+            return check()
+        except retry_on:
+            return None
+    try:
+        return ask()
+    except RetryError:
+        raise AssertionError(f"not within {timeout:.0f} s: {what}") from None
+
+
+def wait_for_server_clock(conn: psycopg.Connection, since: str, seconds: float = 1.0) -> None:
+    """Until the server's clock is ``seconds`` past ``since`` (a timestamptz as text): what a
+    point-in-time test needs between "as of" and the next change, measured by the server."""
+    wait_until(lambda: conn.execute("SELECT clock_timestamp() >= %s::timestamptz + make_interval(secs => %s)",
+                                    (since, seconds)).fetchone()[0], seconds + 30, f"the server clock past {since}",
+               interval=0.05)
+
+
 def wait_for_units(target, minimum: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
     with target.connect() as conn:
-        while time.monotonic() < deadline:
-            try:
-                count = conn.execute("SELECT count(*) FROM _consolidation.units").fetchone()[0]
-            except psycopg.errors.UndefinedTable:
-                count = 0
-            if count >= minimum:
-                return count
-            time.sleep(0.05)
-    raise AssertionError("copy did not start in time")
+        def units() -> int:
+            count = conn.execute("SELECT count(*) FROM _consolidation.units").fetchone()[0]
+            return count if count >= minimum else 0
+        return wait_until(units, timeout, "the copy to start", interval=0.05,
+                          retry_on=(psycopg.errors.UndefinedTable,))
 
 
 
