@@ -213,18 +213,21 @@ def restart_apps(settings, timeout: float) -> Restarted:
     noticing a fast one)."""
     c = client()
     services = app_services(settings)
-    for name, svc in services.items():
-        values = settings.apps[name].env()
-        stale = stale_keys(c, svc, values, registry.get(name).db_key_prefixes)
-        recreate(c, svc, values, removed=stale)
-    started_at = time.monotonic()
-    for svc in services.values():
-        start(c, svc)
 
-    def healthy_after(svc: Service) -> float:
-        wait_healthy(c, svc, timeout)
-        return time.monotonic() - started_at
+    def recreated(name: str, svc: Service) -> None:
+        values = settings.apps[name].env()
+        recreate(c, svc, values, removed=stale_keys(c, svc, values, registry.get(name).db_key_prefixes))
 
     with ThreadPoolExecutor(max_workers=len(services) or 1) as pool:
+        for future in [pool.submit(recreated, name, svc) for name, svc in services.items()]:
+            future.result()
+        started_at = time.monotonic()
+        for svc in services.values():
+            start(c, svc)
+
+        def healthy_after(svc: Service) -> float:
+            wait_healthy(c, svc, timeout)
+            return time.monotonic() - started_at
+
         futures = {name: pool.submit(healthy_after, svc) for name, svc in services.items()}
         return Restarted(started_at, {name: future.result() for name, future in futures.items()})

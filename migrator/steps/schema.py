@@ -200,10 +200,12 @@ def remapped_dump(settings: Settings, mapping: SourceMapping, target: psycopg.Co
                   label: str = "target") -> tuple[Path, Rewritten]:
     """The source's definitions as they will be on the target: dumped, remapped in scratch, dumped again."""
     source_dump = work_dir / f"{mapping.name}.source-schema.dump"
+    remapped = work_dir / f"{mapping.name}.{label}-schema.dump"
+    pgtools.forget(source_dump)
+    pgtools.forget(remapped)
     pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "--no-publications",
                             "--no-subscriptions", "--no-security-labels", "--no-tablespaces",
                             "-n", mapping.schema, "-f", str(source_dump)], mapping.db, what="--schema-only")
-    remapped = work_dir / f"{mapping.name}.{label}-schema.dump"
     return remapped, remap_in_scratch(settings, mapping, target, hands, source_dump, remapped, checked)
 
 
