@@ -313,6 +313,8 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
         exc = raw if isinstance(raw, ConsolidationError) else ConsolidationError(
             f"internal error: {type(raw).__name__}: {raw}")
         console.fail(f"cutover stopped: {exc.message}")
+        if w.rows:      # what ran, and how long it took, before the failure
+            console.print_table(summary(w.rows, None))
         if state.phase == "started":     # the apps were never stopped: nothing to undo
             state.move_to("rolled-back", state_file)
             raise StepFailed(exc, "stopped before any change to the apps or their data; the apps were not touched") from None
