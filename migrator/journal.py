@@ -100,6 +100,13 @@ def step_started(conn: psycopg.Connection, source: str, step: str) -> bool:
     return bool(row and row[0] == "running")
 
 
+def step_detail(conn: psycopg.Connection, source: str, step: str) -> dict | None:
+    """What a finished step recorded about itself (None: not finished)."""
+    row = conn.execute(f"SELECT detail FROM {SCHEMA}.steps WHERE source = %s AND step = %s AND status = 'done'",
+                       (source, step)).fetchone()
+    return None if row is None else (json.loads(row[0]) if isinstance(row[0], str) else row[0])
+
+
 def start_step(conn: psycopg.Connection, source: str, step: str) -> None:
     conn.execute(
         f"INSERT INTO {SCHEMA}.steps (source, step, status) VALUES (%s, %s, 'running')"

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import threading
+from functools import cache
 from pathlib import Path
 
 from migrator.errors import ConfigError, ConsolidationError, DatabaseError
@@ -70,7 +71,9 @@ def client_version(tool: str = "pg_dump") -> str:
     return subprocess.run([_binary(tool), "--version"], capture_output=True, text=True).stdout.strip()
 
 
+@cache
 def client_major(tool: str = "pg_dump") -> int:
+    """Asked once per process: the cutover checks it several times, some inside its window."""
     return server_major(client_version(tool))
 
 
@@ -89,11 +92,45 @@ def require_client_for(conn, db: DatabaseSettings) -> None:
 
 def restore_list(dump: Path, db: DatabaseSettings) -> list[str]:
     """The table of contents of a custom/directory dump (pg_restore --list)."""
-    return run("pg_restore", ["--list", str(dump)], db, what="--list").stdout.splitlines()
+    key = _dump_key(dump) if dump.is_file() else None
+    if key is None or key not in _LISTED:
+        listed = run("pg_restore", ["--list", str(dump)], db, what="--list").stdout.splitlines()
+        if key is None:
+            return listed
+        _LISTED[key] = listed
+    return list(_LISTED[key])
+
+
+# What pg_restore said about a dump file, kept for this process: the cutover renders the
+# per-table index scripts before its window (post_data.prerender) and only runs them in
+# it. Keyed by the dump's path, size and mtime: a dump written again (the schema step
+# redone) is read again.
+_RENDERED: dict[tuple, str] = {}
+_LISTED: dict[tuple, list[str]] = {}
+
+
+def _dump_key(dump: Path) -> tuple:
+    stat = dump.stat()
+    return str(dump.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def forget(dump: Path) -> None:
+    """Before a dump file is written again: what was read from its old content goes."""
+    path = str(dump.resolve())
+    for cached in (_RENDERED, _LISTED):
+        for key in [k for k in cached if k[0] == path]:
+            cached.pop(key, None)
 
 
 def restore_script(dump: Path, toc_lines: list[str], db: DatabaseSettings, what: str = "") -> str:
     """The SQL pg_restore would run for these TOC entries (no connection: -f -)."""
+    key = (*_dump_key(dump), tuple(toc_lines))
+    if key not in _RENDERED:
+        _RENDERED[key] = _render(dump, toc_lines, db, what)
+    return _RENDERED[key]
+
+
+def _render(dump: Path, toc_lines: list[str], db: DatabaseSettings, what: str) -> str:
     listing = dump.parent / f".{dump.name}.{os.getpid()}.{threading.get_ident()}.list"
     listing.write_text("\n".join(toc_lines) + "\n")
     try:

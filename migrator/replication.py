@@ -11,12 +11,11 @@ qualifies its calls; superuser sessions on the target read catalogs only.
 
 from __future__ import annotations
 
-import hashlib
-
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from migrator import schemafp
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping
 from migrator.redact import register_secret
@@ -150,46 +149,9 @@ def sync_slot_pattern(suboid: int) -> str:
     return rf"^pg_{suboid}_sync_[0-9]+_[0-9]+$"
 
 
-# A hash of everything the replication depends on: relations, columns, keys, indexes,
-# constraints, types, triggers and routines of the schema. DDL during the online
-# phase changes it; the cutover compares it with the one taken at start. Catalog only:
-# pg_get_*def deparse, they run no app code.
-FINGERPRINT_SQL = """
-SELECT pg_catalog.concat_ws(' ', 'rel', c.relname, c.relkind, c.relreplident, c.relpersistence)
-FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
-UNION ALL
-SELECT pg_catalog.concat_ws(' ', 'col', c.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
-       a.attnotnull, a.attgenerated, pg_catalog.pg_get_expr(d.adbin, d.adrelid))
-FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid
-LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid
-     AND d.adnum OPERATOR(pg_catalog.=) a.attnum
-WHERE c.relnamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
-  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
-UNION ALL
-SELECT pg_catalog.concat_ws(' ', 'con', conname, pg_catalog.pg_get_constraintdef(oid))
-FROM pg_catalog.pg_constraint WHERE connamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
-UNION ALL
-SELECT pg_catalog.concat_ws(' ', 'idx', pg_catalog.pg_get_indexdef(i.indexrelid))
-FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
-WHERE c.relnamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
-UNION ALL
-SELECT pg_catalog.concat_ws(' ', 'trg', t.tgname, pg_catalog.pg_get_triggerdef(t.oid), t.tgenabled)
-FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
-WHERE c.relnamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace AND NOT t.tgisinternal
-UNION ALL
-SELECT pg_catalog.concat_ws(' ', 'typ', t.typname, t.typtype,
-       (SELECT pg_catalog.string_agg(e.enumlabel::pg_catalog.text, ',' ORDER BY e.enumsortorder)
-        FROM pg_catalog.pg_enum e WHERE e.enumtypid OPERATOR(pg_catalog.=) t.oid))
-FROM pg_catalog.pg_type t WHERE t.typnamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
-UNION ALL
-SELECT pg_catalog.concat_ws(' ', 'fun', p.oid::pg_catalog.regprocedure, pg_catalog.md5(p.prosrc), p.proconfig)
-FROM pg_catalog.pg_proc p WHERE p.pronamespace OPERATOR(pg_catalog.=) %(nsp)s::pg_catalog.regnamespace
-"""
-
-
-def schema_fingerprint(conn: psycopg.Connection, schema: str) -> str:
-    lines = sorted(r[0] for r in conn.execute(FINGERPRINT_SQL, {"nsp": schema}).fetchall())
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+# The schema fingerprint online mode compares at its cutover lives in migrator/schemafp.py
+# (the offline cutover uses it too); the name here keeps online.py's call sites.
+schema_fingerprint = schemafp.schema_fingerprint
 
 
 def create_publication(conn: psycopg.Connection, mapping: SourceMapping, tables: list[str]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import docker
@@ -139,12 +140,17 @@ def recreate(c: docker.DockerClient, svc: Service, updates: dict[str, str], remo
     old.remove()
 
 
+# How often the health status is read: it ends the downtime, so a coarse poll would add
+# up to its own length to every window (docker updates it every healthcheck interval).
+POLL_SECONDS = 0.25
+
+
 def wait_healthy(c: docker.DockerClient, svc: Service, timeout: float) -> float:
     """Seconds until the service's healthcheck passes; raises after ``timeout``."""
     started = time.monotonic()
 
     @retry(retry=retry_if_result(lambda status: status not in ("healthy", "exited", "dead")),
-           stop=stop_after_delay(timeout), wait=wait_fixed(1), retry_error_callback=lambda state: "timeout")
+           stop=stop_after_delay(timeout), wait=wait_fixed(POLL_SECONDS), retry_error_callback=lambda state: "timeout")
     def status() -> str:
         container = container_of(c, svc)
         container.reload()
@@ -176,21 +182,52 @@ def app_services(settings) -> dict[str, Service]:
     return {name: Service(project, app.options.get("service", name)) for name, app in settings.apps.items()}
 
 
-def stop_apps(settings) -> None:
+def stop_apps(settings) -> dict[str, float]:
+    """Stop every app at once (each gets SIGTERM and its grace period in parallel, so the
+    writers are down after the slowest one's shutdown, not the sum of all); returns the
+    seconds each took."""
     c = client()
-    for svc in app_services(settings).values():
+    services = app_services(settings)
+
+    def timed_stop(svc: Service) -> float:
+        started = time.monotonic()
         stop(c, svc)
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=len(services) or 1) as pool:
+        futures = {name: pool.submit(timed_stop, svc) for name, svc in services.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
-def restart_apps(settings, timeout: float) -> dict[str, float]:
-    """Recreate every app's container from its env file as it is now, start it, wait until healthy."""
+@dataclass(frozen=True)
+class Restarted:
+    """``healthy``: seconds from ``started_at`` (just before the first container was started,
+    after all were recreated) until each app was healthy."""
+    started_at: float
+    healthy: dict[str, float]
+
+
+def restart_apps(settings, timeout: float) -> Restarted:
+    """Recreate every app's container from its env file as it is now, then start them all
+    and wait until each is healthy (waited for in parallel: a slow one does not delay
+    noticing a fast one)."""
     c = client()
-    healthy = {}
-    for name, svc in app_services(settings).items():
+    services = app_services(settings)
+
+    def recreated(name: str, svc: Service) -> None:
         values = settings.apps[name].env()
-        stale = stale_keys(c, svc, values, registry.get(name).db_key_prefixes)
-        recreate(c, svc, values, removed=stale)
-        start(c, svc)
-    for name, svc in app_services(settings).items():
-        healthy[name] = wait_healthy(c, svc, timeout)
-    return healthy
+        recreate(c, svc, values, removed=stale_keys(c, svc, values, registry.get(name).db_key_prefixes))
+
+    with ThreadPoolExecutor(max_workers=len(services) or 1) as pool:
+        for future in [pool.submit(recreated, name, svc) for name, svc in services.items()]:
+            future.result()
+        started_at = time.monotonic()
+        for svc in services.values():
+            start(c, svc)
+
+        def healthy_after(svc: Service) -> float:
+            wait_healthy(c, svc, timeout)
+            return time.monotonic() - started_at
+
+        futures = {name: pool.submit(healthy_after, svc) for name, svc in services.items()}
+        return Restarted(started_at, {name: future.result() for name, future in futures.items()})

@@ -8,9 +8,13 @@ import time
 from typing import Any
 
 import requests
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from migrator.apps import AppError
 from migrator.redact import redact
+
+
+UNAVAILABLE_SECONDS = 60
 
 
 class HttpApp:
@@ -25,7 +29,7 @@ class HttpApp:
                 **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         try:
-            response = self.session.request(method, self.base_url + path, **kwargs)
+            response = self._send(method, path, **kwargs)
         except requests.RequestException as exc:
             raise AppError(self.app, f"{method} {path}: {type(exc).__name__}: "
                                      f"{redact(str(exc))[:200]}") from None
@@ -33,6 +37,17 @@ class HttpApp:
             raise AppError(self.app, f"{method} {path}: HTTP {response.status_code}: "
                                      f"{redact(response.text[:300])}")
         return response
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One request; a read answered 503 (n8n's "Database is not ready!" while its pool
+        reconnects, right after it turned healthy on a busy host) is asked again for up to
+        UNAVAILABLE_SECONDS: the answer, not the question, is what gets compared."""
+        send = lambda: self.session.request(method, self.base_url + path, **kwargs)   # noqa: E731
+        if method.upper() not in ("GET", "HEAD"):
+            return send()
+        return Retrying(retry=retry_if_result(lambda r: r.status_code == 503),
+                        stop=stop_after_delay(UNAVAILABLE_SECONDS), wait=wait_fixed(1),
+                        retry_error_callback=lambda state: state.outcome.result())(send)
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)

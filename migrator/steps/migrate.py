@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from migrator import argtypes, console, cutover_state, journal, loader, ownership, pgtools, space
+from migrator import argtypes, console, cutover_state, journal, loader, ownership, pgtools, schemafp, space
 from migrator.errors import ConsolidationError
 from migrator.db import DEFAULT_JOBS, connect, require_superuser
 from migrator.mapping import load_mappings
@@ -67,9 +67,14 @@ def hand_over(target, mapping) -> None:
 
 def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLIT_MB, fmt: str = "binary",
         work_dir: Path, toast_compression: str = "lz4", index_jobs: int | None = None,
-        from_scratch: bool = False, reserve_mb: int = space.DEFAULT_RESERVE_MB) -> dict[str, float]:
+        from_scratch: bool = False, reserve_mb: int = space.DEFAULT_RESERVE_MB,
+        schema_only: bool = False, redone: list[str] | None = None) -> dict[str, float]:
+    """``schema_only``: the definitions and nothing else (the cutover runs this before the
+    writers stop, and the whole run once they have). ``redone`` gets the sources whose
+    schema step was done but had to be redone: their source's schema changed since."""
     mappings = load_mappings(settings)
     timings: dict[str, float] = {}
+    fingerprints: dict[str, str] = {}
     if from_scratch:
         refuse_while_apps_use_the_target(settings)
     with connect(settings.target) as target:
@@ -79,31 +84,52 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
             with connect(mapping.db) as source:
                 pgtools.require_client_for(source, mapping.db)
                 schema_step.require_schema(source, mapping)   # migrated already or not: it must be there
+                fingerprints[mapping.name] = schemafp.schema_fingerprint(source, mapping.schema)
         journal.acquire_lock(target)
         if from_scratch and journal.exists(target):
             start_over(target, mappings)
         journal.refuse_changed_plans(target, settings, mappings)
         pending = [m for m in mappings        # refuse before the first write
                    if not (journal.exists(target) and journal.step_done(target, m.name, copy_step.STEP))]
-        resumed = set()                       # schema done on an earlier run, rows still to copy
+        resumed = set()                       # schema done on an earlier run, rows being copied
+        stale = []                            # schema done, copy not begun, source's schema changed since
         for mapping in pending:
             if not (journal.exists(target) and journal.step_done(target, mapping.name, schema_step.STEP)):
                 schema_step.check(mapping, target)
-            else:
+            elif journal.step_started(target, mapping.name, copy_step.STEP):
                 resumed.add(mapping.name)
+            elif schema_step.restored_fingerprint(target, mapping) != fingerprints[mapping.name]:
+                schema_step.check(mapping, target)
+                stale.append(mapping.name)
         space.check(mappings, target, reserve_mb)   # every run: a resumed one still has to fit
         journal.ensure(target)
         journal.record_plans(target, mappings, {"split_mb": split_mb, "toast_compression": toast_compression,
                                                 "format": fmt})
+        for name in stale:                    # the schema step starts again (it drops what it made first)
+            console.say(f"  {name}: the source's schema changed since its definitions were restored;"
+                        " redoing the schema step")
+            journal.note(target, name, schema_step.STEP, "source schema changed since restored: redone")
+            journal.start_step(target, name, schema_step.STEP)
+        if redone is not None:
+            redone.extend(stale)
         for mapping in pending:               # work left: the loader owns the schemas again
             loader.take_over(target, settings, mapping)
         # Per-table indexes/keys/ANALYZE run while the copy goes on (both sources);
         # the post-data phase first waits for what is still building.
+        schema_phase = ("schema", lambda: [schema_or_refresh(settings, m, target, work_dir,
+                                                             m.name in resumed and not schema_only)
+                                           for m in mappings])
+        if schema_only:
+            # What the window's early index builds need from the dump, rendered now.
+            render_phase = ("render index scripts", lambda: [post_data_step.prerender(settings, m, work_dir)
+                                                             for m in pending])
+            with loader.logins(target, settings, mappings):
+                timings.update(timed([schema_phase, render_phase]))
+            return timings
         early_builds = post_data_step.EarlyIndexBuilder(settings, work_dir, index_jobs or jobs)
         watchdog = space.DiskWatchdog(settings, reserve_mb)
         phases = [
-            ("schema", lambda: [schema_or_refresh(settings, m, target, work_dir, m.name in resumed)
-                                for m in mappings]),
+            schema_phase,
             ("copy", lambda: copy_step.run(settings, mappings, target, jobs=jobs, split_mb=split_mb, fmt=fmt,
                                            early_builds=early_builds, toast_compression=toast_compression,
                                            checkpoint=watchdog.raise_if_low)),
@@ -113,14 +139,20 @@ def run(settings: Settings, *, jobs: int, split_mb: int = copy_step.DEFAULT_SPLI
         ]
         try:
             with loader.logins(target, settings, mappings):
-                for number, (title, action) in enumerate(phases, start=1):
-                    console.step(f"M{number}", title)
-                    started = time.monotonic()
-                    action()
-                    timings[title] = round(time.monotonic() - started, 3)
+                timings.update(timed(phases))
         finally:
             early_builds.close()
             watchdog.close()
+    return timings
+
+
+def timed(phases) -> dict[str, float]:
+    timings = {}
+    for number, (title, action) in enumerate(phases, start=1):
+        console.step(f"M{number}", title)
+        started = time.monotonic()
+        action()
+        timings[title] = round(time.monotonic() - started, 3)
     return timings
 
 

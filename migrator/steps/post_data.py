@@ -187,6 +187,30 @@ def build_table(conn: psycopg.Connection, settings: Settings, mapping: SourceMap
                             f"{str(exc).strip().splitlines()[0]}") from None
 
 
+def early_keys(source: psycopg.Connection, mapping: SourceMapping, tables: list[catalog.TableInfo]) -> set[TableKey]:
+    """The tables whose indexes and keys are built as soon as their rows are in."""
+    # Inheritance parents stay out: their ANALYZE samples children still copying.
+    parents = {r[0] for r in source.execute(INHERITANCE_PARENTS, (mapping.schema,)).fetchall()}
+    return {(mapping.route(t.name, t.has_vector), t.name) for t in tables
+            if t.copies_data and not t.is_partition and t.name not in parents}
+
+
+def prerender(settings: Settings, mapping: SourceMapping, work_dir: Path) -> int:
+    """Before the cutover's window: each table's index and key script, rendered from the
+    schema step's dump (one pg_restore process per table) and kept by pgtools for this
+    process, so the builds inside the window only run SQL. It depends on the definitions
+    alone; if they change (the schema step redone), the dump is new and is read again.
+    Returns how many tables got a script."""
+    dump = target_dump(work_dir, mapping)
+    toc = pgtools.toc_lines(dump, settings.target, set(mapping.target_schemas))
+    with connect(mapping.db) as source:
+        plan = early_entries(toc, source, mapping, early_keys(source, mapping, catalog.tables(source, mapping.schema)))
+    rendered = [pgtools.restore_script(dump, [line for _, line in entries], settings.target,
+                                       what=f"indexes of {schema}.{table}")
+                for (schema, table), entries in plan.items() if entries]
+    return len(rendered)
+
+
 class EarlyIndexBuilder:
     """Runs build_table for each table the copy step reports complete, on its own
     pool of target sessions, so index builds overlap the rest of the copy."""
@@ -205,13 +229,10 @@ class EarlyIndexBuilder:
         """The tables this builder will take (partitions and done ones excluded)."""
         toc = pgtools.toc_lines(target_dump(self.work_dir, mapping), self.settings.target,
                                         set(mapping.target_schemas))
-        # Inheritance parents stay out: their ANALYZE samples children still copying.
-        parents = {r[0] for r in source.execute(INHERITANCE_PARENTS, (mapping.schema,)).fetchall()}
-        keys = {(mapping.route(t.name, t.has_vector), t.name) for t in tables
-                if t.copies_data and not t.is_partition and t.name not in parents}
         done = journal.finished_tables(target, mapping.name)
         self.hands[mapping.name] = loader.ensure(target, self.settings, mapping)
-        self.plans[mapping.name] = {k: v for k, v in early_entries(toc, source, mapping, keys).items()
+        self.plans[mapping.name] = {k: v for k, v in early_entries(toc, source, mapping,
+                                                                   early_keys(source, mapping, tables)).items()
                                     if k not in done}
         return set(self.plans[mapping.name])
 

@@ -178,7 +178,7 @@ def run(settings: Settings, reports_dir: Path, *, drop_schemas: bool = False, sm
         check_way_back(settings, plan)
         restored = restore_env_files(plan)
         console.say(f"  env files restored: {', '.join(restored) or 'none needed'}")
-        for name, seconds in services.restart_apps(settings, timeout).items():
+        for name, seconds in services.restart_apps(settings, timeout).healthy.items():
             console.say(f"  {name}: healthy on its old database in {seconds:.1f} s")
         mark_migration_stale(settings)
         if smoke and state.fingerprint_label:

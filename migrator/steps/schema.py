@@ -28,7 +28,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import bodies, catalog, console, journal, loader, pgtools, routines
+from migrator import bodies, catalog, console, journal, loader, pgtools, routines, schemafp
 from migrator.db import connect, create_private_database
 from migrator.errors import ConsolidationError, DatabaseError
 from migrator.mapping import SourceMapping
@@ -100,6 +100,7 @@ class Checked:
     routes: dict[str, str]
     placement: bodies.Placement
     body_plans: list[bodies.BodyPlan]
+    fingerprint: str    # the source schema's (migrator/schemafp.py), read before it is dumped
 
 
 def check(mapping: SourceMapping, target: psycopg.Connection) -> Checked:
@@ -107,6 +108,9 @@ def check(mapping: SourceMapping, target: psycopg.Connection) -> Checked:
     refuse_occupied_schemas(target, mapping)
     with connect(mapping.db) as source:
         require_schema(source, mapping)
+        # Taken before pg_dump reads the definitions: a change in between makes the two
+        # differ, so the cutover's check after the writers stop redoes the step.
+        fingerprint = schemafp.schema_fingerprint(source, mapping.schema)
         exts = check_extensions(source, target, mapping)
         unsupported = source.execute(
             "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -121,7 +125,7 @@ def check(mapping: SourceMapping, target: psycopg.Connection) -> Checked:
         placed, planned = plan_bodies(source, mapping, routes, exts)
         refuse_unchecked_bodies(mapping, planned)
         refuse_unchecked_settings(source, mapping)
-    return Checked(exts, routes, placed, planned)
+    return Checked(exts, routes, placed, planned, fingerprint)
 
 
 def plan_bodies(source: psycopg.Connection, mapping: SourceMapping, routes: dict[str, str],
@@ -168,9 +172,16 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
     restore_pre_data(settings, mapping, target, hands, remapped)
     journal.finish_step(target, mapping.name, STEP, {
         "tables": len(checked.routes), "rewritten_settings": [r.describe() for r in rewritten.settings],
-        "rewritten_bodies": rewritten.body_lines(), "accepted_unchecked": rewritten.accepted})
+        "rewritten_bodies": rewritten.body_lines(), "accepted_unchecked": rewritten.accepted,
+        "source_fingerprint": checked.fingerprint})
     console.say(f"  {mapping.name}: {len(checked.routes)} tables defined in {', '.join(mapping.target_schemas)}")
     rewritten.say(mapping)
+
+
+def restored_fingerprint(target: psycopg.Connection, mapping: SourceMapping) -> str | None:
+    """The source schema's fingerprint when the step restored its definitions (None: not
+    recorded, e.g. by an older version; treated as changed)."""
+    return (journal.step_detail(target, mapping.name, STEP) or {}).get("source_fingerprint")
 
 
 @dataclass(frozen=True)
@@ -199,10 +210,12 @@ def remapped_dump(settings: Settings, mapping: SourceMapping, target: psycopg.Co
                   label: str = "target") -> tuple[Path, Rewritten]:
     """The source's definitions as they will be on the target: dumped, remapped in scratch, dumped again."""
     source_dump = work_dir / f"{mapping.name}.source-schema.dump"
+    remapped = work_dir / f"{mapping.name}.{label}-schema.dump"
+    pgtools.forget(source_dump)
+    pgtools.forget(remapped)
     pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "--no-publications",
                             "--no-subscriptions", "--no-security-labels", "--no-tablespaces",
                             "-n", mapping.schema, "-f", str(source_dump)], mapping.db, what="--schema-only")
-    remapped = work_dir / f"{mapping.name}.{label}-schema.dump"
     return remapped, remap_in_scratch(settings, mapping, target, hands, source_dump, remapped, checked)
 
 

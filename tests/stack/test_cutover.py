@@ -150,6 +150,18 @@ def unified_evidence(stack: CutoverStack) -> list[str]:
         return attacker.evidence(conn, live, attacker.UNIFIED_SUPERUSERS)
 
 
+def assert_downtime_figures_add_up(report: dict, out: str, md: str) -> None:
+    """Downtime = the apps' own start + what the tool adds beyond it, and the parts of that
+    add up to it (each figure rounded to the millisecond); printed and in both reports."""
+    total, apps, beyond = (report[k] for k in ("downtime_seconds", "apps_start_seconds", "beyond_apps_start_seconds"))
+    assert 0 < apps < total and abs(total - (apps + beyond)) <= 0.002
+    parts = {s["step"]: s["seconds"] for s in report["beyond_apps_start_steps"]}
+    assert {"stop writers", "migrate", "verify", "roles", "recreate app containers"} <= set(parts)
+    assert abs(sum(parts.values()) - beyond) <= 0.001 * (len(parts) + 1)
+    assert "the apps' own start" in out and "beyond the apps' start" in out
+    assert f"{total:.1f} s" in md and f"{apps:.1f} s" in md and f"{beyond:.1f} s beyond it" in md
+
+
 def test_cutover_then_rollback(stack):
     plant_attackers(stack)
     result = stack.migrator("cutover")
@@ -159,6 +171,7 @@ def test_cutover_then_rollback(stack):
     assert "fingerprint equal to 'before-cutover'" in out and "application downtime" in out
     report = json.loads((stack.reports / "cutover.json").read_text())
     assert report["downtime_seconds"] > 0 and report["rows_verified"] > 0
+    assert_downtime_figures_add_up(report, out, (stack.reports / "cutover.md").read_text())
     corpus_after_cutover(stack)
 
     # The running processes really use the unified instance, as their own roles.
