@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from typing import NoReturn
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,8 +131,10 @@ PHASES = (
 )
 
 
-def run_phases(w: Window) -> None:
-    for phase in PHASES:
+def run_phases(w: Window, phases: tuple[Phase, ...] = PHASES) -> None:
+    """``phases``: the offline window's, or another window built of the same parts
+    (`online cutover`, migrator/steps/online.py)."""
+    for phase in phases:
         if phase.skip(w):
             continue
         if phase.before:
@@ -210,33 +213,51 @@ def summary(rows: list[tuple[str, float, str]], downtime: float | None) -> Table
     return table
 
 
-def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+def roll_back(w: Window, raw: Exception, undo: Callable[[], str] | None = None) -> NoReturn:
+    """A window failed: before the writers stopped nothing is undone; after, the apps go back
+    on their old databases (rollback), then ``undo`` (the online window's: its replication and
+    staging) says what else it removed.
+
+    :raises StepFailed: always, saying what happened."""
+    settings, reports_dir, state, state_file = w.settings, w.reports_dir, w.state, w.state_file
+    exc = raw if isinstance(raw, ConsolidationError) else ConsolidationError(
+        f"internal error: {type(raw).__name__}: {raw}")
+    console.fail(f"cutover stopped: {exc.message}")
+    if state.phase == "started":     # the apps were never stopped: nothing to undo
+        state.move_to("rolled-back", state_file)
+        raise StepFailed(exc, "stopped before any change; the apps were not touched") from None
+    console.say("rolling back ...")
+    try:
+        rollback_step.run(settings, reports_dir, drop_schemas=False, smoke=state.fingerprint_label is not None,
+                          reason=exc.message)
+    except RollbackRefused as refused:     # the way back is gone too: say both, change nothing more
+        raise StepFailed(exc, f"not rolled back: {refused.message}") from None
+    extra = undo() if undo else ""
+    raise StepFailed(exc, "rolled back: the apps run on their old databases again" + extra) from None
+
+
+def open_window(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> Window | None:
+    """The window to run: a new one, or the one a killed run left (None: cut over already)."""
     cutover_state.require(settings, COMMAND)
     state_file = cutover_state.state_path(settings)
     state = cutover_state.load(state_file)
     if state and state.phase == "done":
         console.say("already cut over (env/.cutover.json says done); `rollback` undoes it")
-        return 0
+        return None
     if state is None or state.phase == "rolled-back":
         state = cutover_state.CutoverState()
         state.move_to("started", state_file)
-    w = Window(settings, args, reports_dir, state, state_file)
+    return Window(settings, args, reports_dir, state, state_file)
+
+
+def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+    w = open_window(settings, args, reports_dir)
+    if w is None:
+        return 0
     try:
         run_phases(w)
     except Exception as raw:  # noqa: BLE001 - anything after the writers stopped is undone
-        exc = raw if isinstance(raw, ConsolidationError) else ConsolidationError(
-            f"internal error: {type(raw).__name__}: {raw}")
-        console.fail(f"cutover stopped: {exc.message}")
-        if state.phase == "started":     # the apps were never stopped: nothing to undo
-            state.move_to("rolled-back", state_file)
-            raise StepFailed(exc, "stopped before any change; the apps were not touched") from None
-        console.say("rolling back ...")
-        try:
-            rollback_step.run(settings, reports_dir, drop_schemas=False, smoke=state.fingerprint_label is not None,
-                              reason=exc.message)
-        except RollbackRefused as refused:     # the way back is gone too: say both, change nothing more
-            raise StepFailed(exc, f"not rolled back: {refused.message}") from None
-        raise StepFailed(exc, "rolled back: the apps run on their old databases again") from None
+        roll_back(w, raw)
     console.print_table(summary(w.rows, w.downtime))
     console.write_json(reports_dir / "cutover.json", {
         "steps": [{"step": n, "seconds": round(s, 3), "detail": d} for n, s, d in w.rows],
