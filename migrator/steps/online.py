@@ -134,6 +134,12 @@ def preflight(settings: Settings, mappings: list[SourceMapping], admin: psycopg.
             staging.check(admin, source, mapping)
             fingerprints[mapping.name] = replication.schema_fingerprint(source, mapping.schema)
         checked = schema_step.check(mapping, admin)      # target schemas free, extensions, routine bodies
+        for schema in mapping.target_schemas:
+            # Ours but not empty (kept, stale, by a rollback): the move cannot go into it.
+            count = catalog.schema_object_count(admin, schema)
+            if count:
+                raise ConfigError(f"target schema '{schema}' holds {count} objects (kept by a rollback?); the "
+                                  "online move needs it empty: `consolidate rollback --drop-schemas` first")
         if checked.body_plans:
             # The move is ALTER ... SET SCHEMA: it cannot rewrite a body that names the schema
             # (the offline schema step can, in its scratch database).
