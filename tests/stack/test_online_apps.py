@@ -21,6 +21,7 @@ from tests.support.composeproject import ComposeProject
 pytestmark = pytest.mark.integration
 
 PROFILES = ("--profile", "legacy", "--profile", "apps")
+KEYLESS_LETTA_TABLES = ("agents_tags", "blocks_agents", "tools_agents")
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,12 @@ def test_online_cutover_with_the_real_apps_then_rollback(stack):
         with stack.db(service) as conn:
             assert conn.execute("SHOW wal_level").fetchone()[0] == "logical"
             assert conn.execute("SHOW max_slot_wal_keep_size").fetchone()[0] != "-1"
+
+    # Letta's join tables have no primary key: the preflight names them, the operator
+    # gives them a replica identity (docs/online.md), as this does.
+    with stack.db("letta-db") as conn:
+        for table in KEYLESS_LETTA_TABLES:
+            conn.execute(f"ALTER TABLE letta.{table} REPLICA IDENTITY FULL")
 
     # The seed writes through the apps' APIs while the initial copy runs.
     seed = subprocess.Popen(["docker", "compose", "-p", stack.name, "run", "--rm", "-T", "-v",
