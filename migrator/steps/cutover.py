@@ -213,7 +213,8 @@ def summary(rows: list[tuple[str, float, str]], downtime: float | None) -> Table
     return table
 
 
-def roll_back(w: Window, raw: Exception, undo: Callable[[], str] | None = None) -> NoReturn:
+def roll_back(w: Window, raw: Exception, undo: Callable[[], str] | None = None,
+              timeout: float = 300.0) -> NoReturn:
     """A window failed: before the writers stopped nothing is undone; after, the apps go back
     on their old databases (rollback), then ``undo`` (the online window's: its replication and
     staging) says what else it removed.
@@ -229,7 +230,7 @@ def roll_back(w: Window, raw: Exception, undo: Callable[[], str] | None = None) 
     console.say("rolling back ...")
     try:
         rollback_step.run(settings, reports_dir, drop_schemas=False, smoke=state.fingerprint_label is not None,
-                          reason=exc.message)
+                          reason=exc.message, timeout=timeout)
     except RollbackRefused as refused:     # the way back is gone too: say both, change nothing more
         raise StepFailed(exc, f"not rolled back: {refused.message}") from None
     extra = undo() if undo else ""

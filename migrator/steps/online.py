@@ -506,7 +506,9 @@ def cutover_window(settings: Settings, mappings: list[SourceMapping], args: argp
     try:
         window.run_phases(w, window_phases())
     except Exception as raw:  # noqa: BLE001 - anything after the writers stopped is undone
-        window.roll_back(w, raw, undo=lambda: abort_unfinished(settings, mappings))
+        # The apps get as long to come back on the legacy databases as on the new one.
+        window.roll_back(w, raw, undo=lambda: abort_unfinished(settings, mappings),
+                         timeout=max(300.0, args.app_timeout))
     console.print_table(window.summary(w.rows, w.downtime))
     console.write_json(reports_dir / "cutover.json", {
         "online": True,
