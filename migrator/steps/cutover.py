@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from typing import NoReturn
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from rich.table import Table
 
