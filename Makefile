@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SEED_SCALE ?= 1
 
-.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit test-engine test-roles test-stack test-fast bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups decommission monitoring pooler bench-pooling bench-reader
+.PHONY: help deps images env venv up studio down clean preflight rehearsal test test-unit test-engine test-roles test-stack test-fast bench-data bench bench-clean up-apps seed fingerprint rehearsal-rollback consolidate rollback backups bench-backups decommission monitoring pooler bench-pooling bench-reader bench-online
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -122,6 +122,9 @@ bench-backups: images venv ## pgBackRest full/diff/restore vs pg_basebackup/pg_d
 
 bench-reader: images venv ## app rows read as a throwaway non-superuser reader vs the old superuser row::text (SIZE_MB=1000)
 	@$(PY) -m bench.reader --size-mb $${SIZE_MB:-1000} --reps $(REPS)
+
+bench-online: images venv ## online vs offline downtime with a write load, and the replication lag (SIZE_MB=200 RATE=20)
+	@$(PY) -m bench.online --size-mb $${SIZE_MB:-200} --rate $${RATE:-20}
 
 bench-pooling: images venv ## direct vs PgBouncer: server connections, p50/p99 at 10/50/200 clients (docs/pooling.md)
 	@$(PY) -m bench.pooling $(BENCH_ARGS)

@@ -139,12 +139,16 @@ def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping
     kept a session); its grants stay for the next run. ``keep_workers``: the online mode's
     logical replication workers run as the loader and keep running; they start as a login
     of the role (PostgreSQL refuses a NOLOGIN role's table sync workers), so the role keeps
-    LOGIN without a password (nobody can authenticate) until its subscription is dropped."""
+    LOGIN until its subscription is dropped, with no password (no password method lets
+    anyone in) and CONNECTION LIMIT 0 (no client session, even through a `trust` rule of
+    pg_hba.conf; the limit counts client backends only, not the workers: migrator/steps/
+    online.py checks that on the server at start). ``ensure`` lifts both for the tool's own
+    sessions."""
     role = name_of(mapping)
     _passwords.pop((settings.target.host, settings.target.port, role), None)
     if _role_exists(admin, role):
         admin.execute(sql.SQL("ALTER ROLE {} {} PASSWORD NULL").format(
-            sql.Identifier(role), sql.SQL("LOGIN" if keep_workers else "NOLOGIN")))
+            sql.Identifier(role), sql.SQL("LOGIN CONNECTION LIMIT 0" if keep_workers else "NOLOGIN")))
         end_sessions(admin, role, clients_only=keep_workers)
 
 

@@ -254,10 +254,12 @@ def subscription(conn: psycopg.Connection, mapping: SourceMapping) -> tuple[int,
 def create_subscription(loader_conn: psycopg.Connection, mapping: SourceMapping) -> None:
     """As the loader (the subscription's owner): the apply and table sync workers run as
     each table's owner (run_as_owner = false), that is as the loader, never a superuser.
-    disable_on_error: a failing apply stops and shows in `online status` instead of looping."""
+    disable_on_error: a failing apply stops and shows in `online status` instead of looping.
+    Created disabled (the slot is made all the same): it is enabled once the loader's client
+    logins are closed, so its workers are seen starting under that (migrator/steps/online.py)."""
     name = sql.Identifier(name_of(mapping))
     loader_conn.execute(sql.SQL(
-        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (copy_data = true, create_slot = true,"
+        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (enabled = false, copy_data = true, create_slot = true,"
         " slot_name = {}, run_as_owner = false, password_required = true, disable_on_error = true,"
         " origin = none)").format(name, sql.Literal(source_conninfo(mapping)), name,
                                   sql.Literal(name_of(mapping))))

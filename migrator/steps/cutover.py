@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from rich.table import Table
 
@@ -157,8 +158,10 @@ PHASES = (
 )
 
 
-def run_phases(w: Window) -> None:
-    for phase in PHASES:
+def run_phases(w: Window, phases: tuple[Phase, ...] = PHASES) -> None:
+    """``phases``: the offline window's, or another window built of the same parts
+    (`online cutover`, migrator/steps/online.py)."""
+    for phase in phases:
         if phase.skip(w):
             continue
         if phase.before:
@@ -296,41 +299,66 @@ def markdown(rows: list[tuple[str, float, str]], downtime: Downtime | None) -> s
     return "\n".join(lines) + "\n"
 
 
-def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+def report(w: Window, rows_verified: int, **extra: object) -> None:
+    """The summary on screen, reports/cutover.json and cutover.md (offline and online windows)."""
+    downtime = downtime_of(w)
+    console.print_table(summary(w.rows, downtime))
+    console.write_json(w.reports_dir / "cutover.json", {
+        **extra,
+        "steps": [{"step": n, "seconds": round(s, 3), "detail": d} for n, s, d in w.rows],
+        **(downtime.as_json() if downtime else {"downtime_seconds": round(w.downtime or 0, 3)}),
+        "rows_verified": rows_verified,
+        "healthy_seconds": w.results["start apps"]})
+    (w.reports_dir / "cutover.md").write_text(redact(markdown(w.rows, downtime)), encoding="utf-8")
+
+
+def roll_back(w: Window, raw: Exception, undo: Callable[[], str] | None = None,
+              timeout: float = 300.0) -> NoReturn:
+    """A window failed: before the writers stopped nothing is undone; after, the apps go back
+    on their old databases (rollback), then ``undo`` (the online window's: its replication and
+    staging) says what else it removed.
+
+    :raises StepFailed: always, saying what happened."""
+    settings, reports_dir, state, state_file = w.settings, w.reports_dir, w.state, w.state_file
+    exc = raw if isinstance(raw, ConsolidationError) else ConsolidationError(
+        f"internal error: {type(raw).__name__}: {raw}")
+    console.fail(f"cutover stopped: {exc.message}")
+    if w.rows:      # what ran, and how long it took, before the failure
+        console.print_table(summary(w.rows, None))
+    if state.phase == "started":     # the apps were never stopped: nothing to undo
+        state.move_to("rolled-back", state_file)
+        raise StepFailed(exc, "stopped before any change to the apps or their data; the apps were not touched") from None
+    console.say("rolling back ...")
+    try:
+        rollback_step.run(settings, reports_dir, drop_schemas=False, smoke=state.fingerprint_label is not None,
+                          reason=exc.message, timeout=timeout)
+    except RollbackRefused as refused:     # the way back is gone too: say both, change nothing more
+        raise StepFailed(exc, f"not rolled back: {refused.message}") from None
+    extra = undo() if undo else ""
+    raise StepFailed(exc, "rolled back: the apps run on their old databases again" + extra) from None
+
+
+def open_window(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> Window | None:
+    """The window to run: a new one, or the one a killed run left (None: cut over already)."""
     cutover_state.require(settings, COMMAND)
     state_file = cutover_state.state_path(settings)
     state = cutover_state.load(state_file)
     if state and state.phase == "done":
         console.say("already cut over (env/.cutover.json says done); `rollback` undoes it")
-        return 0
+        return None
     if state is None or state.phase == "rolled-back":
         state = cutover_state.CutoverState()
         state.move_to("started", state_file)
-    w = Window(settings, args, reports_dir, state, state_file)
+    return Window(settings, args, reports_dir, state, state_file)
+
+
+def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
+    w = open_window(settings, args, reports_dir)
+    if w is None:
+        return 0
     try:
         run_phases(w)
     except Exception as raw:  # noqa: BLE001 - anything after the writers stopped is undone
-        exc = raw if isinstance(raw, ConsolidationError) else ConsolidationError(
-            f"internal error: {type(raw).__name__}: {raw}")
-        console.fail(f"cutover stopped: {exc.message}")
-        if w.rows:      # what ran, and how long it took, before the failure
-            console.print_table(summary(w.rows, None))
-        if state.phase == "started":     # the apps were never stopped: nothing to undo
-            state.move_to("rolled-back", state_file)
-            raise StepFailed(exc, "stopped before any change to the apps or their data; the apps were not touched") from None
-        console.say("rolling back ...")
-        try:
-            rollback_step.run(settings, reports_dir, drop_schemas=False, smoke=state.fingerprint_label is not None,
-                              reason=exc.message)
-        except RollbackRefused as refused:     # the way back is gone too: say both, change nothing more
-            raise StepFailed(exc, f"not rolled back: {refused.message}") from None
-        raise StepFailed(exc, "rolled back: the apps run on their old databases again") from None
-    downtime = downtime_of(w)
-    console.print_table(summary(w.rows, downtime))
-    console.write_json(reports_dir / "cutover.json", {
-        "steps": [{"step": n, "seconds": round(s, 3), "detail": d} for n, s, d in w.rows],
-        **(downtime.as_json() if downtime else {"downtime_seconds": round(w.downtime or 0, 3)}),
-        "rows_verified": sum(t.source_rows for r in w.results["verify"] for t in r.tables),
-        "healthy_seconds": w.results["start apps"]})
-    (reports_dir / "cutover.md").write_text(redact(markdown(w.rows, downtime)), encoding="utf-8")
+        roll_back(w, raw)
+    report(w, sum(t.source_rows for r in w.results["verify"] for t in r.tables))
     return 0

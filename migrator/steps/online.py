@@ -29,6 +29,7 @@ from migrator.errors import ConfigError, ConsolidationError, DatabaseError, Veri
 from migrator.mapping import SourceMapping, load_mappings
 from migrator.settings import Settings
 from migrator.steps import copy as copy_step
+from migrator.steps import cutover as window
 from migrator.steps import migrate as migrate_step
 from migrator.steps import post_data as post_data_step
 from migrator.steps import schema as schema_step
@@ -62,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cut = sub.add_parser("cutover", help="catch up, verify, move into the target schemas (writers stopped)")
     cut.add_argument("--catch-up", metavar="S", type=argtypes.seconds, default=60.0,
                      help="seconds to wait for the target to apply the sources' current WAL (default: %(default)s)")
+    cut.add_argument("--app-timeout", type=argtypes.seconds, default=300.0,
+                     help="with [apps]: seconds each app gets to become healthy on the new instance "
+                          "(default: %(default)s)")
     sub.add_parser("abort", help="remove subscriptions, slots, publications and staging (sources untouched)")
 
 
@@ -70,6 +74,8 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     action = args.online_action
     if action == "status":
         return show_status(settings, mappings, reports_dir, args.until_ready)
+    if action == "cutover" and settings.apps:
+        return cutover_window(settings, mappings, args, reports_dir)
     with connect(settings.target) as admin:
         require_superuser(admin, settings.target)
         journal.acquire_lock(admin)
@@ -128,6 +134,12 @@ def preflight(settings: Settings, mappings: list[SourceMapping], admin: psycopg.
             staging.check(admin, source, mapping)
             fingerprints[mapping.name] = replication.schema_fingerprint(source, mapping.schema)
         checked = schema_step.check(mapping, admin)      # target schemas free, extensions, routine bodies
+        for schema in mapping.target_schemas:
+            # Ours but not empty (kept, stale, by a rollback): the move cannot go into it.
+            count = catalog.schema_object_count(admin, schema)
+            if count:
+                raise ConfigError(f"target schema '{schema}' holds {count} objects (kept by a rollback?); the "
+                                  "online move needs it empty: `consolidate rollback --drop-schemas` first")
         if checked.body_plans:
             # The move is ALTER ... SET SCHEMA: it cannot rewrite a body that names the schema
             # (the offline schema step can, in its scratch database).
@@ -154,6 +166,8 @@ def start(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Conn
         with loader.logins(admin, settings, mappings, keep_workers=True):
             for mapping in mappings:
                 start_source(settings, mapping, admin, work_dir, fingerprints[mapping.name])
+        for mapping in mappings:      # the loaders' client logins are closed now
+            enable(admin, mapping)
     except ConsolidationError as exc:
         undo_start(settings, mappings, admin)
         exc.message = f"{exc.message}; online start undone, nothing left behind"
@@ -190,6 +204,33 @@ def start_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Conn
     set_state(admin, mapping, phase="copying", suboid=replication.subscription(admin, mapping)[0])
     console.say(f"  {mapping.name}: {len(tables)} tables published; subscription "
                 f"{replication.name_of(mapping)} copying")
+
+
+def enable(admin: psycopg.Connection, mapping: SourceMapping, seconds: float = 60) -> None:
+    """Start the subscription's workers, the loader already at CONNECTION LIMIT 0 (no client
+    session can open as it, whatever pg_hba.conf says). PostgreSQL 17 does not count workers
+    against a role's limit; a server that did would never start the apply worker: then the
+    limit is lifted again (the loader keeps LOGIN without a password) and the start says so."""
+    replication.set_enabled(admin, mapping, True)
+    if started(admin, mapping, seconds):
+        return
+    admin.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT -1").format(sql.Identifier(loader.name_of(mapping))))
+    if not started(admin, mapping, seconds):
+        raise DatabaseError("unified", "target", f"the apply worker of '{mapping.name}' did not start within "
+                            f"{seconds:g} s (the target's log says why)")
+    console.warn("warning:", f"{mapping.name}: this server counts replication workers against a role's "
+                 "connection limit; the loader keeps LOGIN (no password) without one (docs/online.md)")
+
+
+def started(admin: psycopg.Connection, mapping: SourceMapping, seconds: float) -> bool:
+    @retry(retry=retry_if_result(lambda running: not running), stop=stop_after_delay(seconds), wait=wait_fixed(0.2))
+    def poll() -> bool:
+        return replication.apply_running(admin, mapping)
+
+    try:
+        return poll()
+    except RetryError:
+        return False
 
 
 def subscribe(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping) -> None:
@@ -330,7 +371,7 @@ def pause(admin: psycopg.Connection, mapping: SourceMapping) -> None:
 
 
 def compare_rows(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection,
-                 source: psycopg.Connection) -> list[str]:
+                 source: psycopg.Connection) -> tuple[int, list[str]]:
     """Count and checksum of every published table on the source and its staged copy, the
     apply paused and the writers stopped: both at the same point (checksums.py's hashes)."""
     tables = replication.published_tables(source, mapping)
@@ -338,47 +379,154 @@ def compare_rows(settings: Settings, mapping: SourceMapping, admin: psycopg.Conn
     expected = {t: list(checksums.table_hash(source, mapping.schema, t)) for t in tables}
     with checksums.reading(admin, settings.target, [mapping.schema]) as reader:
         found = {t: list(checksums.table_hash(reader, mapping.schema, t)) for t in tables}
-    return checksums.differences(expected, found, where="the staged copy", before="on the source")
+    rows = sum(count for count, _ in expected.values())
+    return rows, checksums.differences(expected, found, where="the staged copy", before="on the source")
 
 
 def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Connection, seconds: float,
-            reports_dir: Path) -> None:
+            reports_dir: Path) -> dict:
     started = time.monotonic()
+    steps: dict[str, float] = {}
+    rows = 0
+
+    def lap(name: str, since: float) -> float:
+        now = time.monotonic()
+        steps[name] = round(steps.get(name, 0) + now - since, 3)
+        return now
+
     console.step("C1", "online cutover: every copy ready, no DDL on the sources")
-    found = {m.name: require_copying(admin, m) for m in mappings}
-    for mapping in mappings:
-        with connect(mapping.db) as source:
-            refuse_ddl(mapping, source, found[mapping.name]["fingerprint"])
+    found = check_ready(mappings, admin)
+    t = lap("ready and DDL check", started)
     console.step("C2", "online cutover: catch up, pause, checksums at one point")
     for mapping in mappings:
         with connect(mapping.db, autocommit=False) as source:
             source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             catch_up(mapping, source, seconds)
             pause(admin, mapping)
-            problems = compare_rows(settings, mapping, admin, source)
+            t = lap("catch up", t)
+            compared, problems = compare_rows(settings, mapping, admin, source)
             if problems:
                 replication.set_enabled(admin, mapping, True)
                 raise VerificationError(f"source '{mapping.name}': {problems[0]} (were the writers stopped?); "
                                         "nothing moved, replication resumed")
+            rows += compared
+            t = lap("checksums", t)
             values = copy_step.read_sequences(source, mapping)
             source.rollback()
         with loader.logins(admin, settings, [mapping], keep_workers=True), \
                 connect(loader.ensure(admin, settings, mapping)) as conn:
             post_data_step.set_sequences(conn, staging.staging_mapping(mapping), values)
+        t = lap("sequences", t)
     console.step("C3", "online cutover: drop subscriptions, slots and publications")
     for mapping in mappings:
         finish_replication(admin, mapping, found[mapping.name]["suboid"])
+    t = lap("drop replication", t)
     console.step("C4", "online cutover: move the staged objects into the target schemas")
     for mapping in mappings:
         move_source(settings, mapping, admin, found[mapping.name]["created_staging"])
+    t = lap("move", t)
     console.step("C5", "online cutover: verify objects and sequences, hand over")
     for mapping in mappings:
         check_moved(settings, mapping, admin)
         migrate_step.hand_over(admin, mapping)
         set_state(admin, mapping, phase="done")
+    lap("objects and hand-over", t)
     took = round(time.monotonic() - started, 3)
-    console.write_json(reports_dir / "online-cutover.json", {"seconds": took, "sources": [m.name for m in mappings]})
-    console.say(f"  online cutover done in {took:.1f} s; next: `consolidate cutover` (roles, env rewrite, restart)")
+    result = {"seconds": took, "steps": steps, "rows_compared": rows, "sources": [m.name for m in mappings]}
+    console.write_json(reports_dir / "online-cutover.json", result)
+    console.say(f"  online cutover done in {took:.1f} s ({rows:,} rows compared at one point)"
+                + ("" if settings.apps else "; next: `consolidate cutover` (roles, env rewrite, restart)"))
+    return result
+
+
+def check_ready(mappings: list[SourceMapping], admin: psycopg.Connection) -> dict[str, dict]:
+    """Every copy ready and enabled, no DDL on any source since the start: each source's state."""
+    found = {m.name: require_copying(admin, m) for m in mappings}
+    for mapping in mappings:
+        with connect(mapping.db) as source:
+            refuse_ddl(mapping, source, found[mapping.name]["fingerprint"])
+    return found
+
+
+# --- the window with the apps ----------------------------------------------------------------
+# With [apps] configured, `online cutover` is the whole window, built of the offline window's
+# own phases (migrator/steps/cutover.py: stop, roles, env rewrite, restart, fingerprint,
+# rollback) around the online move instead of migrate + verify: the rows were compared at
+# one point inside the move, the objects and sequences right after it.
+
+REUSED = ("preflight", "pooler", "fingerprint (before)", "stop writers", "roles", "rewrite env", "start apps",
+          "smoke (fingerprint)")
+
+
+def offline_phase(title: str) -> window.Phase:
+    return next(p for p in window.PHASES if p.title == title)
+
+
+def _ready(w: window.Window) -> str:
+    """Refusals that need no stopped writers come before the stop: the apps stay up."""
+    mappings = load_mappings(w.settings)
+    with connect(w.settings.target) as admin:
+        require_superuser(admin, w.settings.target)
+        check_ready(mappings, admin)
+    return f"{len(mappings)} copies ready, no DDL"
+
+
+def _move(w: window.Window) -> dict:
+    mappings = load_mappings(w.settings)
+    with connect(w.settings.target) as admin:
+        require_superuser(admin, w.settings.target)
+        journal.acquire_lock(admin)
+        return cutover(w.settings, mappings, admin, w.args.catch_up, w.reports_dir)
+
+
+def _moved(w: window.Window) -> bool:
+    """A rerun after a kill: every source moved already, the window goes on from there."""
+    mappings = load_mappings(w.settings)
+    with connect(w.settings.target) as admin:
+        return all((state(admin, m) or {}).get("phase") == "done" for m in mappings)
+
+
+def window_phases() -> tuple[window.Phase, ...]:
+    p = {title: offline_phase(title) for title in REUSED}
+    return (p["preflight"], window.Phase("online ready", _ready, lambda d: d, skip=_moved), p["pooler"],
+            p["fingerprint (before)"], p["stop writers"],
+            window.Phase("online cutover", _move,
+                         lambda r: f"{r['rows_compared']:,} rows identical at one point, "
+                                   + ", ".join(f"{k} {v:.1f}s" for k, v in r["steps"].items()), skip=_moved),
+            p["roles"], p["rewrite env"], p["start apps"], p["smoke (fingerprint)"])
+
+
+def cutover_window(settings: Settings, mappings: list[SourceMapping], args: argparse.Namespace,
+                   reports_dir: Path) -> int:
+    """The offline window's lifecycle (env/.cutover.json), so `rollback` works after it as
+    after `cutover`; a failure after the stop also aborts what is left of the online run."""
+    w = window.open_window(settings, args, reports_dir)
+    if w is None:
+        return 0
+    try:
+        window.run_phases(w, window_phases())
+    except Exception as raw:  # noqa: BLE001 - anything after the writers stopped is undone
+        # The apps get as long to come back on the legacy databases as on the new one.
+        window.roll_back(w, raw, undo=lambda: abort_unfinished(settings, mappings),
+                         timeout=max(300.0, args.app_timeout))
+    window.report(w, w.results.get("online cutover", {}).get("rows_compared", 0), online=True)
+    return 0
+
+
+def abort_unfinished(settings: Settings, mappings: list[SourceMapping]) -> str:
+    """After the apps went back to the sources: what a failed window left of the online run
+    (subscription, slots, publication, staging, half-moved schemas) is removed; a source
+    moved already keeps its schemas, stale, as after an offline rollback."""
+    try:
+        with connect(settings.target) as admin:
+            journal.acquire_lock(admin)
+            for mapping in mappings:
+                found = state(admin, mapping)
+                if found is None or found["phase"] != "done":
+                    abort_source(settings, mapping, admin, found)
+    except ConsolidationError as exc:
+        return f"; the online run was not removed ({exc.message}): run `consolidate online abort`"
+    return "; online replication and staging removed"
 
 
 def finish_replication(admin: psycopg.Connection, mapping: SourceMapping, suboid: int | None) -> None:

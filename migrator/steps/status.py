@@ -10,7 +10,8 @@ Sizes, connections, vacuum, backups and archiving come from the target itself
 share and the alerts come from Prometheus when it answers (`--prometheus`,
 default $CONSOLIDATION_PROMETHEUS_URL or http://prometheus:9090, the compose
 service); otherwise the time share is computed since pg_stat_statements was last
-reset. The alerts (firing, and pending: waiting out their `for:`) are "none" only
+reset. While an online run copies (docs/online.md), a table per source: its phase,
+the tables' sync states, the replication lag in bytes and seconds. The alerts (firing, and pending: waiting out their `for:`) are "none" only
 when every alerting rule was read and evaluated cleanly; whenever they could not be
 read completely, the screen says "alerts unknown" and why (read_alerts). `--json`
 prints the same as JSON for machines. Changes nothing.
@@ -36,7 +37,9 @@ from rich.table import Table
 from migrator import argtypes, console, toolschemas
 from migrator.db import connect
 from migrator.errors import ConfigError, DatabaseError
+from migrator.mapping import load_mappings
 from migrator.settings import Settings
+from migrator.steps import online
 
 COMMAND = "status"
 LOCK = None  # monitoring: it must run whatever else runs (migrator/runlock.py)
@@ -319,13 +322,39 @@ def _render_alerts(alerts: dict) -> None:
                      alert["summary"])
 
 
+def online_phase(settings: Settings, conn: psycopg.Connection) -> list[dict]:
+    """Per source of an online run not cut over yet: its phase, the tables' sync states,
+    the lag in bytes and seconds (migrator/steps/online.py; catalog and statistics only)."""
+    if conn.execute("SELECT pg_catalog.to_regclass(%s)", (online.STATE,)).fetchone()[0] is None:
+        return []
+    rows = []
+    for mapping in load_mappings(settings):
+        found = online.state(conn, mapping)
+        if found and found["phase"] != "done":
+            rows.append(online.source_status(conn, mapping))
+    return rows
+
+
+def _registry_exists(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT pg_catalog.to_regclass('consolidation_admin.app_role')").fetchone()[0] is not None
+
+
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     prometheus = _prometheus_url(args.prometheus) if args.prometheus else None
     with connect(settings.target, args.wait, read_only=True) as conn:
         toolschemas.require_trusted(conn, name=settings.target.name)   # it reads the registry and backup runs
-        data = collect(conn, prometheus, args.interval, settings.target.name)
+        copying = online_phase(settings, conn)
+        if copying and not _registry_exists(conn):      # before the cutover: the online phase is all there is
+            data = {"apps": None, "online": copying}
+        else:
+            data = {**collect(conn, prometheus, args.interval, settings.target.name), "online": copying}
     if args.json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        return 0
+    if data["apps"] is None:
+        console.say("applications: none registered yet (`consolidate roles` runs at the cutover)")
     else:
         render(data)
+    if copying:
+        console.print_table(online.render_status(copying))
     return 0

@@ -6,6 +6,7 @@ stand-in. Rows are compared independently of the tool (psycopg values on both si
 from __future__ import annotations
 
 import collections
+import json
 import random
 import threading
 import time
@@ -217,6 +218,13 @@ def test_online_cutover_under_writes(config, target, sources):
     status = run_migrator(config, "online", "status", "--until-ready", "120")
     assert_ok(status)
     assert "ready" in status.stdout
+    assert_loaders_closed_to_clients(target)
+    overview = run_migrator(config, "status", "--json")        # the day-two screen shows the online phase
+    assert_ok(overview)
+    online = {r["source"]: r for r in json.loads(overview.stdout[overview.stdout.index("{"):])["online"]}
+    assert set(online) == {"n8n", "letta"}
+    assert all(r["phase"] == "copying" and set(r["tables"]) == {"ready"} and r["lag_bytes"] is not None
+               for r in online.values()), online
     writers.wait_for_more(20)                                   # replication keeps up with the writers
     counts = writers.stop()
     assert counts["n8n"] > 10 and counts["letta"] > 10
@@ -239,6 +247,20 @@ def test_online_cutover_under_writes(config, target, sources):
     assert_ok(verify)
     assert "identical" in verify.stdout
     assert snapshot(sources) == before          # the sources' rows: as the writers left them
+
+
+def assert_loaders_closed_to_clients(target) -> None:
+    """While its subscription exists a loader keeps LOGIN (its workers need it) but no client
+    session opens as it, not even through the image's `local all all trust` rule."""
+    with target.connect() as conn:
+        loaders = conn.execute("SELECT rolname, rolcanlogin, rolconnlimit, rolpassword IS NULL FROM pg_authid"
+                               " WHERE rolname LIKE 'consolidation_loader_%' ORDER BY 1").fetchall()
+    assert loaders and all(row[1:] == (True, 0, True) for row in loaders), loaders
+    wrapped = target.container.get_wrapped_container()
+    for role, *_ in loaders:
+        code, out = wrapped.exec_run(["psql", "-h", "/var/run/postgresql", "-U", role, "-d", "postgres",
+                                      "-tAc", "SELECT 1"])
+        assert code != 0 and b"too many connections for role" in out, out
 
 
 def test_a_table_without_a_key_is_refused(config, target, sources):
