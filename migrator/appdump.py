@@ -32,7 +32,6 @@ import json
 import os
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -42,6 +41,7 @@ from psycopg import sql
 from migrator import checksums, console, loader, pgtools
 from migrator.db import connect, create_private_database, end_sessions, require_superuser
 from migrator.errors import ConfigError, ConsolidationError, DatabaseError, VerificationError
+from migrator.files import describe_files, sha256_of, utc_stamp
 from migrator.ownership import hand_over_schema
 from migrator.redact import register_secret
 from migrator.settings import DatabaseSettings
@@ -62,8 +62,9 @@ class AppUnit:
     target_schemas: tuple[str, ...]
 
 
-def stamp_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+def backups_root(settings, chosen: Path | None = None) -> Path:
+    """Where app backups go: ``--backup-dir`` when given, else backups/apps/ beside the config."""
+    return chosen or settings.backups_dir / "apps"
 
 
 # --- which schemas belong to which app -----------------------------------------------
@@ -223,7 +224,6 @@ def read_manifest(dump_dir: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{dump_dir}: no {MANIFEST} (not an app backup directory)")
     manifest = json.loads(path.read_text(encoding="utf-8"))
-    from migrator.steps.backup import sha256_of
     for entry in manifest["files"]:
         file = dump_dir / entry["path"]
         if not file.is_file() or sha256_of(file) != entry["sha256"]:
@@ -273,7 +273,7 @@ def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> 
                                       " WHERE e.extname OPERATOR(pg_catalog.=) 'vector'").fetchone()
         extensions = [{"name": name, "schema": schema} for name, schema in admin.execute(
             EXTENSIONS_USED_SQL, {"schemas": list(unit.target_schemas)}).fetchall()]
-        stamp = stamp_now()
+        stamp = utc_stamp()
         run_dir = pgtools.private_dir(out_root / app) / stamp
         run_dir.mkdir(mode=0o700)
         run_dir.chmod(0o700)
@@ -281,13 +281,12 @@ def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> 
             tables = _dump_in_snapshot(db, hands, unit, run_dir / DUMP_NAME.format(app=app))
         server = admin.execute("SELECT pg_catalog.current_setting('server_version')").fetchone()[0]
     _write_private(run_dir / ROLES, facts)
-    from migrator.steps.backup import describe_files
-    files = [f for name in (DUMP_NAME.format(app=app), ROLES) for f in describe_files(run_dir / name)]
+    listed = [f for name in (DUMP_NAME.format(app=app), ROLES) for f in describe_files(run_dir / name)]
     manifest = {"app": app, "role": unit.role, "schemas": list(unit.target_schemas), "created_at": stamp,
                 "source": db.describe(), "server_version": server, "pg_dump": pgtools.client_version(),
                 "needs_vector": needs_vector, "vector_schema": vector_schema[0] if vector_schema else None,
                 "extensions": extensions, "checksum_form": checksums.FORM,
-                "files": files, "tables": tables, "seconds": round(time.monotonic() - started, 2)}
+                "files": listed, "tables": tables, "seconds": round(time.monotonic() - started, 2)}
     _write_private(run_dir / MANIFEST, manifest)
     return run_dir, manifest
 
@@ -497,7 +496,7 @@ def restore_live(db: DatabaseSettings, dump_dir: Path, *, force: bool = False, s
         if force:
             end_sessions(admin, unit.role)
         hands = loader.ensure(admin, _shim(db), unit)
-        stamp = stamp_now().lower()
+        stamp = utc_stamp().lower()
         _swap_aside(admin, unit, stamp)
         try:
             diffs = _load(hands, dump_dir, manifest)

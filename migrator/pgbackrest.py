@@ -22,6 +22,7 @@ from docker.errors import DockerException, NotFound
 
 from migrator import services
 from migrator.errors import BackupError
+from migrator.files import utc_stamp
 from migrator.redact import redact
 from migrator.settings import DatabaseSettings, Settings
 
@@ -145,7 +146,7 @@ def require_backups(inst: Instance) -> list[dict]:
 
 
 def new_volume(prefix: str) -> str:
-    name = f"{prefix}-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
+    name = f"{prefix}-{utc_stamp().lower()}-{secrets.token_hex(2)}"
     services.client().volumes.create(name, labels={LABEL: prefix})
     return name
 

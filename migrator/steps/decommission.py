@@ -31,9 +31,9 @@ from migrator import appdump, console, cutover_state, loader, pgtools, services
 from migrator.apps import registry
 from migrator.db import connect, create_private_database
 from migrator.errors import ConfigError, DatabaseError, ServiceError, VerificationError
+from migrator.files import describe_files, utc_stamp
 from migrator.mapping import load_mappings
 from migrator.settings import DatabaseSettings, Settings
-from migrator.steps.backup import describe_files
 
 COMMAND = "decommission"
 LOCK = "exclusive"  # uses the loaders and drops the legacy databases (migrator/runlock.py)
@@ -225,7 +225,7 @@ def run(settings: Settings, archive_root: Path, *, delete_volumes: bool = False)
     for db in settings.sources:
         services.container_of(c, services.Service(services.compose_project(settings), db.host))
     mappings = {m.name: m for m in load_mappings(settings)}
-    run_dir = pgtools.private_dir(archive_root) / appdump.stamp_now()
+    run_dir = pgtools.private_dir(archive_root) / utc_stamp()
     run_dir.mkdir(mode=0o700)
     run_dir.chmod(0o700)
     entries = []

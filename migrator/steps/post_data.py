@@ -36,13 +36,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import argtypes, catalog, console, journal, loader, pgtools, queries
+from migrator import argtypes, catalog, console, journal, loader, pgtools, predata, queries
 from migrator.db import DEFAULT_JOBS, ThreadSessions, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping
 from migrator.redact import redact
 from migrator.settings import DatabaseSettings, Settings
-from migrator.steps import schema as schema_step
 
 COMMAND = "post-data"
 LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
@@ -76,7 +75,7 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
     if journal.step_started(target, mapping.name, STEP):
         cleared = clear_post_data(target, mapping, built_early(toc, built))
         console.say(f"  {mapping.name}: removed {cleared} objects left by an interrupted post-data")
-        replaced = schema_step.refresh_routines(settings, mapping, target, work_dir)
+        replaced = predata.refresh_routines(settings, mapping, target, work_dir)
         console.say(f"  {mapping.name}: {replaced} routines replaced by the source's current definitions")
     journal.start_step(target, mapping.name, STEP)
     hands = loader.ensure(target, settings, mapping)

@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from migrator import checksums, console, pgbackrest, services
 from migrator.db import connect, require_superuser
 from migrator.errors import BackupError, ConfigError, ServiceError
+from migrator.files import utc_stamp
 from migrator.settings import Settings
 
 COMMAND = "restore-instance"
@@ -66,7 +66,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
 
 def _report(reports_dir: Path | None, kind: str, report: dict) -> None:
     if reports_dir is not None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = utc_stamp()
         console.write_json(reports_dir / f"restore-{kind}-{stamp}.json", report)
 
 

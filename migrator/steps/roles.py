@@ -30,6 +30,7 @@ from psycopg import sql
 from migrator import access, argtypes, console, toolschemas
 from migrator.db import connect
 from migrator.errors import ConfigError, DatabaseError
+from migrator.files import sha256_of
 from migrator.ownership import hand_over_schema
 from migrator.psqlvars import SqlVariableError, substitute
 from migrator.redact import redact, register_secret
@@ -196,7 +197,7 @@ def _result(conn, cfg, scripts, changes, pw, handed, dry_run) -> ApplyResult:
     readers = {s.name for s in cfg.roles if s.app == "readonly"}
     shown = [s.name for s in cfg.roles] + ["postgres", *access.API_ROLES]
     m = access.matrix(conn, shown)
-    files = [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p, _ in scripts]
+    files = [{"file": p.name, "sha256": sha256_of(p)} for p, _ in scripts]
     return ApplyResult(files=files, changes=changes, passwords=pw, handed_over={k: v for k, v in handed.items() if v},
                        matrix=m, own=own, warnings=access.isolation_warnings(m, own, readers, set(cfg.api_schemas)),
                        dry_run=dry_run, variables=variables(cfg))
