@@ -18,12 +18,11 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from docker.errors import DockerException, NotFound
-
 from migrator import services
 from migrator.errors import BackupError
 from migrator.files import utc_stamp
 from migrator.redact import redact
+from migrator.services import DockerException, NotFound
 from migrator.settings import DatabaseSettings, Settings
 
 STANZA = "unified"
@@ -83,10 +82,9 @@ class Instance:
 
 
 def locate(settings: Settings) -> Instance:
-    c = services.client()
-    project = services.compose_project(settings)
-    service = settings.target.name
-    container = services.container_of(c, services.Service(project, service))
+    svc = services.target_service(settings)
+    container = services.container_of(services.client(), svc)
+    project, service = svc.project, svc.name
     mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
     missing = [p for p in (DATA, REPO, CONF) if p not in mounts]
     if missing:

@@ -172,23 +172,16 @@ def _prepare(settings: Settings, name: str, role: sql.Identifier, dump: Path, db
 # --- containers -----------------------------------------------------------------------------
 
 def remove_containers(settings: Settings, delete_volumes: bool, missing_ok: bool = False) -> list[str]:
-    c = services.client()
-    project = services.compose_project(settings)
     done = []
     for db in settings.sources:
         try:
-            container = services.container_of(c, services.Service(project, db.host))
+            volumes = services.remove_service(services.source_service(settings, db), delete_volumes)
         except ServiceError:
             if not missing_ok:
                 raise
             continue                  # removed by the run this one finishes
-        volumes = [m["Name"] for m in container.attrs.get("Mounts", []) if m.get("Type") == "volume"]
-        container.stop(timeout=30)
-        container.remove()
         done.append(f"{db.host}: container removed")
         if delete_volumes:
-            for volume in volumes:
-                c.volumes.get(volume).remove()
             done.append(f"{db.host}: volume(s) {', '.join(volumes)} deleted")
     return done
 
@@ -221,9 +214,8 @@ def run(settings: Settings, archive_root: Path, *, delete_volumes: bool = False)
     if cutover_state.require(settings, COMMAND) is cutover_state.Lifecycle.DECOMMISSIONED:
         return finish(settings, delete_volumes)
     refuse_if_in_use(settings)
-    c = services.client()          # before anything is written: no socket, no change
-    for db in settings.sources:
-        services.container_of(c, services.Service(services.compose_project(settings), db.host))
+    for db in settings.sources:     # before anything is written: no socket, no change
+        services.require_service(services.source_service(settings, db))
     mappings = {m.name: m for m in load_mappings(settings)}
     run_dir = pgtools.private_dir(archive_root) / utc_stamp()
     run_dir.mkdir(mode=0o700)

@@ -66,3 +66,9 @@ def test_steps_import_steps_only_to_orchestrate():
               for dep in deps if is_step(dep) and dep != mod]
     assert arrows == [], "sideways step imports: " + "; ".join(arrows)
 
+
+
+def test_docker_only_through_services():
+    users = sorted(mod for mod, deps in modules().items()
+                   if mod != "migrator.services" and any(d == "docker" or d.startswith("docker.") for d in deps))
+    assert users == [], "docker SDK used outside migrator/services.py: " + ", ".join(users)
