@@ -131,20 +131,11 @@ def checksum_form(manifest: dict) -> str:
 
 
 def compare_sums(expected: list[dict], found: list[dict]) -> list[str]:
-    """Differences between two table_sums lists, as one line each."""
-    want = {(t["schema"], t["table"]): t for t in expected}
-    got = {(t["schema"], t["table"]): t for t in found}
-    diffs = []
-    for key in sorted(set(want) | set(got)):
-        name = ".".join(key)
-        if key not in got:
-            diffs.append(f"table {name}: missing after the restore")
-        elif key not in want:
-            diffs.append(f"table {name}: not in the backup")
-        elif (want[key]["rows"], want[key]["checksum"]) != (got[key]["rows"], got[key]["checksum"]):
-            diffs.append(f"table {name}: backup {want[key]['rows']} rows / restored {got[key]['rows']} rows"
-                         + (" (same count, different content)" if want[key]["rows"] == got[key]["rows"] else ""))
-    return diffs
+    """Differences between two table_sums lists, as one line each (checksums.differences)."""
+    def keyed(sums: list[dict]) -> dict[str, list]:
+        return {f"{t['schema']}.{t['table']}": [t["rows"], t["checksum"]] for t in sums}
+    return checksums.differences(keyed(expected), keyed(found), where="the restored copy",
+                                 before="backup", after="restored")
 
 
 # --- the roles file --------------------------------------------------------------------
@@ -368,13 +359,8 @@ def _load(hands: DatabaseSettings, dump_dir: Path, manifest: dict) -> list[str]:
     restored tables' counts and checksums against the manifest (as the loader)."""
     dump = dump_dir / DUMP_NAME.format(app=manifest["app"])
     listing = dump_dir.parent / f".{dump_dir.name}.{os.getpid()}.list"   # the dump dir may be read-only
-    listing.write_text("\n".join(pgtools.toc_lines(dump, hands, set(manifest["schemas"]))) + "\n")
-    try:
-        pgtools.run("pg_restore", ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error",
-                                   "-L", str(listing), "-d", hands.dbname, str(dump)], hands,
-                    what=f"of application '{manifest['app']}'")
-    finally:
-        listing.unlink(missing_ok=True)
+    pgtools.restore_listed(dump, pgtools.toc_lines(dump, hands, set(manifest["schemas"])), hands,
+                           listing=listing, what=f"of application '{manifest['app']}'")
     with connect(hands, application_name="consolidation-app-restore") as conn:
         return compare_sums(manifest["tables"], table_sums(conn, manifest["schemas"], checksum_form(manifest)))
 

@@ -222,11 +222,8 @@ def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg
     try:
         with connect(settings.target, dbname=scratch) as conn:
             prepare_scratch(conn, mapping, exts, hands.user)
-        listing = out_dump.with_suffix(".source.list")
-        listing.write_text("\n".join(pgtools.toc_lines(source_dump, mapping.db, {mapping.schema})) + "\n")
-        pgtools.run("pg_restore", ["--exit-on-error", "--single-transaction", "--no-owner", "--no-acl",
-                                   "-L", str(listing), "-d", scratch, str(source_dump)],
-                    hands, dbname=scratch, what="into scratch")
+        pgtools.restore_listed(source_dump, pgtools.toc_lines(source_dump, mapping.db, {mapping.schema}), hands,
+                               dbname=scratch, listing=out_dump.with_suffix(".source.list"), what="into scratch")
         with connect(settings.target, dbname=scratch) as conn, conn.transaction():
             for ext in exts:  # extensions belong to the superuser: it moves them
                 if ext.schema != "extensions" and ext.relocatable:
@@ -323,8 +320,6 @@ def restore_pre_data(settings: Settings, mapping: SourceMapping, target: psycopg
         target.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
             sql.Identifier(schema), sql.Identifier(hands.user)))
     loader.own_schemas(target, mapping, list(mapping.target_schemas))   # one `consolidate roles` made already
-    listing = dump.with_suffix(".pre-data.list")
-    listing.write_text("\n".join(pgtools.toc_lines(dump, settings.target, set(mapping.target_schemas))) + "\n")
-    pgtools.run("pg_restore", ["--exit-on-error", "--single-transaction", "--no-owner", "--no-acl",
-                               "--section=pre-data", "-L", str(listing), "-d", settings.target.dbname, str(dump)],
-                hands, what="pre-data into the target")
+    pgtools.restore_listed(dump, pgtools.toc_lines(dump, settings.target, set(mapping.target_schemas)), hands,
+                           dbname=settings.target.dbname, options=("--single-transaction", "--section=pre-data"),
+                           listing=dump.with_suffix(".pre-data.list"), what="pre-data into the target")

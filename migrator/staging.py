@@ -97,11 +97,9 @@ def build(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection,
     else:   # public: CREATE for the length of the restore only
         admin.execute(sql.SQL("GRANT CREATE ON SCHEMA {} TO {}").format(ident, role))
     try:
-        listing = dump.with_suffix(".staging.list")
-        listing.write_text("\n".join(pgtools.toc_lines(dump, settings.target, {mapping.schema})) + "\n")
-        pgtools.run("pg_restore", ["--exit-on-error", "--single-transaction", "--no-owner", "--no-acl",
-                                   "-L", str(listing), "-d", settings.target.dbname, str(dump)],
-                    hands, what="staging definitions into the target")
+        pgtools.restore_listed(dump, pgtools.toc_lines(dump, settings.target, {mapping.schema}), hands,
+                               dbname=settings.target.dbname, listing=dump.with_suffix(".staging.list"),
+                               what="staging definitions into the target")
         with connect(hands) as conn, conn.transaction():
             set_routine_execute(conn, mapping.schema, grant=False)
     finally:

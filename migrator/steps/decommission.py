@@ -124,14 +124,7 @@ def restore_test(settings: Settings, db: DatabaseSettings, mapping, dump: Path, 
         create_private_database(admin, name, owner=loader.name_of(mapping))
         try:
             toc = _prepare(settings, name, role, dump, db, extensions)
-            listing = dump.with_suffix(".list")
-            listing.write_text("\n".join(toc) + "\n")
-            try:
-                pgtools.run("pg_restore", ["--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
-                                           "-L", str(listing), "-d", name, str(dump)], hands, dbname=name,
-                            what="(archive restore test)")
-            finally:
-                listing.unlink(missing_ok=True)
+            pgtools.restore_listed(dump, toc, hands, dbname=name, what="(archive restore test)")
             with connect(replace(hands, dbname=name)) as check:
                 return row_counts(check)
         finally:

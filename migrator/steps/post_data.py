@@ -79,11 +79,9 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
         console.say(f"  {mapping.name}: {replaced} routines replaced by the source's current definitions")
     journal.start_step(target, mapping.name, STEP)
     hands = loader.ensure(target, settings, mapping)
-    listing = dump.with_suffix(".post-data.list")
-    listing.write_text("\n".join(line for line in toc if toc_id_of(line) not in built) + "\n")
-    pgtools.run("pg_restore", ["--exit-on-error", f"--jobs={max(jobs, 1)}", "--no-owner", "--no-acl",
-                               "--section=post-data", "-L", str(listing), "-d", settings.target.dbname, str(dump)],
-                hands, what="post-data into the target")
+    pgtools.restore_listed(dump, [line for line in toc if toc_id_of(line) not in built], hands,
+                           dbname=settings.target.dbname, options=(f"--jobs={max(jobs, 1)}", "--section=post-data"),
+                           listing=dump.with_suffix(".post-data.list"), what="post-data into the target")
     values = _sequence_values(target, mapping)
     with connect(hands, restrict_views=False) as conn:
         set_sequences(conn, mapping, values)

@@ -87,8 +87,7 @@ class SourceResult:
         refused = [f"table {t.target}: target relation is {t.target_hash}" for t in self.tables
                    if t.target_hash.startswith("not a table")]
         data = refused + [
-                f"table {t.target}: source {t.source_rows} rows / target {t.target_rows} rows"
-                + ("" if t.source_rows != t.target_rows else " (same count, different content)")
+                checksums.row_difference(t.target, t.source_rows, t.target_rows, "source", "target")
                 + (f"; differing key ranges: {'; '.join(t.ranges)}" if t.ranges else "")
                 for t in self.tables if not t.ok and not t.target_hash.startswith("not a table")]
         return data + self.sequence_differences + self.object_differences
