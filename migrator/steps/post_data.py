@@ -127,19 +127,8 @@ def toc_id_of(toc_line: str) -> int | None:
 # For an INDEX the tag is the index name, for a CONSTRAINT "<table> <name>".
 # "INDEX ATTACH" (partitions) and "FK CONSTRAINT" stay for the final pass.
 EARLY_ENTRY = re.compile(r"^(\d+); \d+ \d+ (INDEX|CONSTRAINT) (?!ATTACH )(\S+) (.+) \S*$")
-TABLE_OF_ENTRY = """
-SELECT 'INDEX', i.relname::text, t.relname::text FROM pg_index x
-  JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
-  JOIN pg_namespace n ON n.oid = t.relnamespace
- WHERE n.nspname = %(schema)s AND t.relkind = 'r' AND NOT t.relispartition
-UNION ALL
-SELECT 'CONSTRAINT', t.relname::text || ' ' || k.conname::text, t.relname::text FROM pg_constraint k
-  JOIN pg_class t ON t.oid = k.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
- WHERE n.nspname = %(schema)s AND k.contype IN ('p', 'u', 'x') AND t.relkind = 'r' AND NOT t.relispartition
-"""
-
-INHERITANCE_PARENTS = ("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                       " WHERE n.nspname = %s AND c.relkind = 'r' AND c.relhassubclass")
+TABLE_OF_ENTRY = queries.sections(__file__)["table_of_entry"]          # post_data.sql
+INHERITANCE_PARENTS = queries.sections(__file__)["inheritance_parents"]
 
 TableKey = tuple[str, str]   # (target schema, table)
 
@@ -298,8 +287,7 @@ def _sequence_values(target: psycopg.Connection, mapping: SourceMapping) -> dict
 
 
 def sequence_schema(target: psycopg.Connection, mapping: SourceMapping, name: str) -> str | None:
-    row = target.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                         " WHERE c.relkind = 'S' AND c.relname = %s AND n.nspname = ANY(%s)",
+    row = target.execute(queries.sections(__file__)["sequence_schema"],
                          (name, list(mapping.target_schemas))).fetchone()
     return row[0] if row else None
 
@@ -319,9 +307,7 @@ def set_sequences(target: psycopg.Connection, mapping: SourceMapping, values: di
 
 def refresh_matviews(target: psycopg.Connection, mapping: SourceMapping) -> None:
     """Matviews are recomputed from the copied rows (pg_dump --schema-only leaves them empty)."""
-    rows = target.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                          " WHERE c.relkind = 'm' AND n.nspname = ANY(%s) ORDER BY 1, 2",
-                          (list(mapping.target_schemas),)).fetchall()
+    rows = target.execute(queries.sections(__file__)["matviews"], (list(mapping.target_schemas),)).fetchall()
     for schema, name in rows:
         try:
             target.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.Identifier(schema, name)))
@@ -333,9 +319,7 @@ def analyze(target: psycopg.Connection, mapping: SourceMapping, skip: set[TableK
     """ANALYZE what was not analyzed per table, and again every table with extended
     statistics: those objects come with the final pass, after the per-table ANALYZE."""
     for schema in mapping.target_schemas:
-        rows = target.execute("SELECT c.relname, EXISTS (SELECT FROM pg_statistic_ext s WHERE s.stxrelid = c.oid)"
-                              " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                              " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')", (schema,)).fetchall()
+        rows = target.execute(queries.sections(__file__)["analyze_tables"], (schema,)).fetchall()
         for name, has_statistics in rows:
             if (schema, name) in skip and not has_statistics:
                 continue

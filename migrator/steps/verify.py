@@ -51,9 +51,7 @@ HELP = "compare every table (count + checksum) and object between sources and ta
 
 # The hashing itself is the one way the migrator reads app rows (migrator/checksums.py).
 PINNED, CHECKSUM_SQL, RANGE_SQL = checksums.PINNED, checksums.CHECKSUM_SQL, checksums.RANGE_SQL
-RELKIND_SQL = ("SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-               " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
-               " WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relname OPERATOR(pg_catalog.=) %s")
+RELKIND_SQL = queries.sections(__file__)["relkind"]          # verify.sql
 
 # Object inventories (verify.sql, "inventory.<kind>"): each yields (key, value).
 INVENTORY_SQL = {name.removeprefix("inventory."): query
