@@ -203,6 +203,18 @@ def _result(conn, cfg, scripts, changes, pw, handed, dry_run) -> ApplyResult:
                        dry_run=dry_run, variables=variables(cfg))
 
 
+def public_usage_grant(role: str) -> str:
+    """What an administrator runs for a role created after `roles` that must read in `public`."""
+    return f"GRANT USAGE ON SCHEMA public TO {role};"
+
+
+# Said in the summary, in reports/roles.md, docs/roles.md and docs/studio.md: stock Supabase
+# lets every role use `public`; after `roles` PUBLIC has no USAGE there (sql/30-schemas.sql).
+PUBLIC_NOTE = ("PUBLIC has no USAGE on schema public after `roles` (sql/30-schemas.sql): a role created later "
+               "(in Studio, say) gets 'permission denied for schema public' even with SELECT on a table there; "
+               f"grant it with: {public_usage_grant('<role>')}")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", type=argtypes.seconds, default=None,
                         help="seconds to wait for the target if it is still starting (default: the global --wait)")
@@ -227,9 +239,11 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
 
 
 def report(result: ApplyResult, reports_dir: Path | None) -> None:
-    """Changes (or "no change"), passwords set, the access matrix, warnings; reports/roles.json."""
+    """A summary line of the changes (or "no change"), passwords set, the access matrix,
+    warnings, the note on `public`; the full change list in reports/roles.json and roles.md."""
     if result.changes:
-        console.print_table(access.render_changes(result.changes))
+        where = " (the list: reports/roles.md)" if reports_dir is not None else ""
+        console.say(access.summarize_changes(result.changes) + where)
     for role, state in result.passwords.items():
         if state == "set":
             console.say(f"password set for role {role}")
@@ -242,9 +256,24 @@ def report(result: ApplyResult, reports_dir: Path | None) -> None:
     console.print_table(access.render_matrix(result.matrix, result.own))
     for warning in result.warnings:
         console.warn("warning:", warning)
+    console.say(PUBLIC_NOTE, soft_wrap=True)
     if reports_dir is not None:
         console.write_json(reports_dir / "roles.json", {
             "dry_run": result.dry_run, "changed": result.changed, "files": result.files,
             "variables": result.variables, "changes": [asdict(c) for c in result.changes],
             "passwords": result.passwords, "handed_over": result.handed_over,
-            "matrix": access.matrix_json(result.matrix), "warnings": result.warnings})
+            "matrix": access.matrix_json(result.matrix), "warnings": result.warnings, "note": PUBLIC_NOTE})
+        (reports_dir / "roles.md").write_text("\n".join(markdown(result)) + "\n", encoding="utf-8")
+
+
+def markdown(result: ApplyResult) -> list[str]:
+    """reports/roles.md: what the screen summarises, in full."""
+    lines = ["# roles" + (" (dry run: rolled back)" if result.dry_run else ""), "",
+             access.summarize_changes(result.changes) if result.changes else "No change.", "",
+             f"Note: {PUBLIC_NOTE}", ""]
+    lines += ["## Passwords", ""] + [f"- {role}: {state}" for role, state in result.passwords.items()] + [""]
+    if result.warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in result.warnings] + [""]
+    if result.changes:
+        lines += access.changes_markdown(result.changes)
+    return lines
