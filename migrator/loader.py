@@ -20,6 +20,10 @@ the final post-data pass, app restores) logs in as that source's loader role,
   copy fires no trigger), INSERT into its own rows of the journal;
 - a fresh random password every run, known only to this process, and NOLOGIN
   again, its sessions ended, when the run ends (retire). Nothing is stored.
+  Retiring also takes back what it holds on schema ``public``: `consolidate
+  roles` turns PUBLIC's implicit USAGE (and CREATE) there into explicit grants
+  for every role that exists at that moment (sql/30-schemas.sql), loaders
+  included, and a retired loader must keep nothing a later login could use.
 
 App code that runs as a loader can do what the source's own app role can do to
 its own schemas, nothing more. Never ``SET ROLE`` instead: code running after
@@ -139,13 +143,16 @@ def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping
     kept a session); its grants stay for the next run. ``keep_workers``: the online mode's
     logical replication workers run as the loader and keep running; they start as a login
     of the role (PostgreSQL refuses a NOLOGIN role's table sync workers), so the role keeps
-    LOGIN without a password (nobody can authenticate) until its subscription is dropped."""
+    LOGIN without a password (nobody can authenticate) until its subscription is dropped.
+    Without workers, its grants on ``public`` go too (the module docstring)."""
     role = name_of(mapping)
     _passwords.pop((settings.target.host, settings.target.port, role), None)
     if _role_exists(admin, role):
         admin.execute(sql.SQL("ALTER ROLE {} {} PASSWORD NULL").format(
             sql.Identifier(role), sql.SQL("LOGIN" if keep_workers else "NOLOGIN")))
         end_sessions(admin, role, clients_only=keep_workers)
+        if not keep_workers and _schema_exists(admin, "public"):
+            admin.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM {}").format(sql.Identifier(role)))
 
 
 def own_schemas(admin: psycopg.Connection, mapping: SourceMapping, schemas: list[str]) -> None:
