@@ -20,10 +20,10 @@ compared exactly, nothing stripped: the source's as the schema step rewrote it
 Trust: the target side reads as a throwaway reader (checksums.reader: no superuser,
 BYPASSRLS, SELECT on exactly that source's target tables, its own random password,
 dropped afterwards), never as the superuser; it is not the loader, so a verify
-never resets the credentials of a running migrate. Only plain tables are read, on both sides: a relation that
-is no longer a table (say, a view calling the app's own function) is refused
-and reported, not read. Every function and operator in the hashing queries is
-schema-qualified.
+never resets the credentials of a running migrate. Only plain tables are read,
+on both sides: a relation that is no longer a table (say, a view calling the
+app's own function) is refused and reported, not read. Every function and
+operator in the hashing queries is schema-qualified.
 """
 
 from __future__ import annotations
