@@ -33,7 +33,6 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import psycopg
 from psycopg import sql
@@ -233,11 +232,6 @@ def latest_dir(root: Path, app: str) -> Path:
 
 # --- dump --------------------------------------------------------------------------------
 
-def _shim(db: DatabaseSettings) -> SimpleNamespace:
-    """What migrator.loader needs of Settings: the target's address."""
-    return SimpleNamespace(target=db)
-
-
 def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> tuple[Path, dict]:
     """Dump one application's schemas of ``db`` (a superuser login) into
     ``out_root/<app>/<stamp>/``; return that directory and its manifest.
@@ -387,14 +381,14 @@ def restore_into_empty(db: DatabaseSettings, dump_dir: Path, *, password: str | 
         facts = json.loads((dump_dir / ROLES).read_text(encoding="utf-8"))
         with admin.transaction():
             apply_role(admin, facts, password)
-        hands = loader.ensure(admin, _shim(db), unit)
+        hands = loader.ensure(admin, db, unit)
         try:
             with admin.transaction():
                 _prepare(admin, manifest, loader.name_of(unit))
             diffs = _load(hands, dump_dir, manifest)
             if diffs:
                 raise VerificationError(f"restore of '{unit.name}' differs from its backup: {diffs[0]}")
-            loader.retire(admin, _shim(db), unit)      # its sessions end before the superuser's hand-over
+            loader.retire(admin, db, unit)      # its sessions end before the superuser's hand-over
             with admin.transaction():
                 for schema in unit.target_schemas:
                     hand_over_schema(admin, schema, unit.role)
@@ -408,7 +402,7 @@ def restore_into_empty(db: DatabaseSettings, dump_dir: Path, *, password: str | 
                     admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
             raise
         finally:
-            loader.retire(admin, _shim(db), unit)
+            loader.retire(admin, db, unit)
     return {"app": unit.name, "tables": len(manifest["tables"]), "rows": sum(t["rows"] for t in manifest["tables"]),
             "seconds": round(time.monotonic() - started, 2)}
 
@@ -481,7 +475,7 @@ def restore_live(db: DatabaseSettings, dump_dir: Path, *, force: bool = False, s
             _scratch_check(db, admin, dump_dir, unit)
         if force:
             end_sessions(admin, unit.role)
-        hands = loader.ensure(admin, _shim(db), unit)
+        hands = loader.ensure(admin, db, unit)
         stamp = utc_stamp().lower()
         _swap_aside(admin, unit, stamp)
         try:
@@ -489,7 +483,7 @@ def restore_live(db: DatabaseSettings, dump_dir: Path, *, force: bool = False, s
             if diffs:
                 raise VerificationError(f"live restore of '{unit.name}' differs from its backup: {diffs[0]} "
                                         "(swapped back: nothing changed)")
-            loader.retire(admin, _shim(db), unit)      # its sessions end before the superuser's hand-over
+            loader.retire(admin, db, unit)      # its sessions end before the superuser's hand-over
             with admin.transaction():
                 for schema in unit.target_schemas:
                     hand_over_schema(admin, schema, unit.role)
@@ -497,7 +491,7 @@ def restore_live(db: DatabaseSettings, dump_dir: Path, *, force: bool = False, s
             swap_back(admin, unit, stamp)
             raise
         finally:
-            loader.retire(admin, _shim(db), unit)
+            loader.retire(admin, db, unit)
     kept = [REPLACED.format(schema=s, stamp=stamp) for s in unit.target_schemas]
     return {"app": unit.name, "stamp": stamp, "kept": kept, "tables": len(manifest["tables"]),
             "rows": sum(t["rows"] for t in manifest["tables"]), "seconds": round(time.monotonic() - started, 2)}

@@ -68,9 +68,14 @@ def name_of(mapping: SourceMapping) -> str:
     return PREFIX + mapping.name
 
 
+def target_of(settings: Settings | DatabaseSettings) -> DatabaseSettings:
+    """The target's login: a command passes its Settings, app backups the instance's login."""
+    return settings if isinstance(settings, DatabaseSettings) else settings.target
+
+
 def settings_for(settings: Settings, mapping: SourceMapping, password: str) -> DatabaseSettings:
     """Connection settings of the loader (the target's address, the loader's login)."""
-    return replace(settings.target, user=name_of(mapping), password=password)
+    return replace(target_of(settings), user=name_of(mapping), password=password)
 
 
 def ensure(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping) -> DatabaseSettings:
@@ -80,11 +85,11 @@ def ensure(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping
         that this function cannot take away (it never adopts someone else's role).
     """
     role = name_of(mapping)
-    key = (settings.target.host, settings.target.port, role)
+    key = (target_of(settings).host, target_of(settings).port, role)
     if key in _passwords:     # set up earlier in this run
         return settings_for(settings, mapping, _passwords[key])
     with admin.transaction():
-        _create_or_check(admin, role, settings.target.name)
+        _create_or_check(admin, role, target_of(settings).name)
         password = secrets.token_urlsafe(32)
         register_secret(password)
         verifier = admin.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
@@ -146,7 +151,7 @@ def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping
     LOGIN without a password (nobody can authenticate) until its subscription is dropped.
     Without workers, its grants on ``public`` go too (the module docstring)."""
     role = name_of(mapping)
-    _passwords.pop((settings.target.host, settings.target.port, role), None)
+    _passwords.pop((target_of(settings).host, target_of(settings).port, role), None)
     if _role_exists(admin, role):
         admin.execute(sql.SQL("ALTER ROLE {} {} PASSWORD NULL").format(
             sql.Identifier(role), sql.SQL("LOGIN" if keep_workers else "NOLOGIN")))

@@ -40,7 +40,7 @@ from pathlib import Path
 from migrator import console
 from migrator.apps import layout
 from migrator.errors import ConfigError
-from migrator.rolesconfig import REPO_ROOT, RolesConfig, check_role_name, load_pooler_password
+from migrator.rolesconfig import REPO_ROOT, RolesConfig, check_role_name, pooler_password_from
 from migrator.settings import Settings, check_table
 
 AUTH_ROLE_LIMIT = 2            # sql/80-pooler.sql: CONNECTION LIMIT of the auth role
@@ -106,11 +106,12 @@ def parse(raw: object, config_file: Path, target_dbname: str = "postgres") -> Po
 
 def auth_password(cfg: PoolerConfig) -> str | None:
     """:raises ConfigError: env/pooler.env exists without POOLER_AUTH_PASSWORD."""
-    return load_pooler_password(RolesConfig(pooler_env_file=cfg.env_file))
+    return pooler_password_from(cfg.env_file)
 
 
 def from_settings(settings: Settings) -> PoolerConfig:
-    return parse(settings.raw.get("pooler", {}), settings.config_file, settings.target.dbname)
+    """The configuration's ``[pooler]``, parsed once (``settings.pooler``)."""
+    return settings.pooler
 
 
 # Roles that connect to the instance directly, never through a pool: administrators
@@ -217,6 +218,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 COMMAND = "pooler"
 LOCK = None  # writes pgbouncer.ini, not the target (migrator/runlock.py)
+NEEDS = {"pools"}  # checked before any connection (migrator/validation.py)
 HELP = "PgBouncer pool sizes from the roles' limits; render compose/pgbouncer/pgbouncer.ini"
 
 

@@ -83,8 +83,13 @@ class RolesConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RolesConfig:
-        cfg = parse_config(settings.raw.get("roles", {}), settings.config_file)
-        raw = settings.raw.get("pooler", {})
+        """The configuration's ``[roles]``, parsed once (``settings.roles``)."""
+        return settings.roles
+
+    @classmethod
+    def parse(cls, settings: Settings) -> RolesConfig:
+        cfg = parse_config(settings.section("roles"), settings.config_file)
+        raw = settings.section("pooler")
         if not isinstance(raw, dict):
             raise ConfigError(f"{settings.config_file}: [pooler] must be a table")
         return replace(cfg, pooler_role=raw.get("auth_role", cfg.pooler_role),
@@ -194,7 +199,11 @@ def load_pooler_password(cfg: RolesConfig) -> str | None:
     exist (no pooler: the role is created without a password and cannot log in).
 
     :raises ConfigError: the file exists without the key."""
-    path = cfg.pooler_env_file
+    return pooler_password_from(cfg.pooler_env_file)
+
+
+def pooler_password_from(path: Path | None) -> str | None:
+    """load_pooler_password, from the env file's path (the pooler's own config holds it)."""
     if path is None or not path.is_file():
         return None
     value = read_env_file(path).get(POOLER_PASSWORD_KEY)

@@ -168,7 +168,7 @@ def process_env(c: docker.DockerClient, svc: Service) -> dict[str, str]:
 # --- every app of the configuration --------------------------------------------------
 
 def compose_project(settings) -> str:
-    return settings.raw.get("compose", {}).get("project") or os.environ.get("COMPOSE_PROJECT_NAME") or "consolidation"
+    return settings.compose.project or os.environ.get("COMPOSE_PROJECT_NAME") or "consolidation"
 
 
 # Which compose service runs what: the one place that knows the names.

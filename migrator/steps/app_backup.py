@@ -39,7 +39,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
 
 def run(settings: Settings, apps: list[str], root: Path) -> list[Path]:
     console.step("A", "app-backup: one logical backup per application")
-    mappings = load_mappings(settings) if settings.raw.get("sources") else []
+    mappings = load_mappings(settings)
     with connect(settings.target) as conn:
         units = appdump.units_for(conn, apps, mappings)
     done = []

@@ -28,6 +28,7 @@ from migrator.predata import plan_bodies
 
 COMMAND = "assess"
 LOCK = None  # reads the sources only (migrator/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
 HELP = "inventory every source (exact row counts, sizes, objects, clients); read-only"
 
 QUERIES = {

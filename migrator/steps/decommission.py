@@ -37,6 +37,7 @@ from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "decommission"
 LOCK = "exclusive"  # uses the loaders and drops the legacy databases (migrator/runlock.py)
+NEEDS = {"mappings", "app_env"}  # checked before any connection (migrator/validation.py)
 HELP = "final verified archive of each legacy database, then remove its container (volumes: --delete-volumes)"
 THROWAWAY = "consolidation_archive_check_{name}"
 

@@ -27,6 +27,7 @@ from migrator.settings import Settings
 
 COMMAND = "fingerprint"
 LOCK = None  # reads the apps, not the target (migrator/runlock.py)
+NEEDS = {"app_env"}  # checked before any connection (migrator/validation.py)
 HELP = "list what n8n and Letta hold through their APIs; save it or compare with a saved one"
 
 

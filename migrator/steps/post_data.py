@@ -45,6 +45,7 @@ from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "post-data"
 LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
 HELP = "build indexes/constraints/triggers, set sequences, refresh matviews, ANALYZE"
 STEP = "post-data"
 

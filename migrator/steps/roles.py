@@ -39,6 +39,7 @@ from migrator.settings import Settings
 
 COMMAND = "roles"
 LOCK = "exclusive"  # changes roles, grants and passwords on the target (migrator/runlock.py)
+NEEDS = {"passwords"}  # checked before any connection (migrator/validation.py)
 HELP = "create the per-app roles and schemas, isolate them, print the access matrix"
 
 LOCK_KEY = 0x726F6C65  # "role": one roles run at a time per instance

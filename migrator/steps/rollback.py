@@ -34,6 +34,7 @@ from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "rollback"
 LOCK = "exclusive-if-up"  # the way back works with the target down too (migrator/runlock.py)
+NEEDS = {"mappings", "app_env"}  # checked before any connection (migrator/validation.py)
 HELP = "undo a cutover: env files back byte for byte, apps back on the old databases"
 
 

@@ -30,6 +30,7 @@ from migrator.settings import Settings
 
 COMMAND = "schema"
 LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
 HELP = "recreate object definitions (pre-data) in the target schemas"
 
 

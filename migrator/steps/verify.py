@@ -47,6 +47,7 @@ from migrator.settings import Settings
 
 COMMAND = "verify"
 LOCK = "shared"  # reads through a reader of its own; a writer would move the target under it (migrator/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
 HELP = "compare every table (count + checksum) and object between sources and target"
 
 # The hashing itself is the one way the migrator reads app rows (migrator/checksums.py).

@@ -58,7 +58,7 @@ def test_the_statement_is_where_an_administrator_looks():
 def test_a_retired_loader_keeps_nothing_on_public(stack):
     s = stack.server
     target = DatabaseSettings("unified", "target", s.host, s.port, s.dbname, s.user, s.password)
-    settings, mapping = SimpleNamespace(target=target), SimpleNamespace(name="n8n")
+    settings, mapping = target, SimpleNamespace(name="n8n")     # loader takes the target's login
     with stack.admin() as admin:
         admin.autocommit = True
         loader.ensure(admin, settings, mapping)            # exists when `roles` first runs, as after a migrate
