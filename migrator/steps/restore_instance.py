@@ -26,7 +26,7 @@ from pathlib import Path
 
 from migrator import checksums, console, pgbackrest, services
 from migrator.db import connect, require_superuser
-from migrator.errors import BackupError, ConfigError, ServiceError
+from migrator.errors import BackupError, ConfigError
 from migrator.files import utc_stamp
 from migrator.settings import Settings
 
