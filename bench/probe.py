@@ -52,8 +52,8 @@ def wrap(module, attr: str, label: str) -> None:
 
 def install() -> None:
     from migrator import pgtools
-    from migrator import space
-    from migrator.steps import copy, migrate, post_data, schema
+    from migrator import predata, space
+    from migrator.steps import copy, migrate, post_data
 
     wrap(migrate, "run", "migrate")
     wrap(migrate, "hand_over", "migrate.hand_over")
@@ -61,7 +61,7 @@ def install() -> None:
     wrap(space, "check", "space.check")
     for attr in ("check", "run", "remap_in_scratch", "install_extensions", "restore_pre_data",
                  "drop_our_schemas"):
-        wrap(schema, attr, f"schema.{attr}")
+        wrap(predata, attr, f"schema.{attr}")
     for attr in ("run", "_copy_all", "read_sequences"):
         wrap(copy, attr, f"copy.{attr}")
     for attr in ("run", "clear_post_data", "set_sequences", "refresh_matviews", "analyze", "build_table"):

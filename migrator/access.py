@@ -144,13 +144,25 @@ def render_matrix(m: Matrix, own: dict[str, set[str]]) -> Table:
     return table
 
 
-def render_changes(changes: list[Change]) -> Table:
-    table = Table(title=f"Changes ({len(changes)})", show_lines=False)
-    for column in ("object", "change", "detail"):
-        table.add_column(column, overflow="fold")
+def summarize_changes(changes: list[Change]) -> str:
+    """One line for the screen: how many changes of each kind (the list is in the reports).
+    ``Changes (438): relation 402 added; role 7 added, 2 changed; ...``"""
+    counts: dict[str, dict[str, int]] = {}
     for c in changes:
-        table.add_row(escape(f"{c.section} {c.key}"), c.change, escape(c.detail))
-    return table
+        kinds = counts.setdefault(c.section, {})
+        kinds[c.change] = kinds.get(c.change, 0) + 1
+    parts = [f"{section} " + ", ".join(f"{n} {change}" for change, n in sorted(kinds.items()))
+             for section, kinds in sorted(counts.items(), key=lambda kv: -sum(kv[1].values()))]
+    return f"Changes ({len(changes)}): " + "; ".join(parts)
+
+
+def changes_markdown(changes: list[Change]) -> list[str]:
+    """The full change list as a Markdown table (reports/roles.md)."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+    lines = [f"## Changes ({len(changes)})", "", "| object | change | detail |", "|---|---|---|"]
+    lines += [f"| {cell(f'{c.section} {c.key}')} | {c.change} | {cell(c.detail)} |" for c in changes]
+    return lines
 
 
 OPS_SCHEMA = "_consolidation_ops"   # backup runs (compose/pgbackrest/backup_runs.sql), read by pg_monitor

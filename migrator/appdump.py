@@ -32,9 +32,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
-from types import SimpleNamespace
 
 import psycopg
 from psycopg import sql
@@ -42,6 +40,7 @@ from psycopg import sql
 from migrator import checksums, console, loader, pgtools
 from migrator.db import connect, create_private_database, end_sessions, require_superuser
 from migrator.errors import ConfigError, ConsolidationError, DatabaseError, VerificationError
+from migrator.files import describe_files, sha256_of, utc_stamp
 from migrator.ownership import hand_over_schema
 from migrator.redact import register_secret
 from migrator.settings import DatabaseSettings
@@ -62,8 +61,9 @@ class AppUnit:
     target_schemas: tuple[str, ...]
 
 
-def stamp_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+def backups_root(settings, chosen: Path | None = None) -> Path:
+    """Where app backups go: ``--backup-dir`` when given, else backups/apps/ beside the config."""
+    return chosen or settings.backups_dir / "apps"
 
 
 # --- which schemas belong to which app -----------------------------------------------
@@ -130,20 +130,11 @@ def checksum_form(manifest: dict) -> str:
 
 
 def compare_sums(expected: list[dict], found: list[dict]) -> list[str]:
-    """Differences between two table_sums lists, as one line each."""
-    want = {(t["schema"], t["table"]): t for t in expected}
-    got = {(t["schema"], t["table"]): t for t in found}
-    diffs = []
-    for key in sorted(set(want) | set(got)):
-        name = ".".join(key)
-        if key not in got:
-            diffs.append(f"table {name}: missing after the restore")
-        elif key not in want:
-            diffs.append(f"table {name}: not in the backup")
-        elif (want[key]["rows"], want[key]["checksum"]) != (got[key]["rows"], got[key]["checksum"]):
-            diffs.append(f"table {name}: backup {want[key]['rows']} rows / restored {got[key]['rows']} rows"
-                         + (" (same count, different content)" if want[key]["rows"] == got[key]["rows"] else ""))
-    return diffs
+    """Differences between two table_sums lists, as one line each (checksums.differences)."""
+    def keyed(sums: list[dict]) -> dict[str, list]:
+        return {f"{t['schema']}.{t['table']}": [t["rows"], t["checksum"]] for t in sums}
+    return checksums.differences(keyed(expected), keyed(found), where="the restored copy",
+                                 before="backup", after="restored")
 
 
 # --- the roles file --------------------------------------------------------------------
@@ -223,7 +214,6 @@ def read_manifest(dump_dir: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{dump_dir}: no {MANIFEST} (not an app backup directory)")
     manifest = json.loads(path.read_text(encoding="utf-8"))
-    from migrator.steps.backup import sha256_of
     for entry in manifest["files"]:
         file = dump_dir / entry["path"]
         if not file.is_file() or sha256_of(file) != entry["sha256"]:
@@ -241,11 +231,6 @@ def latest_dir(root: Path, app: str) -> Path:
 
 
 # --- dump --------------------------------------------------------------------------------
-
-def _shim(db: DatabaseSettings) -> SimpleNamespace:
-    """What migrator.loader needs of Settings: the target's address."""
-    return SimpleNamespace(target=db)
-
 
 def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> tuple[Path, dict]:
     """Dump one application's schemas of ``db`` (a superuser login) into
@@ -273,7 +258,7 @@ def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> 
                                       " WHERE e.extname OPERATOR(pg_catalog.=) 'vector'").fetchone()
         extensions = [{"name": name, "schema": schema} for name, schema in admin.execute(
             EXTENSIONS_USED_SQL, {"schemas": list(unit.target_schemas)}).fetchall()]
-        stamp = stamp_now()
+        stamp = utc_stamp()
         run_dir = pgtools.private_dir(out_root / app) / stamp
         run_dir.mkdir(mode=0o700)
         run_dir.chmod(0o700)
@@ -281,13 +266,12 @@ def dump_app(db: DatabaseSettings, app: str, out_root: Path, *, mappings=()) -> 
             tables = _dump_in_snapshot(db, hands, unit, run_dir / DUMP_NAME.format(app=app))
         server = admin.execute("SELECT pg_catalog.current_setting('server_version')").fetchone()[0]
     _write_private(run_dir / ROLES, facts)
-    from migrator.steps.backup import describe_files
-    files = [f for name in (DUMP_NAME.format(app=app), ROLES) for f in describe_files(run_dir / name)]
+    listed = [f for name in (DUMP_NAME.format(app=app), ROLES) for f in describe_files(run_dir / name)]
     manifest = {"app": app, "role": unit.role, "schemas": list(unit.target_schemas), "created_at": stamp,
                 "source": db.describe(), "server_version": server, "pg_dump": pgtools.client_version(),
                 "needs_vector": needs_vector, "vector_schema": vector_schema[0] if vector_schema else None,
                 "extensions": extensions, "checksum_form": checksums.FORM,
-                "files": files, "tables": tables, "seconds": round(time.monotonic() - started, 2)}
+                "files": listed, "tables": tables, "seconds": round(time.monotonic() - started, 2)}
     _write_private(run_dir / MANIFEST, manifest)
     return run_dir, manifest
 
@@ -369,13 +353,8 @@ def _load(hands: DatabaseSettings, dump_dir: Path, manifest: dict) -> list[str]:
     restored tables' counts and checksums against the manifest (as the loader)."""
     dump = dump_dir / DUMP_NAME.format(app=manifest["app"])
     listing = dump_dir.parent / f".{dump_dir.name}.{os.getpid()}.list"   # the dump dir may be read-only
-    listing.write_text("\n".join(pgtools.toc_lines(dump, hands, set(manifest["schemas"]))) + "\n")
-    try:
-        pgtools.run("pg_restore", ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error",
-                                   "-L", str(listing), "-d", hands.dbname, str(dump)], hands,
-                    what=f"of application '{manifest['app']}'")
-    finally:
-        listing.unlink(missing_ok=True)
+    pgtools.restore_listed(dump, pgtools.toc_lines(dump, hands, set(manifest["schemas"])), hands,
+                           listing=listing, what=f"of application '{manifest['app']}'")
     with connect(hands, application_name="consolidation-app-restore") as conn:
         return compare_sums(manifest["tables"], table_sums(conn, manifest["schemas"], checksum_form(manifest)))
 
@@ -402,14 +381,14 @@ def restore_into_empty(db: DatabaseSettings, dump_dir: Path, *, password: str | 
         facts = json.loads((dump_dir / ROLES).read_text(encoding="utf-8"))
         with admin.transaction():
             apply_role(admin, facts, password)
-        hands = loader.ensure(admin, _shim(db), unit)
+        hands = loader.ensure(admin, db, unit)
         try:
             with admin.transaction():
                 _prepare(admin, manifest, loader.name_of(unit))
             diffs = _load(hands, dump_dir, manifest)
             if diffs:
                 raise VerificationError(f"restore of '{unit.name}' differs from its backup: {diffs[0]}")
-            loader.retire(admin, _shim(db), unit)      # its sessions end before the superuser's hand-over
+            loader.retire(admin, db, unit)      # its sessions end before the superuser's hand-over
             with admin.transaction():
                 for schema in unit.target_schemas:
                     hand_over_schema(admin, schema, unit.role)
@@ -423,7 +402,7 @@ def restore_into_empty(db: DatabaseSettings, dump_dir: Path, *, password: str | 
                     admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
             raise
         finally:
-            loader.retire(admin, _shim(db), unit)
+            loader.retire(admin, db, unit)
     return {"app": unit.name, "tables": len(manifest["tables"]), "rows": sum(t["rows"] for t in manifest["tables"]),
             "seconds": round(time.monotonic() - started, 2)}
 
@@ -496,15 +475,15 @@ def restore_live(db: DatabaseSettings, dump_dir: Path, *, force: bool = False, s
             _scratch_check(db, admin, dump_dir, unit)
         if force:
             end_sessions(admin, unit.role)
-        hands = loader.ensure(admin, _shim(db), unit)
-        stamp = stamp_now().lower()
+        hands = loader.ensure(admin, db, unit)
+        stamp = utc_stamp().lower()
         _swap_aside(admin, unit, stamp)
         try:
             diffs = _load(hands, dump_dir, manifest)
             if diffs:
                 raise VerificationError(f"live restore of '{unit.name}' differs from its backup: {diffs[0]} "
                                         "(swapped back: nothing changed)")
-            loader.retire(admin, _shim(db), unit)      # its sessions end before the superuser's hand-over
+            loader.retire(admin, db, unit)      # its sessions end before the superuser's hand-over
             with admin.transaction():
                 for schema in unit.target_schemas:
                     hand_over_schema(admin, schema, unit.role)
@@ -512,7 +491,7 @@ def restore_live(db: DatabaseSettings, dump_dir: Path, *, force: bool = False, s
             swap_back(admin, unit, stamp)
             raise
         finally:
-            loader.retire(admin, _shim(db), unit)
+            loader.retire(admin, db, unit)
     kept = [REPLACED.format(schema=s, stamp=stamp) for s in unit.target_schemas]
     return {"app": unit.name, "stamp": stamp, "kept": kept, "tables": len(manifest["tables"]),
             "rows": sum(t["rows"] for t in manifest["tables"]), "seconds": round(time.monotonic() - started, 2)}

@@ -239,19 +239,29 @@ def table_checksums(conn: psycopg.Connection, schemas: list[str]) -> dict[str, l
     return {f"{schema}.{table}": [rows, digest] for schema, table, rows, digest in table_hashes(conn, schemas)}
 
 
+SAME_COUNT = " (same count, different content)"
+
+
+def row_difference(name: str, want_rows: int, got_rows: int, before: str, after: str) -> str:
+    """The one message for a table whose rows or content differ (verify, app-restore,
+    restore-drill, online): both counts, and whether only the content differs."""
+    return (f"table {name}: {before} {want_rows} rows / {after} {got_rows} rows"
+            + (SAME_COUNT if want_rows == got_rows else ""))
+
+
 def differences(expected: dict[str, list], found: dict[str, list],
-                where: str = "the restored copy", before: str = "expected") -> list[str]:
-    """One line per table whose rows or content differ, or that exists on one side only."""
+                where: str = "the restored copy", before: str = "expected", after: str | None = None) -> list[str]:
+    """The one per-table compare of ``{"schema.table": [rows, hash]}`` maps: a line per table
+    whose rows or content differ, or that exists on one side only."""
     lines = []
     for name in sorted(set(expected) | set(found)):
         want, got = expected.get(name), found.get(name)
         if want is None:
-            lines.append(f"{name}: only in {where}")
+            lines.append(f"table {name}: only in {where}")
         elif got is None:
-            lines.append(f"{name}: missing from {where}")
-        elif want != got:
-            lines.append(f"{name}: {want[0]} rows {before}, {got[0]} found"
-                         + (" (same count, different content)" if want[0] == got[0] else ""))
+            lines.append(f"table {name}: missing from {where}")
+        elif list(want) != list(got):
+            lines.append(row_difference(name, want[0], got[0], before, after or where))
     return lines
 
 

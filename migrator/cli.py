@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         console.say(f"note: `{args.command}` is `{args.step.COMMAND}` (the old name still works)")
     try:
         settings = load_settings(args.config)
-        validate(settings, args.step.COMMAND)        # every section, before any connection
+        # every section, and what the command declares it NEEDS, before any connection
+        validate(settings, args.step.COMMAND, getattr(args.step, "NEEDS", ()))
         reports_dir = args.reports_dir or settings.config_file.parent / "reports"
         # Out of order for the lifecycle (docs/cutover.md): refused from the files alone,
         # before any connection, so it says so even when the target is down.

@@ -16,7 +16,6 @@ the target is down, and it does not know about the env files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from migrator.envfile import write_atomic
 from migrator.errors import ConfigError, RollbackRefused
+from migrator.files import sha256_of
 
 # Phases, in order. "failed-*" and "rolled-back" end a cutover.
 PHASES = ("started", "apps-stopped", "migrated", "env-rewritten", "apps-started", "done", "rolled-back")
@@ -51,8 +51,7 @@ class CutoverState:
         save(self, path)
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+sha256_file = sha256_of  # cutover and rollback compare env files by it (migrator/files.py)
 
 
 def state_path(settings) -> Path:

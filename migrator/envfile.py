@@ -30,10 +30,10 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from migrator.errors import ConfigError
+from migrator.files import utc_stamp
 from migrator.redact import MASK
 
 SECRET_KEY = re.compile(r"(PASSWORD|SECRET|TOKEN|KEY|URI|URL|DSN)", re.IGNORECASE)
@@ -238,8 +238,7 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o600) -> None:
         raise
 
 
-def new_stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+new_stamp = utc_stamp  # the stamp of an env file's .bak (migrator/files.py)
 
 
 def backup_path(path: Path, stamp: str) -> Path:

@@ -27,7 +27,7 @@ LOADER_PATTERN = LOADER_PREFIX.replace("_", "\\_") + "%"
 SCHEMA = "_consolidation"
 LOCK_KEY = runlock.KEY  # one writer at a time per target instance
 
-DDL = queries.text(__file__)          # journal.sql
+DDL = queries.sections(__file__)["ddl"]          # journal.sql
 assert SCHEMA in DDL and LOADER_PREFIX in DDL and LOADER_PATTERN in DDL   # the names the code uses
 
 
@@ -48,13 +48,7 @@ def acquire_lock(conn: psycopg.Connection, command: str = "migrate") -> None:
         console.say(f"  ended {ended} session(s) left open by an earlier, interrupted run")
 
 
-# Sessions of loader roles opened by a migrate (verify reads through readers of its own).
-LEFTOVERS_SQL = """
-SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid)) FROM pg_catalog.pg_stat_activity a
-WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
-  AND a.usename::pg_catalog.text OPERATOR(pg_catalog.~~) %s
-  AND a.application_name OPERATOR(pg_catalog.=) 'consolidation-migrator'
-"""
+LEFTOVERS_SQL = queries.sections(__file__)["leftover_sessions"]   # journal.sql
 
 
 def end_leftover_sessions(conn: psycopg.Connection) -> int:

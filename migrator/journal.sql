@@ -1,3 +1,4 @@
+-- name: ddl
 -- The migrator's journal (schema _consolidation on the target): what each run did, so that
 -- the next one resumes. Safe to run again; an older journal gains what is missing.
 CREATE SCHEMA IF NOT EXISTS _consolidation;
@@ -49,3 +50,11 @@ $$;
 CREATE TABLE IF NOT EXISTS _consolidation.plans (
   source text PRIMARY KEY, mapping jsonb NOT NULL, options jsonb NOT NULL DEFAULT '{}',
   recorded_at timestamptz NOT NULL DEFAULT now());
+
+-- name: leftover_sessions
+-- Sessions of loader roles opened by a migrate (verify reads through readers of its own),
+-- left by an interrupted run: ended before this run starts. The parameter: the loaders' LIKE pattern.
+SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(a.pid)) FROM pg_catalog.pg_stat_activity a
+WHERE a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+  AND a.usename::pg_catalog.text OPERATOR(pg_catalog.~~) %s
+  AND a.application_name OPERATOR(pg_catalog.=) 'consolidation-migrator'

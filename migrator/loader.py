@@ -20,6 +20,10 @@ the final post-data pass, app restores) logs in as that source's loader role,
   copy fires no trigger), INSERT into its own rows of the journal;
 - a fresh random password every run, known only to this process, and NOLOGIN
   again, its sessions ended, when the run ends (retire). Nothing is stored.
+  Retiring also takes back what it holds on schema ``public``: `consolidate
+  roles` turns PUBLIC's implicit USAGE (and CREATE) there into explicit grants
+  for every role that exists at that moment (sql/30-schemas.sql), loaders
+  included, and a retired loader must keep nothing a later login could use.
 
 App code that runs as a loader can do what the source's own app role can do to
 its own schemas, nothing more. Never ``SET ROLE`` instead: code running after
@@ -64,9 +68,14 @@ def name_of(mapping: SourceMapping) -> str:
     return PREFIX + mapping.name
 
 
+def target_of(settings: Settings | DatabaseSettings) -> DatabaseSettings:
+    """The target's login: a command passes its Settings, app backups the instance's login."""
+    return settings if isinstance(settings, DatabaseSettings) else settings.target
+
+
 def settings_for(settings: Settings, mapping: SourceMapping, password: str) -> DatabaseSettings:
     """Connection settings of the loader (the target's address, the loader's login)."""
-    return replace(settings.target, user=name_of(mapping), password=password)
+    return replace(target_of(settings), user=name_of(mapping), password=password)
 
 
 def ensure(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping) -> DatabaseSettings:
@@ -76,11 +85,11 @@ def ensure(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping
         that this function cannot take away (it never adopts someone else's role).
     """
     role = name_of(mapping)
-    key = (settings.target.host, settings.target.port, role)
+    key = (target_of(settings).host, target_of(settings).port, role)
     if key in _passwords:     # set up earlier in this run
         return settings_for(settings, mapping, _passwords[key])
     with admin.transaction():
-        _create_or_check(admin, role, settings.target.name)
+        _create_or_check(admin, role, target_of(settings).name)
         password = secrets.token_urlsafe(32)
         register_secret(password)
         verifier = admin.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
@@ -143,13 +152,15 @@ def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping
     anyone in) and CONNECTION LIMIT 0 (no client session, even through a `trust` rule of
     pg_hba.conf; the limit counts client backends only, not the workers: migrator/steps/
     online.py checks that on the server at start). ``ensure`` lifts both for the tool's own
-    sessions."""
+    sessions. Without workers, its grants on ``public`` go too (the module docstring)."""
     role = name_of(mapping)
-    _passwords.pop((settings.target.host, settings.target.port, role), None)
+    _passwords.pop((target_of(settings).host, target_of(settings).port, role), None)
     if _role_exists(admin, role):
         admin.execute(sql.SQL("ALTER ROLE {} {} PASSWORD NULL").format(
             sql.Identifier(role), sql.SQL("LOGIN CONNECTION LIMIT 0" if keep_workers else "NOLOGIN")))
         end_sessions(admin, role, clients_only=keep_workers)
+        if not keep_workers and _schema_exists(admin, "public"):
+            admin.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM {}").format(sql.Identifier(role)))
 
 
 def own_schemas(admin: psycopg.Connection, mapping: SourceMapping, schemas: list[str]) -> None:

@@ -96,11 +96,17 @@ def _routines(value: object, where: str) -> tuple[str, ...]:
 
 
 def load_mappings(settings: Settings) -> list[SourceMapping]:
+    """Every source's mapping, parsed once per configuration (``settings.mappings``)."""
+    return list(settings.mappings)
+
+
+def parse_mappings(settings: Settings) -> list[SourceMapping]:
     """Validate every source's mapping; target schemas must not collide across sources."""
     mappings: list[SourceMapping] = []
     claimed: dict[str, str] = {}
+    sources = settings.section("sources")
     for db in settings.sources:
-        cfg = settings.raw["sources"][db.name]
+        cfg = sources[db.name]
         where = f"{settings.config_file}: [sources.{db.name}]"
         if "schema" not in cfg or "target_schema" not in cfg:
             raise ConfigError(f"{where} needs schema and target_schema")

@@ -18,11 +18,11 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from docker.errors import DockerException, NotFound
-
 from migrator import services
 from migrator.errors import BackupError
+from migrator.files import utc_stamp
 from migrator.redact import redact
+from migrator.services import DockerException, NotFound
 from migrator.settings import DatabaseSettings, Settings
 
 STANZA = "unified"
@@ -82,10 +82,9 @@ class Instance:
 
 
 def locate(settings: Settings) -> Instance:
-    c = services.client()
-    project = services.compose_project(settings)
-    service = settings.target.name
-    container = services.container_of(c, services.Service(project, service))
+    svc = services.target_service(settings)
+    container = services.container_of(services.client(), svc)
+    project, service = svc.project, svc.name
     mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
     missing = [p for p in (DATA, REPO, CONF) if p not in mounts]
     if missing:
@@ -145,7 +144,7 @@ def require_backups(inst: Instance) -> list[dict]:
 
 
 def new_volume(prefix: str) -> str:
-    name = f"{prefix}-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
+    name = f"{prefix}-{utc_stamp().lower()}-{secrets.token_hex(2)}"
     services.client().volumes.create(name, labels={LABEL: prefix})
     return name
 

@@ -144,6 +144,22 @@ def _render(dump: Path, toc_lines: list[str], db: DatabaseSettings, what: str) -
                    if not PSQL_FENCE.match(line))
 
 
+def restore_listed(dump: Path, toc: list[str], hands: DatabaseSettings, *, dbname: str | None = None,
+                   options: tuple[str, ...] = ("--single-transaction",), listing: Path | None = None,
+                   what: str = "") -> None:
+    """The one way the migrator restores objects: exactly the TOC entries ``toc`` (written to a
+    ``-L`` list, removed afterwards) of ``dump`` into ``dbname``, as ``hands`` (a loader, never a
+    superuser: restoring runs the dump's expressions), without owners or grants, stopping at the
+    first error. ``options``: one transaction by default; post-data passes ``--jobs`` instead."""
+    listing = listing or dump.parent / f".{dump.name}.{os.getpid()}.{threading.get_ident()}.list"
+    listing.write_text("\n".join(toc) + "\n")
+    try:
+        run("pg_restore", ["--no-owner", "--no-acl", "--exit-on-error", *options, "-L", str(listing),
+                           "-d", dbname or hands.dbname, str(dump)], hands, dbname=dbname, what=what)
+    finally:
+        listing.unlink(missing_ok=True)
+
+
 def toc_lines(dump: Path, db: DatabaseSettings, schemas: set[str]) -> list[str]:
     """pg_restore's TOC without the SCHEMA entries (and their comments): we create schemas ourselves."""
     keep = []

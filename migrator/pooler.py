@@ -38,13 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migrator import console
+from migrator.apps import layout
 from migrator.errors import ConfigError
-from migrator.rolesconfig import REPO_ROOT, RolesConfig, _ROLE_NAME, load_pooler_password
+from migrator.rolesconfig import REPO_ROOT, RolesConfig, check_role_name, pooler_password_from
 from migrator.settings import Settings, check_table
 
 AUTH_ROLE_LIMIT = 2            # sql/80-pooler.sql: CONNECTION LIMIT of the auth role
 MODES = ("session", "transaction")
-DEFAULT_MODES = {"n8n": "transaction", "letta": "session"}
+DEFAULT_MODES = dict(layout.POOL_MODES)   # per app: migrator/apps/layout.py
 KEYS = {"auth_role": str, "env_file": str, "host": str, "port": int, "server_host": str, "server_port": int,
         "max_connections": int, "reserved_connections": int, "max_prepared_statements": int,
         "max_client_conn": int, "pool_modes": dict}
@@ -92,10 +93,7 @@ def parse(raw: object, config_file: Path, target_dbname: str = "postgres") -> Po
     for key in ("max_connections", "reserved_connections", "max_prepared_statements", "max_client_conn"):
         if key in raw and raw[key] < 0:
             raise ConfigError(f"{where} {key}: expected a non-negative integer, got {raw[key]}")
-    role = raw.get("auth_role", PoolerConfig.auth_role)
-    if not _ROLE_NAME.match(role) or role.startswith(("pg_", "supabase")) or role in ("postgres", "pgbouncer"):
-        raise ConfigError(f"{where} auth_role: '{role}' is not allowed (lowercase identifier, not a Supabase "
-                          "or pg_ role)")
+    check_role_name(raw.get("auth_role", PoolerConfig.auth_role), f"{where} auth_role")
     modes = dict(DEFAULT_MODES)
     for app, mode in raw.get("pool_modes", {}).items():
         if mode not in MODES:
@@ -108,11 +106,12 @@ def parse(raw: object, config_file: Path, target_dbname: str = "postgres") -> Po
 
 def auth_password(cfg: PoolerConfig) -> str | None:
     """:raises ConfigError: env/pooler.env exists without POOLER_AUTH_PASSWORD."""
-    return load_pooler_password(RolesConfig(pooler_env_file=cfg.env_file))
+    return pooler_password_from(cfg.env_file)
 
 
 def from_settings(settings: Settings) -> PoolerConfig:
-    return parse(settings.raw.get("pooler", {}), settings.config_file, settings.target.dbname)
+    """The configuration's ``[pooler]``, parsed once (``settings.pooler``)."""
+    return settings.pooler
 
 
 # Roles that connect to the instance directly, never through a pool: administrators
@@ -219,6 +218,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 COMMAND = "pooler"
 LOCK = None  # writes pgbouncer.ini, not the target (migrator/runlock.py)
+NEEDS = {"pools"}  # checked before any connection (migrator/validation.py)
 HELP = "PgBouncer pool sizes from the roles' limits; render compose/pgbouncer/pgbouncer.ini"
 
 

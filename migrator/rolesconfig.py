@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from migrator.apps import layout
 from migrator.errors import ConfigError
 from migrator.mapping import IDENT
 from migrator.redact import register_secret
@@ -19,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SUPABASE_ROLES = {"postgres", "anon", "authenticated", "service_role", "authenticator", "dashboard_user",
                   "pgbouncer"}
 _ROLE_NAME = IDENT            # a plain lower-case identifier, as for schemas
+RESERVED_PREFIXES = ("pg_", "supabase")
 _TIMEOUT = re.compile(r"^\d+\s*(us|ms|s|min|h|d)?$")
 _SCHEMA_NAME = IDENT
 
@@ -37,12 +39,20 @@ class RoleSpec:
         return f"{self.app.upper()}_ROLE_PASSWORD"
 
 
-# Defaults (docs/roles.md). Letta's SQLAlchemy pool is 20 + 10 overflow;
-# n8n's own DB statement timeout defaults to 5 min.
+def check_role_name(name: str, where: str) -> str:
+    """The one rule for a role the tool creates (app roles, the pooler's auth role): a plain
+    lower-case identifier that is neither PostgreSQL's (pg_) nor Supabase's.
+
+    :raises ConfigError: naming ``where``."""
+    if not _ROLE_NAME.match(name) or name.startswith(RESERVED_PREFIXES) or name in SUPABASE_ROLES:
+        raise ConfigError(f"{where}: '{name}' is not allowed (lowercase identifier, not a Supabase "
+                          "or pg_ role)")
+    return name
+
+
+# Defaults (docs/roles.md): the apps' from migrator/apps/layout.py, then the tool's own.
 DEFAULT_ROLES = (
-    RoleSpec("n8n", "n8n", 20, "5min"),
-    RoleSpec("letta", "letta", 40, "5min"),
-    RoleSpec("rag", "rag", 20, "2min"),
+    *(RoleSpec(app, *login) for app, login in layout.LOGINS.items()),
     RoleSpec("readonly", "consolidation_readonly", 5, "1min"),
     # postgres_exporter's login: pg_monitor only (sql/55-monitoring.sql, docs/monitoring.md).
     RoleSpec("monitoring", "consolidation_monitor", 3, "30s"),
@@ -73,8 +83,13 @@ class RolesConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RolesConfig:
-        cfg = parse_config(settings.raw.get("roles", {}), settings.config_file)
-        raw = settings.raw.get("pooler", {})
+        """The configuration's ``[roles]``, parsed once (``settings.roles``)."""
+        return settings.roles
+
+    @classmethod
+    def parse(cls, settings: Settings) -> RolesConfig:
+        cfg = parse_config(settings.section("roles"), settings.config_file)
+        raw = settings.section("pooler")
         if not isinstance(raw, dict):
             raise ConfigError(f"{settings.config_file}: [pooler] must be a table")
         return replace(cfg, pooler_role=raw.get("auth_role", cfg.pooler_role),
@@ -128,10 +143,7 @@ def _role_spec(app: str, table: dict, default: RoleSpec | None, where: str) -> R
         raise ConfigError(f"{where}: unknown key {', '.join(sorted(unknown))} (expected {', '.join(sorted(ROLE_KEYS))})")
     base = default or RoleSpec(app, app, **NEW_APP_DEFAULTS)
     spec = replace(base, **{k: v for k, v in table.items()})
-    name = _str(spec.name, f"{where} name")
-    if not _ROLE_NAME.match(name) or name.startswith(("pg_", "supabase")) or name in SUPABASE_ROLES:
-        raise ConfigError(f"{where} name: '{name}' is not allowed (lowercase identifier, not a Supabase "
-                          "or pg_ role)")
+    name = check_role_name(_str(spec.name, f"{where} name"), f"{where} name")
     timeout = spec.statement_timeout
     timeout = str(timeout) if isinstance(timeout, int) and not isinstance(timeout, bool) else timeout
     if not isinstance(timeout, str) or not _TIMEOUT.match(timeout):
@@ -187,7 +199,11 @@ def load_pooler_password(cfg: RolesConfig) -> str | None:
     exist (no pooler: the role is created without a password and cannot log in).
 
     :raises ConfigError: the file exists without the key."""
-    path = cfg.pooler_env_file
+    return pooler_password_from(cfg.pooler_env_file)
+
+
+def pooler_password_from(path: Path | None) -> str | None:
+    """load_pooler_password, from the env file's path (the pooler's own config holds it)."""
     if path is None or not path.is_file():
         return None
     value = read_env_file(path).get(POOLER_PASSWORD_KEY)

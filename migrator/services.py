@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import docker
-from docker.errors import DockerException
+from docker.errors import DockerException, NotFound  # noqa: F401 (pgbackrest catches them from here)
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from migrator.apps import registry
@@ -174,12 +174,85 @@ def process_env(c: docker.DockerClient, svc: Service) -> dict[str, str]:
 # --- every app of the configuration --------------------------------------------------
 
 def compose_project(settings) -> str:
-    return settings.raw.get("compose", {}).get("project") or os.environ.get("COMPOSE_PROJECT_NAME") or "consolidation"
+    return settings.compose.project or os.environ.get("COMPOSE_PROJECT_NAME") or "consolidation"
+
+
+# Which compose service runs what: the one place that knows the names.
+def app_service(settings, name: str) -> Service:
+    """An app's service: ``[apps.<name>] service``, else the app's name (``n8n``, ``letta``)."""
+    return Service(compose_project(settings), settings.apps[name].options.get("service", name))
+
+
+def target_service(settings) -> Service:
+    """The unified instance's service: ``[target] name`` (``unified``), which the compose file uses."""
+    return Service(compose_project(settings), settings.target.name)
+
+
+def source_service(settings, db) -> Service:
+    """A legacy database's service: its host on the compose network (``n8n-db``, ``letta-db``)."""
+    return Service(compose_project(settings), db.host)
 
 
 def app_services(settings) -> dict[str, Service]:
-    project = compose_project(settings)
-    return {name: Service(project, app.options.get("service", name)) for name, app in settings.apps.items()}
+    return {name: app_service(settings, name) for name in settings.apps}
+
+
+def stop_running_apps(settings) -> list[Service]:
+    """Stop every app container that exists and runs; the ones stopped, to start them again."""
+    c, stopped = client(), []
+    for svc in app_services(settings).values():
+        try:
+            container = container_of(c, svc)
+        except ServiceError:
+            continue
+        container.reload()
+        if container.status == "running":
+            container.stop(timeout=30)
+            stopped.append(svc)
+    return stopped
+
+
+def start_and_wait(svcs: list[Service], timeout: float = 600) -> None:
+    """Start each service's container, then wait until every one is healthy."""
+    c = client()
+    for svc in svcs:
+        start(c, svc)
+    for svc in svcs:
+        wait_healthy(c, svc, timeout)
+
+
+def remove_service(svc: Service, delete_volumes: bool) -> list[str]:
+    """Stop and remove the service's container; with ``delete_volumes`` its named volumes too
+    (their names, when deleted). :raises ServiceError: no such container."""
+    c = client()
+    container = container_of(c, svc)
+    volumes = [m["Name"] for m in container.attrs.get("Mounts", []) if m.get("Type") == "volume"]
+    container.stop(timeout=30)
+    container.remove()
+    if not delete_volumes:
+        return []
+    for volume in volumes:
+        c.volumes.get(volume).remove()
+    return volumes
+
+
+def require_service(svc: Service) -> None:
+    """:raises ServiceError: no docker engine, or the service has no container."""
+    container_of(client(), svc)
+
+
+# --- containers and volumes by id or label (pgBackRest's instance and its copies) -----
+
+def stop_container(container_id: str, timeout: int = 120) -> None:
+    client().containers.get(container_id).stop(timeout=timeout)
+
+
+def start_container(container_id: str) -> None:
+    client().containers.get(container_id).start()
+
+
+def labelled_volumes(label: str) -> list[str]:
+    return [v.name for v in client().volumes.list(filters={"label": label})]
 
 
 def stop_apps(settings) -> dict[str, float]:

@@ -4,6 +4,13 @@
 connection settings come from its env file (the same file that configures its
 container), read as docker compose reads it. Everything is validated before the first
 connection, and every problem names the file and the key.
+
+The file is read once into a frozen ``Config`` (``Settings`` is the same class):
+databases and apps when it is loaded; each other section (``mappings``, ``roles``,
+``pooler``, ``cutover``, ``compose``) parsed into its own frozen type the first time
+it is asked for (migrator/validation.py asks for every one a command needs, before
+any connection) and kept, so no command parses a section again and none reads the
+TOML's raw tables (only this module does).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -74,13 +82,76 @@ class AppSettings:
         return None if value is None else Path(value)
 
 
+SECTIONS = {"target", "sources", "apps", "roles", "cutover", "compose", "pooler"}
+CUTOVER_KEYS = {"app_db_host": str, "app_db_port": int, "via_pooler": bool}
+COMPOSE_KEYS = {"project": str}
+
+
+@dataclass(frozen=True)
+class CutoverConfig:
+    """``[cutover]``: where the apps reach the unified instance after the switch."""
+    app_db_host: str | None = None     # default: the target's host
+    app_db_port: int | None = None     # default: the target's port
+    via_pooler: bool = False           # point the apps at PgBouncer (docs/pooling.md)
+
+    @classmethod
+    def parse(cls, raw: object, config_file: Path) -> CutoverConfig:
+        where = f"{config_file}: [cutover]"
+        check_table(raw, where, CUTOVER_KEYS)
+        port = raw.get("app_db_port")
+        if port is not None and not 0 < port < 65536:
+            raise ConfigError(f"{config_file}: [cutover] app_db_port must be a TCP port number, got {port}")
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class ComposeConfig:
+    """``[compose]``: the compose project whose containers the commands manage."""
+    project: str | None = None         # default: $COMPOSE_PROJECT_NAME, else "consolidation"
+
+    @classmethod
+    def parse(cls, raw: object, config_file: Path) -> ComposeConfig:
+        check_table(raw, f"{config_file}: [compose]", COMPOSE_KEYS)
+        return cls(**raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     config_file: Path
     target: DatabaseSettings
     sources: tuple[DatabaseSettings, ...]
-    raw: dict
+    raw: dict = field(repr=False, compare=False)   # the TOML as read: only the sections below read it
     apps: dict[str, AppSettings] = field(default_factory=dict)
+
+    # --- the typed sections, each parsed once (cached on this frozen instance) ---------
+    def section(self, name: str) -> object:
+        return self.raw.get(name, {})
+
+    @cached_property
+    def mappings(self) -> tuple:
+        """Every source's mapping (migrator/mapping.py): schema, target schemas, rules."""
+        from migrator.mapping import parse_mappings     # mapping.py builds on this module
+        return tuple(parse_mappings(self))
+
+    @cached_property
+    def roles(self):
+        """``[roles]`` and the pooler's auth role (migrator/rolesconfig.py)."""
+        from migrator.rolesconfig import RolesConfig
+        return RolesConfig.parse(self)
+
+    @cached_property
+    def pooler(self):
+        """``[pooler]`` (migrator/pooler.py)."""
+        from migrator.pooler import parse
+        return parse(self.section("pooler"), self.config_file, self.target.dbname)
+
+    @cached_property
+    def cutover(self) -> CutoverConfig:
+        return CutoverConfig.parse(self.section("cutover"), self.config_file)
+
+    @cached_property
+    def compose(self) -> ComposeConfig:
+        return ComposeConfig.parse(self.section("compose"), self.config_file)
 
     @property
     def databases(self) -> tuple[DatabaseSettings, ...]:
@@ -100,6 +171,8 @@ class Settings:
             raise ConfigError(f"{self.config_file}: no [apps.{name}] table (url, env_file)")
         return self.apps[name]
 
+
+Config = Settings   # issue 27's name for it; the call sites keep `Settings`
 
 def read_env_file(path: Path) -> dict[str, str]:
     """An env file, read exactly as docker compose reads it (migrator/envfile.py): the
@@ -132,6 +205,10 @@ def load_settings(config_file: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_file}: invalid TOML ({exc})") from None
     base = config_file.parent
+    unknown = set(raw) - SECTIONS
+    if unknown:
+        raise ConfigError(f"{config_file}: unknown section [{sorted(unknown)[0]}] (expected one of "
+                          f"{', '.join(sorted(SECTIONS))})")
 
     target_cfg = raw.get("target")
     if not isinstance(target_cfg, dict) or "env_file" not in target_cfg:

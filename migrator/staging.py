@@ -25,7 +25,7 @@ from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping
 from migrator.replication import API_ROLES
 from migrator.settings import Settings
-from migrator.steps import schema as schema_step
+from migrator import predata
 
 SHARED_STAGING = "public"
 
@@ -84,12 +84,12 @@ def build(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection,
     triggers) in the staging schema, empty, owned by the loader; ``created``: the schema
     does not exist and is made here (else it is `public`)."""
     staged = staging_mapping(mapping)
-    checked = schema_step.check(staged, admin)
+    checked = predata.check(staged, admin)
     exts = checked.exts
     pgtools.private_dir(work_dir)
     hands = loader.ensure(admin, settings, mapping)
-    dump, _ = schema_step.remapped_dump(settings, staged, admin, hands, work_dir, checked, label="staging")
-    schema_step.install_extensions(admin, exts)
+    dump, _ = predata.remapped_dump(settings, staged, admin, hands, work_dir, checked, label="staging")
+    predata.install_extensions(admin, exts)
     loader.grant_extensions(admin, mapping)
     ident, role = sql.Identifier(mapping.schema), sql.Identifier(hands.user)
     if created:
@@ -97,11 +97,9 @@ def build(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection,
     else:   # public: CREATE for the length of the restore only
         admin.execute(sql.SQL("GRANT CREATE ON SCHEMA {} TO {}").format(ident, role))
     try:
-        listing = dump.with_suffix(".staging.list")
-        listing.write_text("\n".join(pgtools.toc_lines(dump, settings.target, {mapping.schema})) + "\n")
-        pgtools.run("pg_restore", ["--exit-on-error", "--single-transaction", "--no-owner", "--no-acl",
-                                   "-L", str(listing), "-d", settings.target.dbname, str(dump)],
-                    hands, what="staging definitions into the target")
+        pgtools.restore_listed(dump, pgtools.toc_lines(dump, settings.target, {mapping.schema}), hands,
+                               dbname=settings.target.dbname, listing=dump.with_suffix(".staging.list"),
+                               what="staging definitions into the target")
         with connect(hands) as conn, conn.transaction():
             set_routine_execute(conn, mapping.schema, grant=False)
     finally:
@@ -187,7 +185,7 @@ def move(conn: psycopg.Connection, mapping: SourceMapping, exts) -> None:
         if routed != mapping.target_schema:
             conn.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
                 sql.Identifier(mapping.target_schema, table.name), sql.Identifier(routed)))
-    schema_step.move_followers(conn, mapping)
+    predata.move_followers(conn, mapping)
     routines.apply(conn, mapping, routines.extension_in_schema(exts, mapping))
     for schema in mapping.target_schemas:
         set_routine_execute(conn, schema, grant=True)

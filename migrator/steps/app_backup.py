@@ -32,18 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backup-dir", type=Path, default=None, help="default: backups/apps/ beside the config")
 
 
-def backups_root(settings: Settings, chosen: Path | None = None) -> Path:
-    return chosen or settings.backups_dir / "apps"
-
-
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
-    run(settings, args.apps, backups_root(settings, args.backup_dir))
+    run(settings, args.apps, appdump.backups_root(settings, args.backup_dir))
     return 0
 
 
 def run(settings: Settings, apps: list[str], root: Path) -> list[Path]:
     console.step("A", "app-backup: one logical backup per application")
-    mappings = load_mappings(settings) if settings.raw.get("sources") else []
+    mappings = load_mappings(settings)
     with connect(settings.target) as conn:
         units = appdump.units_for(conn, apps, mappings)
     done = []

@@ -34,7 +34,6 @@ from migrator.errors import ConfigError
 from migrator.rolesconfig import RolesConfig
 from migrator.settings import Settings, database_from_env, read_env_file
 from migrator.redact import register_secret
-from migrator.steps.app_backup import backups_root
 
 COMMAND = "app-restore"
 LOCK = "exclusive"  # replaces an app's schemas (migrator/runlock.py)
@@ -71,7 +70,7 @@ def dump_as_of(settings: Settings, app: str, when: str) -> Path:
         target = dataclasses.replace(pgbackrest.Target.parse(when), timeline=pgbackrest.current_timeline(conn))
     console.step("R", f"app-restore: the instance as of {target.describe()} into a scratch copy")
     with pgbackrest.restored_copy(inst, target, settings.target, prefix="asof") as (scratch, _):
-        dump_dir, manifest = appdump.dump_app(scratch.database(), app, backups_root(settings))
+        dump_dir, manifest = appdump.dump_app(scratch.database(), app, appdump.backups_root(settings))
     console.say(f"  {app} as of {target.describe()}: {len(manifest['tables'])} tables dumped to {dump_dir}")
     return dump_dir
 
@@ -80,7 +79,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     if args.as_of and (args.from_dir or args.into_empty):
         raise ConfigError("app-restore: --as-of makes its own dump; it cannot be combined with --from or --into-empty")
     dump_dir = (dump_as_of(settings, args.app, args.as_of) if args.as_of
-                else args.from_dir or appdump.latest_dir(backups_root(settings), args.app))
+                else args.from_dir or appdump.latest_dir(appdump.backups_root(settings), args.app))
     manifest = appdump.read_manifest(dump_dir)
     if manifest["app"] != args.app:
         raise ConfigError(f"{dump_dir} holds a backup of '{manifest['app']}', not '{args.app}'")

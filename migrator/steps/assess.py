@@ -25,10 +25,11 @@ from migrator import bodies, catalog, console, routines
 from migrator.db import connect
 from migrator.mapping import SourceMapping, load_mappings
 from migrator.settings import Settings
-from migrator.steps.schema import plan_bodies
+from migrator.predata import plan_bodies
 
 COMMAND = "assess"
 LOCK = None  # reads the sources only (migrator/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
 HELP = "inventory every source (exact row counts, sizes, objects, clients); read-only"
 
 QUERIES = {

@@ -11,14 +11,13 @@ client versions and the time. Nothing else runs if a backup cannot be made.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 
 from migrator import argtypes, console, pgtools
 from migrator.db import DEFAULT_JOBS, connect
 from migrator.errors import ConsolidationError
+from migrator.files import describe_files, utc_stamp
 from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "backup-sources"
@@ -35,20 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
     run(settings, args.backup_dir or settings.backups_dir, jobs=args.jobs)
     return 0
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def describe_files(root: Path) -> list[dict]:
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    return [{"path": str(p.relative_to(root.parent)), "bytes": p.stat().st_size, "sha256": sha256_of(p)}
-            for p in files]
 
 
 def database_facts(db: DatabaseSettings) -> tuple[str, int]:
@@ -77,7 +62,7 @@ def dump(db: DatabaseSettings, out: Path, jobs: int) -> None:
 
 def run(settings: Settings, backup_dir: Path, *, jobs: int) -> Path:
     console.step("B", "backup-sources: dump every source and the target's current state")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     run_dir = backup_dir / stamp
     pgtools.private_dir(backup_dir)
     run_dir.mkdir(mode=0o700, exist_ok=False)

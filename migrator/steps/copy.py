@@ -37,6 +37,7 @@ from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "copy"
 LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
 HELP = "stream all rows source -> target (parallel COPY, one snapshot per source)"
 STEP = "copy"
 DEFAULT_SPLIT_MB = 512

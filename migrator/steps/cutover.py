@@ -36,6 +36,7 @@ from migrator.steps import rollback as rollback_step
 
 COMMAND = "cutover"
 LOCK = "exclusive"  # runs migrate, verify and roles inside itself (migrator/runlock.py)
+NEEDS = {"mappings", "passwords", "app_env", "pooled_apps"}  # checked before any connection (migrator/validation.py)
 HELP = "the full maintenance window: migrate, verify, switch the apps over (rolls back by itself on failure)"
 BEFORE = "before-cutover"
 
@@ -117,7 +118,7 @@ def _start_apps(w: Window) -> dict[str, float]:
 
 
 def via_pooler(settings: Settings) -> bool:
-    return bool(settings.raw.get("cutover", {}).get("via_pooler", False))
+    return settings.cutover.via_pooler
 
 
 def _pooler_up(w: Window) -> str:
@@ -178,10 +179,10 @@ def db_login(settings: Settings, app: str, passwords: dict[str, str], cfg: Roles
     """Where the app's own role reaches its schemas, as seen from the app's container: the
     unified instance itself, or PgBouncer in front of it with [cutover] via_pooler = true
     (same database name, role and password: PgBouncer checks them against the server's)."""
-    t, cut = settings.target, settings.raw.get("cutover", {})
+    t, cut = settings.target, settings.cutover
     schema = next((m.target_schema for m in load_mappings(settings) if m.name == app), "")
-    host, port = cut.get("app_db_host", t.host), cut.get("app_db_port", t.port)
-    if cut.get("via_pooler", False):
+    host, port = cut.app_db_host or t.host, cut.app_db_port or t.port
+    if cut.via_pooler:
         pool = pooler.from_settings(settings)
         host, port = pool.host, pool.port
     return registry.DbLogin(host=host, port=str(port), dbname=t.dbname, user=cfg.role(app).name,

@@ -31,12 +31,13 @@ from migrator import appdump, console, cutover_state, loader, pgtools, services
 from migrator.apps import registry
 from migrator.db import connect, create_private_database
 from migrator.errors import ConfigError, DatabaseError, ServiceError, VerificationError
+from migrator.files import describe_files, utc_stamp
 from migrator.mapping import load_mappings
 from migrator.settings import DatabaseSettings, Settings
-from migrator.steps.backup import describe_files
 
 COMMAND = "decommission"
 LOCK = "exclusive"  # uses the loaders and drops the legacy databases (migrator/runlock.py)
+NEEDS = {"mappings", "app_env"}  # checked before any connection (migrator/validation.py)
 HELP = "final verified archive of each legacy database, then remove its container (volumes: --delete-volumes)"
 THROWAWAY = "consolidation_archive_check_{name}"
 
@@ -124,14 +125,7 @@ def restore_test(settings: Settings, db: DatabaseSettings, mapping, dump: Path, 
         create_private_database(admin, name, owner=loader.name_of(mapping))
         try:
             toc = _prepare(settings, name, role, dump, db, extensions)
-            listing = dump.with_suffix(".list")
-            listing.write_text("\n".join(toc) + "\n")
-            try:
-                pgtools.run("pg_restore", ["--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
-                                           "-L", str(listing), "-d", name, str(dump)], hands, dbname=name,
-                            what="(archive restore test)")
-            finally:
-                listing.unlink(missing_ok=True)
+            pgtools.restore_listed(dump, toc, hands, dbname=name, what="(archive restore test)")
             with connect(replace(hands, dbname=name)) as check:
                 return row_counts(check)
         finally:
@@ -172,23 +166,16 @@ def _prepare(settings: Settings, name: str, role: sql.Identifier, dump: Path, db
 # --- containers -----------------------------------------------------------------------------
 
 def remove_containers(settings: Settings, delete_volumes: bool, missing_ok: bool = False) -> list[str]:
-    c = services.client()
-    project = services.compose_project(settings)
     done = []
     for db in settings.sources:
         try:
-            container = services.container_of(c, services.Service(project, db.host))
+            volumes = services.remove_service(services.source_service(settings, db), delete_volumes)
         except ServiceError:
             if not missing_ok:
                 raise
             continue                  # removed by the run this one finishes
-        volumes = [m["Name"] for m in container.attrs.get("Mounts", []) if m.get("Type") == "volume"]
-        container.stop(timeout=30)
-        container.remove()
         done.append(f"{db.host}: container removed")
         if delete_volumes:
-            for volume in volumes:
-                c.volumes.get(volume).remove()
             done.append(f"{db.host}: volume(s) {', '.join(volumes)} deleted")
     return done
 
@@ -221,11 +208,10 @@ def run(settings: Settings, archive_root: Path, *, delete_volumes: bool = False)
     if cutover_state.require(settings, COMMAND) is cutover_state.Lifecycle.DECOMMISSIONED:
         return finish(settings, delete_volumes)
     refuse_if_in_use(settings)
-    c = services.client()          # before anything is written: no socket, no change
-    for db in settings.sources:
-        services.container_of(c, services.Service(services.compose_project(settings), db.host))
+    for db in settings.sources:     # before anything is written: no socket, no change
+        services.require_service(services.source_service(settings, db))
     mappings = {m.name: m for m in load_mappings(settings)}
-    run_dir = pgtools.private_dir(archive_root) / appdump.stamp_now()
+    run_dir = pgtools.private_dir(archive_root) / utc_stamp()
     run_dir.mkdir(mode=0o700)
     run_dir.chmod(0o700)
     entries = []

@@ -16,21 +16,18 @@ workflow stores no executions).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import time
 from pathlib import Path
-
-from rich.markup import escape
-from rich.table import Table
 
 from migrator import console
 from migrator.apps import fingerprint_diff as fp
 from migrator.apps import registry
+from migrator.apps.fingerprints import require_equal, save, summary_table, take  # noqa: F401 (cutover)
 from migrator.errors import VerificationError
 from migrator.settings import Settings
 
 COMMAND = "fingerprint"
 LOCK = None  # reads the apps, not the target (migrator/runlock.py)
+NEEDS = {"app_env"}  # checked before any connection (migrator/validation.py)
 HELP = "list what n8n and Letta hold through their APIs; save it or compare with a saved one"
 
 
@@ -40,35 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compare with reports/fingerprint-LABEL.json; exit 5 on any difference")
     parser.add_argument("--app", action="append", choices=tuple(registry.known()),
                         help="only this app (repeatable; default: every app configured)")
-
-
-def take(settings: Settings, apps: list[str], label: str | None = None) -> dict:
-    result = {"format": fp.FORMAT, "meta": {"label": label,
-                                            "taken_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                                            "apps": {}},
-              "apps": {}}
-    for name in apps:
-        app = settings.app(name)
-        start = time.monotonic()
-        known = registry.get(name)
-        database = known.database_of(app.env())       # where it points, no password: context, never compared
-        result["apps"][name] = known.fingerprint(app)
-        result["meta"]["apps"][name] = {"url": app.url, "database": database,
-                                        "seconds": round(time.monotonic() - start, 1)}
-    return result
-
-
-def summary_table(data: dict) -> Table:
-    table = Table(title="Application fingerprint", show_lines=True)
-    for col in ("app", "what", "value"):
-        table.add_column(col, overflow="fold")
-    for name, content in data["apps"].items():
-        rows = registry.get(name).summary(content)
-        first = True
-        for what, value in rows.items():
-            table.add_row(name if first else "", escape(what), escape(str(value)))   # app data, not markup
-            first = False
-    return table
 
 
 def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> int:
@@ -101,25 +69,3 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
         console.say("  " + line)
     raise VerificationError(f"fingerprint differs from '{args.compare}' in {len(differences)} field(s) "
                             f"(report: {report_path})")
-
-
-# --- used by cutover (before the window, and as its smoke test) and by rollback ------
-
-def save(settings: Settings, reports_dir: Path, label: str) -> None:
-    data = take(settings, list(settings.apps), label=label)
-    console.write_json(fp.path_for(reports_dir, label), data)
-    console.print_table(summary_table(data))
-
-
-def require_equal(settings: Settings, reports_dir: Path, label: str) -> None:
-    """The apps list exactly what they listed when ``label`` was saved; exit 5 otherwise."""
-    saved = fp.load(reports_dir, label)
-    now = take(settings, list(settings.apps), label=None)
-    differences = fp.compare({"apps": saved["apps"]}, now)
-    console.write_json(reports_dir / f"fingerprint-diff-{label}.json",
-                       {"equal": not differences, "differences": [d.as_dict() for d in differences]})
-    if differences:
-        for line in fp.render_diff(differences):
-            console.say("  " + line)
-        raise VerificationError(f"the apps' fingerprint differs from '{label}' in {len(differences)} field(s)")
-    console.say(f"  fingerprint equal to '{label}'")

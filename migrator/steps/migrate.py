@@ -22,6 +22,7 @@ from migrator.steps import schema as schema_step
 
 COMMAND = "migrate"
 LOCK = "exclusive"  # writes the target, the journal and the loaders (migrator/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
 APPS_ON_TARGET = ("env-rewritten", "apps-started", "done")
 HELP = "move every object and row into the target schemas (resumable)"
 

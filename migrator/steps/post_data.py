@@ -36,16 +36,16 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import argtypes, catalog, console, journal, loader, pgtools, queries
+from migrator import argtypes, catalog, console, journal, loader, pgtools, predata, queries
 from migrator.db import DEFAULT_JOBS, ThreadSessions, connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping
 from migrator.redact import redact
 from migrator.settings import DatabaseSettings, Settings
-from migrator.steps import schema as schema_step
 
 COMMAND = "post-data"
 LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
 HELP = "build indexes/constraints/triggers, set sequences, refresh matviews, ANALYZE"
 STEP = "post-data"
 
@@ -76,15 +76,13 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
     if journal.step_started(target, mapping.name, STEP):
         cleared = clear_post_data(target, mapping, built_early(toc, built))
         console.say(f"  {mapping.name}: removed {cleared} objects left by an interrupted post-data")
-        replaced = schema_step.refresh_routines(settings, mapping, target, work_dir)
+        replaced = predata.refresh_routines(settings, mapping, target, work_dir)
         console.say(f"  {mapping.name}: {replaced} routines replaced by the source's current definitions")
     journal.start_step(target, mapping.name, STEP)
     hands = loader.ensure(target, settings, mapping)
-    listing = dump.with_suffix(".post-data.list")
-    listing.write_text("\n".join(line for line in toc if toc_id_of(line) not in built) + "\n")
-    pgtools.run("pg_restore", ["--exit-on-error", f"--jobs={max(jobs, 1)}", "--no-owner", "--no-acl",
-                               "--section=post-data", "-L", str(listing), "-d", settings.target.dbname, str(dump)],
-                hands, what="post-data into the target")
+    pgtools.restore_listed(dump, [line for line in toc if toc_id_of(line) not in built], hands,
+                           dbname=settings.target.dbname, options=(f"--jobs={max(jobs, 1)}", "--section=post-data"),
+                           listing=dump.with_suffix(".post-data.list"), what="post-data into the target")
     values = _sequence_values(target, mapping)
     with connect(hands, restrict_views=False) as conn:
         set_sequences(conn, mapping, values)
@@ -130,19 +128,8 @@ def toc_id_of(toc_line: str) -> int | None:
 # For an INDEX the tag is the index name, for a CONSTRAINT "<table> <name>".
 # "INDEX ATTACH" (partitions) and "FK CONSTRAINT" stay for the final pass.
 EARLY_ENTRY = re.compile(r"^(\d+); \d+ \d+ (INDEX|CONSTRAINT) (?!ATTACH )(\S+) (.+) \S*$")
-TABLE_OF_ENTRY = """
-SELECT 'INDEX', i.relname::text, t.relname::text FROM pg_index x
-  JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
-  JOIN pg_namespace n ON n.oid = t.relnamespace
- WHERE n.nspname = %(schema)s AND t.relkind = 'r' AND NOT t.relispartition
-UNION ALL
-SELECT 'CONSTRAINT', t.relname::text || ' ' || k.conname::text, t.relname::text FROM pg_constraint k
-  JOIN pg_class t ON t.oid = k.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
- WHERE n.nspname = %(schema)s AND k.contype IN ('p', 'u', 'x') AND t.relkind = 'r' AND NOT t.relispartition
-"""
-
-INHERITANCE_PARENTS = ("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                       " WHERE n.nspname = %s AND c.relkind = 'r' AND c.relhassubclass")
+TABLE_OF_ENTRY = queries.sections(__file__)["table_of_entry"]          # post_data.sql
+INHERITANCE_PARENTS = queries.sections(__file__)["inheritance_parents"]
 
 TableKey = tuple[str, str]   # (target schema, table)
 
@@ -322,8 +309,7 @@ def _sequence_values(target: psycopg.Connection, mapping: SourceMapping) -> dict
 
 
 def sequence_schema(target: psycopg.Connection, mapping: SourceMapping, name: str) -> str | None:
-    row = target.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                         " WHERE c.relkind = 'S' AND c.relname = %s AND n.nspname = ANY(%s)",
+    row = target.execute(queries.sections(__file__)["sequence_schema"],
                          (name, list(mapping.target_schemas))).fetchone()
     return row[0] if row else None
 
@@ -343,9 +329,7 @@ def set_sequences(target: psycopg.Connection, mapping: SourceMapping, values: di
 
 def refresh_matviews(target: psycopg.Connection, mapping: SourceMapping) -> None:
     """Matviews are recomputed from the copied rows (pg_dump --schema-only leaves them empty)."""
-    rows = target.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                          " WHERE c.relkind = 'm' AND n.nspname = ANY(%s) ORDER BY 1, 2",
-                          (list(mapping.target_schemas),)).fetchall()
+    rows = target.execute(queries.sections(__file__)["matviews"], (list(mapping.target_schemas),)).fetchall()
     for schema, name in rows:
         try:
             target.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.Identifier(schema, name)))
@@ -357,9 +341,7 @@ def analyze(target: psycopg.Connection, mapping: SourceMapping, skip: set[TableK
     """ANALYZE what was not analyzed per table, and again every table with extended
     statistics: those objects come with the final pass, after the per-table ANALYZE."""
     for schema in mapping.target_schemas:
-        rows = target.execute("SELECT c.relname, EXISTS (SELECT FROM pg_statistic_ext s WHERE s.stxrelid = c.oid)"
-                              " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                              " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')", (schema,)).fetchall()
+        rows = target.execute(queries.sections(__file__)["analyze_tables"], (schema,)).fetchall()
         for name, has_statistics in rows:
             if (schema, name) in skip and not has_statistics:
                 continue

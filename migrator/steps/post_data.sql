@@ -22,3 +22,35 @@ SELECT 'RULE', n.nspname::text, c.relname::text, r.rulename::text, true FROM pg_
 
 -- name: leftovers.statistics
 SELECT 'STATISTICS', n.nspname::text, NULL, s.stxname::text, true FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE n.nspname = ANY(%(schemas)s);
+
+-- name: table_of_entry
+-- Which table each early-buildable TOC entry belongs to (index or primary/unique/exclusion
+-- key of a plain, unpartitioned table), by the tag pg_restore prints for it.
+SELECT 'INDEX', i.relname::text, t.relname::text FROM pg_index x
+  JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+  JOIN pg_namespace n ON n.oid = t.relnamespace
+ WHERE n.nspname = %(schema)s AND t.relkind = 'r' AND NOT t.relispartition
+UNION ALL
+SELECT 'CONSTRAINT', t.relname::text || ' ' || k.conname::text, t.relname::text FROM pg_constraint k
+  JOIN pg_class t ON t.oid = k.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+ WHERE n.nspname = %(schema)s AND k.contype IN ('p', 'u', 'x') AND t.relkind = 'r' AND NOT t.relispartition
+
+-- name: inheritance_parents
+-- Tables with children: their indexes wait for the final pass.
+SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %s AND c.relkind = 'r' AND c.relhassubclass
+
+-- name: sequence_schema
+-- Which of a source's target schemas holds the sequence (rules may have moved it).
+SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'S' AND c.relname = %s AND n.nspname = ANY(%s)
+
+-- name: matviews
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'm' AND n.nspname = ANY(%s) ORDER BY 1, 2
+
+-- name: analyze_tables
+-- Every table of a schema, and whether it has extended statistics (ANALYZEd again after them).
+SELECT c.relname, EXISTS (SELECT FROM pg_statistic_ext s WHERE s.stxrelid = c.oid)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')

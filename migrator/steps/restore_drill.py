@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from migrator import checksums, console, pgbackrest
 from migrator.db import connect, require_superuser
 from migrator.errors import BackupError, VerificationError
+from migrator.files import utc_stamp
 from migrator.settings import Settings
 
 COMMAND = "restore-drill"
@@ -55,7 +55,7 @@ def wait_archived(conn, walfile: str, timeout: float = 300) -> None:
 
 def mark_live_state(settings: Settings) -> tuple[pgbackrest.Target, dict, list[str], str]:
     """(restore point as a target, checksums at it, schemas, when): the module docstring's step 1."""
-    name = "drill-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    name = "drill-" + utc_stamp(micro=True)
     with connect(settings.target) as admin:
         require_superuser(admin, settings.target)
         schemas = checksums.app_schemas(admin, settings)
@@ -117,7 +117,7 @@ def run(settings: Settings, reports_dir: Path | None, keep: bool = False) -> dic
 def _write_report(report: dict, reports_dir: Path | None) -> None:
     if reports_dir is None:
         return
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     console.write_json(reports_dir / f"restore-drill-{stamp}.json", report)
     lines = [f"# Restore drill {stamp}", "", f"- result: **{'passed' if report['ok'] else 'FAILED'}**",
              f"- backup: `{report['backup']}`, restored to restore point `{report['restore_point']}`",

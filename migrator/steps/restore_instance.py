@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from migrator import checksums, console, pgbackrest, services
 from migrator.db import connect, require_superuser
-from migrator.errors import BackupError, ConfigError, ServiceError
+from migrator.errors import BackupError, ConfigError
+from migrator.files import utc_stamp
 from migrator.settings import Settings
 
 COMMAND = "restore-instance"
@@ -66,7 +66,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
 
 def _report(reports_dir: Path | None, kind: str, report: dict) -> None:
     if reports_dir is not None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = utc_stamp()
         console.write_json(reports_dir / f"restore-{kind}-{stamp}.json", report)
 
 
@@ -94,47 +94,21 @@ def scratch_restore(settings: Settings, target: pgbackrest.Target, reports_dir: 
     return report
 
 
-def _stop_apps(settings: Settings) -> list[services.Service]:
-    """Stop every app container that exists; the ones stopped are started again afterwards."""
-    c, stopped = services.client(), []
-    for svc in services.app_services(settings).values():
-        try:
-            container = services.container_of(c, svc)
-        except ServiceError:
-            continue
-        container.reload()
-        if container.status == "running":
-            container.stop(timeout=30)
-            stopped.append(svc)
-    return stopped
-
-
 def _start_instance(settings: Settings, inst: pgbackrest.Instance, timeout: float = 1800) -> float:
-    c = services.client()
-    c.containers.get(inst.container_id).start()
-    svc = services.Service(inst.project, settings.target.name)
-    waited = services.wait_healthy(c, svc, timeout)
+    services.start_container(inst.container_id)
+    waited = services.wait_healthy(services.client(), services.target_service(settings), timeout)
     with connect(settings.target, wait_seconds=timeout) as conn:
         while conn.execute("SELECT pg_catalog.pg_is_in_recovery()").fetchone()[0]:
             time.sleep(1)
     return waited
 
 
-def _start_apps(stopped: list[services.Service]) -> None:
-    c = services.client()
-    for svc in stopped:
-        services.start(c, svc)
-    for svc in stopped:
-        services.wait_healthy(c, svc, 600)
-
-
 def live_restore(settings: Settings, target: pgbackrest.Target, reports_dir: Path | None) -> dict:
     inst = pgbackrest.locate(settings)
     newest = pgbackrest.require_backups(inst)[-1]
-    c = services.client()
     console.step(1, "stop the apps and the unified instance")
-    stopped = _stop_apps(settings)
-    c.containers.get(inst.container_id).stop(timeout=120)
+    stopped = services.stop_running_apps(settings)
+    services.stop_container(inst.container_id, timeout=120)
     console.step(2, "copy the current data volume aside (the way back)")
     aside = pgbackrest.new_volume(f"{inst.project}-before-restore")
     pgbackrest.copy_volume(inst, inst.data_volume, aside)
@@ -147,13 +121,13 @@ def live_restore(settings: Settings, target: pgbackrest.Target, reports_dir: Pat
         healthy_s = _start_instance(settings, inst)
     except Exception as exc:
         console.warn("RESTORE FAILED", f"{exc}; putting the copied data back")
-        c.containers.get(inst.container_id).stop(timeout=60)
+        services.stop_container(inst.container_id, timeout=60)
         pgbackrest.copy_volume(inst, aside, inst.data_volume)
         _start_instance(settings, inst)
-        _start_apps(stopped)
+        services.start_and_wait(stopped)
         raise BackupError(f"restore to {target.describe()} failed and was undone; the instance runs as before") from None
     console.step(5, "start the apps again")
-    _start_apps(stopped)
+    services.start_and_wait(stopped)
     report = {"target": target.describe(), "newest_backup": newest["label"], "aside_volume": aside,
               "restore_seconds": round(restore_s, 1), "start_seconds": round(healthy_s, 1),
               "apps_restarted": [s.name for s in stopped]}
@@ -165,13 +139,12 @@ def live_restore(settings: Settings, target: pgbackrest.Target, reports_dir: Pat
 
 def undo(settings: Settings, volume: str) -> None:
     inst = pgbackrest.locate(settings)
-    c = services.client()
-    if not any(v.name == volume for v in c.volumes.list(filters={"label": pgbackrest.LABEL})):
+    if volume not in services.labelled_volumes(pgbackrest.LABEL):
         raise ConfigError(f"restore-instance --undo: '{volume}' is not a volume a live restore copied aside")
-    stopped = _stop_apps(settings)
-    c.containers.get(inst.container_id).stop(timeout=120)
+    stopped = services.stop_running_apps(settings)
+    services.stop_container(inst.container_id, timeout=120)
     pgbackrest.copy_volume(inst, volume, inst.data_volume)
     _start_instance(settings, inst)
-    _start_apps(stopped)
+    services.start_and_wait(stopped)
     console.say(f"the data of {volume} is live again; take a full backup now "
                 "(`docker compose run --rm backups backup full`)")

@@ -30,6 +30,7 @@ from psycopg import sql
 from migrator import access, argtypes, console, toolschemas
 from migrator.db import connect
 from migrator.errors import ConfigError, DatabaseError
+from migrator.files import sha256_of
 from migrator.ownership import hand_over_schema
 from migrator.psqlvars import SqlVariableError, substitute
 from migrator.redact import redact, register_secret
@@ -38,6 +39,7 @@ from migrator.settings import Settings
 
 COMMAND = "roles"
 LOCK = "exclusive"  # changes roles, grants and passwords on the target (migrator/runlock.py)
+NEEDS = {"passwords"}  # checked before any connection (migrator/validation.py)
 HELP = "create the per-app roles and schemas, isolate them, print the access matrix"
 
 LOCK_KEY = 0x726F6C65  # "role": one roles run at a time per instance
@@ -196,10 +198,22 @@ def _result(conn, cfg, scripts, changes, pw, handed, dry_run) -> ApplyResult:
     readers = {s.name for s in cfg.roles if s.app == "readonly"}
     shown = [s.name for s in cfg.roles] + ["postgres", *access.API_ROLES]
     m = access.matrix(conn, shown)
-    files = [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p, _ in scripts]
+    files = [{"file": p.name, "sha256": sha256_of(p)} for p, _ in scripts]
     return ApplyResult(files=files, changes=changes, passwords=pw, handed_over={k: v for k, v in handed.items() if v},
                        matrix=m, own=own, warnings=access.isolation_warnings(m, own, readers, set(cfg.api_schemas)),
                        dry_run=dry_run, variables=variables(cfg))
+
+
+def public_usage_grant(role: str) -> str:
+    """What an administrator runs for a role created after `roles` that must read in `public`."""
+    return f"GRANT USAGE ON SCHEMA public TO {role};"
+
+
+# Said in the summary, in reports/roles.md, docs/roles.md and docs/studio.md: stock Supabase
+# lets every role use `public`; after `roles` PUBLIC has no USAGE there (sql/30-schemas.sql).
+PUBLIC_NOTE = ("PUBLIC has no USAGE on schema public after `roles` (sql/30-schemas.sql): a role created later "
+               "(in Studio, say) gets 'permission denied for schema public' even with SELECT on a table there; "
+               f"grant it with: {public_usage_grant('<role>')}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -226,9 +240,11 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
 
 
 def report(result: ApplyResult, reports_dir: Path | None) -> None:
-    """Changes (or "no change"), passwords set, the access matrix, warnings; reports/roles.json."""
+    """A summary line of the changes (or "no change"), passwords set, the access matrix,
+    warnings, the note on `public`; the full change list in reports/roles.json and roles.md."""
     if result.changes:
-        console.print_table(access.render_changes(result.changes))
+        where = " (the list: reports/roles.md)" if reports_dir is not None else ""
+        console.say(access.summarize_changes(result.changes) + where)
     for role, state in result.passwords.items():
         if state == "set":
             console.say(f"password set for role {role}")
@@ -241,9 +257,24 @@ def report(result: ApplyResult, reports_dir: Path | None) -> None:
     console.print_table(access.render_matrix(result.matrix, result.own))
     for warning in result.warnings:
         console.warn("warning:", warning)
+    console.say(PUBLIC_NOTE, soft_wrap=True)
     if reports_dir is not None:
         console.write_json(reports_dir / "roles.json", {
             "dry_run": result.dry_run, "changed": result.changed, "files": result.files,
             "variables": result.variables, "changes": [asdict(c) for c in result.changes],
             "passwords": result.passwords, "handed_over": result.handed_over,
-            "matrix": access.matrix_json(result.matrix), "warnings": result.warnings})
+            "matrix": access.matrix_json(result.matrix), "warnings": result.warnings, "note": PUBLIC_NOTE})
+        (reports_dir / "roles.md").write_text("\n".join(markdown(result)) + "\n", encoding="utf-8")
+
+
+def markdown(result: ApplyResult) -> list[str]:
+    """reports/roles.md: what the screen summarises, in full."""
+    lines = ["# roles" + (" (dry run: rolled back)" if result.dry_run else ""), "",
+             access.summarize_changes(result.changes) if result.changes else "No change.", "",
+             f"Note: {PUBLIC_NOTE}", ""]
+    lines += ["## Passwords", ""] + [f"- {role}: {state}" for role, state in result.passwords.items()] + [""]
+    if result.warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in result.warnings] + [""]
+    if result.changes:
+        lines += access.changes_markdown(result.changes)
+    return lines

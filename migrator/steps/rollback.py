@@ -25,16 +25,16 @@ from pathlib import Path
 
 
 from migrator import argtypes, console, cutover_state, envfile, journal, services
-from migrator.apps import registry
+from migrator.apps import fingerprints, registry
 from migrator.db import connect
 from migrator.errors import ConsolidationError, DatabaseError, RollbackRefused
 from migrator.mapping import load_mappings
 from migrator.redact import register_secret
 from migrator.settings import DatabaseSettings, Settings
-from migrator.steps import fingerprint
 
 COMMAND = "rollback"
 LOCK = "exclusive-if-up"  # the way back works with the target down too (migrator/runlock.py)
+NEEDS = {"mappings", "app_env"}  # checked before any connection (migrator/validation.py)
 HELP = "undo a cutover: env files back byte for byte, apps back on the old databases"
 
 
@@ -182,7 +182,7 @@ def run(settings: Settings, reports_dir: Path, *, drop_schemas: bool = False, sm
             console.say(f"  {name}: healthy on its old database in {seconds:.1f} s")
         mark_migration_stale(settings)
         if smoke and state.fingerprint_label:
-            fingerprint.require_equal(settings, reports_dir, state.fingerprint_label)
+            fingerprints.require_equal(settings, reports_dir, state.fingerprint_label)
         state.move_to("rolled-back", state_file)
     if drop_schemas:
         dropped = drop_migrated_schemas(settings)

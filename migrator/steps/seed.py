@@ -27,6 +27,7 @@ from migrator.settings import Settings
 
 COMMAND = "seed"
 LOCK = None  # talks to the apps, not to the target (migrator/runlock.py)
+NEEDS = {"app_env"}  # checked before any connection (migrator/validation.py)
 HELP = "create realistic data in the apps (n8n, Letta) through their own APIs (rehearsal)"
 
 

@@ -20,10 +20,10 @@ compared exactly, nothing stripped: the source's as the schema step rewrote it
 Trust: the target side reads as a throwaway reader (checksums.reader: no superuser,
 BYPASSRLS, SELECT on exactly that source's target tables, its own random password,
 dropped afterwards), never as the superuser; it is not the loader, so a verify
-never resets the credentials of a running migrate. Only plain tables are read, on both sides: a relation that
-is no longer a table (say, a view calling the app's own function) is refused
-and reported, not read. Every function and operator in the hashing queries is
-schema-qualified.
+never resets the credentials of a running migrate. Only plain tables are read,
+on both sides: a relation that is no longer a table (say, a view calling the
+app's own function) is refused and reported, not read. Every function and
+operator in the hashing queries is schema-qualified.
 """
 
 from __future__ import annotations
@@ -47,13 +47,12 @@ from migrator.settings import Settings
 
 COMMAND = "verify"
 LOCK = "shared"  # reads through a reader of its own; a writer would move the target under it (migrator/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
 HELP = "compare every table (count + checksum) and object between sources and target"
 
 # The hashing itself is the one way the migrator reads app rows (migrator/checksums.py).
 PINNED, CHECKSUM_SQL, RANGE_SQL = checksums.PINNED, checksums.CHECKSUM_SQL, checksums.RANGE_SQL
-RELKIND_SQL = ("SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-               " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
-               " WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relname OPERATOR(pg_catalog.=) %s")
+RELKIND_SQL = queries.sections(__file__)["relkind"]          # verify.sql
 
 # Object inventories (verify.sql, "inventory.<kind>"): each yields (key, value).
 INVENTORY_SQL = {name.removeprefix("inventory."): query
@@ -87,8 +86,7 @@ class SourceResult:
         refused = [f"table {t.target}: target relation is {t.target_hash}" for t in self.tables
                    if t.target_hash.startswith("not a table")]
         data = refused + [
-                f"table {t.target}: source {t.source_rows} rows / target {t.target_rows} rows"
-                + ("" if t.source_rows != t.target_rows else " (same count, different content)")
+                checksums.row_difference(t.target, t.source_rows, t.target_rows, "source", "target")
                 + (f"; differing key ranges: {'; '.join(t.ranges)}" if t.ranges else "")
                 for t in self.tables if not t.ok and not t.target_hash.startswith("not a table")]
         return data + self.sequence_differences + self.object_differences

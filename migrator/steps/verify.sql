@@ -92,3 +92,9 @@ WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('e', 'd') AND NOT EXISTS
 SELECT a.attname FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
 WHERE x.indrelid = %s::regclass AND x.indisprimary AND x.indnkeyatts = 1
   AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype);
+
+-- name: relkind
+-- What the target relation is (a table is hashed; anything else is refused by name).
+SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+    ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relname OPERATOR(pg_catalog.=) %s
