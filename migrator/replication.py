@@ -14,8 +14,10 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from rich.table import Table
 
-from migrator import schemafp
+from migrator import journal, schemafp
+from migrator.db import connect
 from migrator.errors import DatabaseError
 from migrator.mapping import SourceMapping
 from migrator.redact import register_secret
@@ -304,3 +306,50 @@ def drop_subscription(conn: psycopg.Connection, mapping: SourceMapping, keep_slo
         conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(name))
         conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(name))
     conn.execute(sql.SQL("DROP SUBSCRIPTION {}").format(name))
+
+
+# --- the online run's state on the target (written by migrator/steps/online.py) -------------
+
+STATE = f"{journal.SCHEMA}.online"
+
+
+def state(admin: psycopg.Connection, mapping: SourceMapping) -> dict | None:
+    if not admin.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (STATE,)).fetchone()[0]:
+        return None
+    row = admin.execute(f"SELECT phase, created_staging, fingerprint, suboid FROM {STATE} WHERE source = %s",
+                        (mapping.name,)).fetchone()
+    return dict(zip(("phase", "created_staging", "fingerprint", "suboid"), row)) if row else None
+
+
+def source_status(admin: psycopg.Connection, mapping: SourceMapping) -> dict:
+    found = state(admin, mapping)
+    row = {"source": mapping.name, "phase": found["phase"] if found else "-", "tables": {}, "lag_bytes": None,
+           "lag_seconds": None, "errors": [0, 0], "enabled": None}
+    if not found or found["phase"] not in ("starting", "copying"):
+        return row
+    states = table_states(admin, mapping)
+    row["tables"] = {s: sum(1 for v in states.values() if v == s) for s in sorted(set(states.values()))}
+    row["ready"] = bool(states) and all(v == "ready" for v in states.values())
+    sub = subscription(admin, mapping)
+    row["enabled"] = sub[1] if sub else None
+    row["errors"] = list(apply_errors(admin, mapping))
+    try:
+        with connect(mapping.db, wait_seconds=5) as source:
+            row["lag_bytes"], row["lag_seconds"] = slot_lag(source, mapping)
+    except DatabaseError:
+        pass   # an unreachable source shows as unknown lag
+    return row
+
+
+def render_status(rows: list[dict]) -> Table:
+    table = Table(title="Online consolidation")
+    for col in ("source", "phase", "tables", "lag (bytes)", "lag (s)", "subscription"):
+        table.add_column(col)
+    for r in rows:
+        tables = ", ".join(f"{n} {s}" for s, n in r["tables"].items()) or "-"
+        sub = "-" if r["enabled"] is None else ("enabled" if r["enabled"] else "DISABLED")
+        if r["errors"] != [0, 0]:
+            sub += f" ({r['errors'][0]} apply / {r['errors'][1]} sync errors)"
+        table.add_row(r["source"], r["phase"], tables, "-" if r["lag_bytes"] is None else str(r["lag_bytes"]),
+                      "-" if r["lag_seconds"] is None else f"{r['lag_seconds']:.1f}", sub)
+    return table

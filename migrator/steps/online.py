@@ -20,7 +20,6 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from rich.table import Table
 from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
 from migrator import argtypes, catalog, checksums, console, journal, loader, pgtools, replication, staging
@@ -28,6 +27,7 @@ from migrator.db import connect, require_superuser
 from migrator.errors import ConfigError, ConsolidationError, DatabaseError, VerificationError
 from migrator.mapping import SourceMapping, load_mappings
 from migrator.settings import Settings
+from migrator.replication import STATE, render_status, source_status, state  # noqa: F401 (status reads them there)
 from migrator.steps import copy as copy_step
 from migrator.steps import cutover as window
 from migrator.steps import migrate as migrate_step
@@ -39,7 +39,6 @@ COMMAND = "online"
 LOCK = "exclusive"  # stages, subscribes and moves with the loaders (migrator/runlock.py)
 HELP = "online consolidation: logical replication while the apps run, then a short cutover"
 
-STATE = f"{journal.SCHEMA}.online"
 STATE_DDL = f"""
 CREATE TABLE IF NOT EXISTS {STATE} (
   source text PRIMARY KEY,
@@ -89,14 +88,6 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
 
 
 # --- state --------------------------------------------------------------------------------
-
-def state(admin: psycopg.Connection, mapping: SourceMapping) -> dict | None:
-    if not admin.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (STATE,)).fetchone()[0]:
-        return None
-    row = admin.execute(f"SELECT phase, created_staging, fingerprint, suboid FROM {STATE} WHERE source = %s",
-                        (mapping.name,)).fetchone()
-    return dict(zip(("phase", "created_staging", "fingerprint", "suboid"), row)) if row else None
-
 
 def set_state(admin: psycopg.Connection, mapping: SourceMapping, **values) -> None:
     admin.execute(sql.SQL("UPDATE {} SET {} WHERE source = %(source)s").format(
@@ -249,40 +240,6 @@ def subscribe(admin: psycopg.Connection, settings: Settings, mapping: SourceMapp
 
 
 # --- status -------------------------------------------------------------------------------
-
-def source_status(admin: psycopg.Connection, mapping: SourceMapping) -> dict:
-    found = state(admin, mapping)
-    row = {"source": mapping.name, "phase": found["phase"] if found else "-", "tables": {}, "lag_bytes": None,
-           "lag_seconds": None, "errors": [0, 0], "enabled": None}
-    if not found or found["phase"] not in ("starting", "copying"):
-        return row
-    states = replication.table_states(admin, mapping)
-    row["tables"] = {s: sum(1 for v in states.values() if v == s) for s in sorted(set(states.values()))}
-    row["ready"] = bool(states) and all(v == "ready" for v in states.values())
-    sub = replication.subscription(admin, mapping)
-    row["enabled"] = sub[1] if sub else None
-    row["errors"] = list(replication.apply_errors(admin, mapping))
-    try:
-        with connect(mapping.db, wait_seconds=5) as source:
-            row["lag_bytes"], row["lag_seconds"] = replication.slot_lag(source, mapping)
-    except DatabaseError:
-        pass   # an unreachable source shows as unknown lag
-    return row
-
-
-def render_status(rows: list[dict]) -> Table:
-    table = Table(title="Online consolidation")
-    for col in ("source", "phase", "tables", "lag (bytes)", "lag (s)", "subscription"):
-        table.add_column(col)
-    for r in rows:
-        tables = ", ".join(f"{n} {s}" for s, n in r["tables"].items()) or "-"
-        sub = "-" if r["enabled"] is None else ("enabled" if r["enabled"] else "DISABLED")
-        if r["errors"] != [0, 0]:
-            sub += f" ({r['errors'][0]} apply / {r['errors'][1]} sync errors)"
-        table.add_row(r["source"], r["phase"], tables, "-" if r["lag_bytes"] is None else str(r["lag_bytes"]),
-                      "-" if r["lag_seconds"] is None else f"{r['lag_seconds']:.1f}", sub)
-    return table
-
 
 def show_status(settings: Settings, mappings: list[SourceMapping], reports_dir: Path,
                 until_ready: float | None) -> int:

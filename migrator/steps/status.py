@@ -11,10 +11,11 @@ share and the alerts come from Prometheus when it answers (`--prometheus`,
 default $CONSOLIDATION_PROMETHEUS_URL or http://prometheus:9090, the compose
 service); otherwise the time share is computed since pg_stat_statements was last
 reset. While an online run copies (docs/online.md), a table per source: its phase,
-the tables' sync states, the replication lag in bytes and seconds. The alerts (firing, and pending: waiting out their `for:`) are "none" only
-when every alerting rule was read and evaluated cleanly; whenever they could not be
-read completely, the screen says "alerts unknown" and why (read_alerts). `--json`
-prints the same as JSON for machines. Changes nothing.
+the tables' sync states, the replication lag in bytes and seconds. The alerts (firing,
+and pending: waiting out their `for:`) are "none" only when every alerting rule was
+read and evaluated cleanly; whenever they could not be read completely, the screen
+says "alerts unknown" and why (read_alerts). `--json` prints the same as JSON for
+machines. Changes nothing.
 """
 
 from __future__ import annotations
@@ -34,12 +35,11 @@ import requests
 from psycopg import sql
 from rich.table import Table
 
-from migrator import argtypes, console, toolschemas
+from migrator import argtypes, console, replication, toolschemas
 from migrator.db import connect
 from migrator.errors import ConfigError, DatabaseError
 from migrator.mapping import load_mappings
 from migrator.settings import Settings
-from migrator.steps import online
 
 COMMAND = "status"
 LOCK = None  # monitoring: it must run whatever else runs (migrator/runlock.py)
@@ -325,13 +325,13 @@ def _render_alerts(alerts: dict) -> None:
 def online_phase(settings: Settings, conn: psycopg.Connection) -> list[dict]:
     """Per source of an online run not cut over yet: its phase, the tables' sync states,
     the lag in bytes and seconds (migrator/steps/online.py; catalog and statistics only)."""
-    if conn.execute("SELECT pg_catalog.to_regclass(%s)", (online.STATE,)).fetchone()[0] is None:
+    if conn.execute("SELECT pg_catalog.to_regclass(%s)", (replication.STATE,)).fetchone()[0] is None:
         return []
     rows = []
     for mapping in load_mappings(settings):
-        found = online.state(conn, mapping)
+        found = replication.state(conn, mapping)
         if found and found["phase"] != "done":
-            rows.append(online.source_status(conn, mapping))
+            rows.append(replication.source_status(conn, mapping))
     return rows
 
 
@@ -356,5 +356,5 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     else:
         render(data)
     if copying:
-        console.print_table(online.render_status(copying))
+        console.print_table(replication.render_status(copying))
     return 0
