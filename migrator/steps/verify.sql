@@ -4,9 +4,14 @@
 -- verify strips the qualifiers that differ by design (letta. vs letta_agents.).
 
 -- name: inventory.column
+-- A partition's identity is its parent's (compared there): PostgreSQL 17 records it on
+-- each partition too, older versions only on the parent, so a PostgreSQL 15 source's
+-- `events_2024.id` would differ from the same partition on a 17 target (found by the
+-- corpus in the stack's cutover).
 SELECT c.relname || '.' || a.attname,
        concat_ws(' | ', format_type(a.atttypid, a.atttypmod), CASE WHEN a.attnotnull THEN 'not null' END,
-                 pg_get_expr(d.adbin, d.adrelid), nullif(a.attgenerated, ''), nullif(a.attidentity, ''),
+                 pg_get_expr(d.adbin, d.adrelid), nullif(a.attgenerated, ''),
+                 CASE WHEN NOT c.relispartition THEN nullif(a.attidentity, '') END,
                  col_description(c.oid, a.attnum))
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
