@@ -51,8 +51,8 @@ def wrap(module, attr: str, label: str) -> None:
 
 
 def install() -> None:
-    from migrator import pgtools
-    from migrator import predata, space
+    from migrator.engine import pgtools
+    from migrator.engine import predata, space
     from migrator.steps import copy, migrate, post_data
 
     wrap(migrate, "run", "migrate")

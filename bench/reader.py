@@ -2,7 +2,7 @@
 
 Before issue 22 the drill, restore-instance and app-backup hashed every row on a
 superuser session from ``(row.*)::text`` (which calls any cast an app defines from its
-row type to text). Now every reader of app rows goes through migrator/checksums.py: a
+row type to text). Now every reader of app rows goes through migrator/engine/checksums.py: a
 throwaway non-superuser reader made for the command (role, grants, login, then dropped)
 and nothing an app can hook. This prints the seconds of both on the same table, in
 alternating repetitions, and their ratio. Letta-like rows: a vector(1536), text, jsonb.
@@ -20,8 +20,8 @@ import time
 from psycopg import sql
 
 from bench import dockerkit
-from migrator import checksums
-from migrator.settings import DatabaseSettings
+from migrator.config.settings import DatabaseSettings
+from migrator.engine import checksums
 
 BEFORE_SQL = ("SELECT pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(_text.txt, 0)), 0),"
               " coalesce(pg_catalog.sum(pg_catalog.hashtextextended(_text.txt, 1)), 0) FROM ONLY {} AS _row"

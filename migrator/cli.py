@@ -11,11 +11,15 @@ import sys
 import traceback
 from pathlib import Path
 
-from migrator import __version__, argtypes, console, cutover_state, db, runlock
+from migrator import __version__, console
+from migrator.config import argtypes
+from migrator.config.settings import load_settings
+from migrator.config.validation import validate
+from migrator.engine import db, runlock
 from migrator.errors import ConsolidationError
+from migrator.ops import cutover_state
+from migrator.ops import pooler  # PgBouncer pools and pgbouncer.ini
 from migrator.redact import redact
-from migrator.settings import load_settings
-from migrator.validation import validate
 from migrator.steps import assess, backup, copy, migrate, post_data, preflight, schema, verify
 from migrator.steps import fingerprint, seed  # the apps: rehearsal data and proof
 from migrator.steps import roles  # per-app roles, schema isolation, RAG schemas
@@ -25,7 +29,6 @@ from migrator.steps import app_backup, app_restore  # per-application backups of
 from migrator.steps import decommission  # retire the legacy databases
 from migrator.steps import status  # day two: one screen per app (docs/monitoring.md)
 from migrator.steps import online  # copy while the apps run, short cutover (docs/online.md)
-from migrator import pooler  # PgBouncer pools and pgbouncer.ini
 
 # Every subcommand is a step module exposing COMMAND, HELP, add_arguments(parser)
 # and command(settings, args, reports_dir). Add a step by adding it here.

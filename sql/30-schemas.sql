@@ -2,7 +2,7 @@
 --
 -- Each registered schema exists and belongs to its app role (the migrator
 -- also hands every object inside over to that role after a restore:
--- migrator.ownership.hand_over_schema). PUBLIC has nothing on it. App roles
+-- migrator.engine.ownership.hand_over_schema). PUBLIC has nothing on it. App roles
 -- get USAGE on `extensions` (where Supabase keeps pgvector), nothing more.
 --
 -- Schema `public`: PostgreSQL gives PUBLIC (every role, including any role

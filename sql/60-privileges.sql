@@ -3,7 +3,7 @@
 --
 -- consolidation_admin.apply_privileges(schema) is the whole policy for one
 -- registered schema. It runs here for every registered schema, and again from
--- migrator.ownership.hand_over_schema() after the migrator restored objects
+-- migrator.engine.ownership.hand_over_schema() after the migrator restored objects
 -- into a schema, so restored and app-created objects end up alike:
 --   * PUBLIC: nothing on the schema, no EXECUTE on its routines (now and, via
 --     the owner's global default privileges, later);

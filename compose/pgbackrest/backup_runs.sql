@@ -3,7 +3,7 @@
 SET search_path = pg_catalog, pg_temp;
 -- A superuser inserts a row here after every backup: a schema that someone else created
 -- first (a trigger on their table would run as the superuser) is refused, not adopted
--- (the migrator checks the same of every tool schema: migrator/toolschemas.sql).
+-- (the migrator checks the same of every tool schema: migrator/engine/toolschemas.sql).
 DO $$
 DECLARE
   why text;

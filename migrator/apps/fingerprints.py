@@ -18,8 +18,8 @@ from rich.table import Table
 from migrator import console
 from migrator.apps import fingerprint_diff as fp
 from migrator.apps import registry
+from migrator.config.settings import Settings
 from migrator.errors import VerificationError
-from migrator.settings import Settings
 
 
 def take(settings: Settings, apps: list[str], label: str | None = None) -> dict:

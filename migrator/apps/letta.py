@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from migrator.apps import AppError
-from migrator.apps.registry import App, DbLogin
 from migrator.apps.http import HttpApp
+from migrator.apps.registry import App, DbLogin
 
 SEED_TAG = "rehearsal"
 SEARCH_SENTINEL = "The launch window for rocket Zephyr opens on March 3 at the Alcantara spaceport."

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from migrator.apps import AppError
-from migrator.apps.registry import App, DbLogin
 from migrator.apps.http import HttpApp
+from migrator.apps.registry import App, DbLogin
 from migrator.redact import register_secret
 
 SEED_PREFIX = "rehearsal: "

@@ -17,13 +17,14 @@ import argparse
 import os
 from pathlib import Path
 
-from migrator import appdump, console
-from migrator.db import connect
-from migrator.mapping import load_mappings
-from migrator.settings import Settings
+from migrator import console
+from migrator.config.mapping import load_mappings
+from migrator.config.settings import Settings
+from migrator.engine.db import connect
+from migrator.ops import appdump
 
 COMMAND = "app-backup"
-LOCK = "shared"  # reads through a reader of its own into a new directory (migrator/runlock.py)
+LOCK = "shared"  # reads through a reader of its own into a new directory (migrator/engine/runlock.py)
 HELP = "per-application logical backup of the unified instance (dump + roles + checksummed manifest)"
 
 

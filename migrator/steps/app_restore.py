@@ -28,15 +28,17 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from migrator import appdump, console, pgbackrest
-from migrator.db import connect
+from migrator import console
+from migrator.config.rolesconfig import RolesConfig
+from migrator.config.settings import Settings, database_from_env, read_env_file
+from migrator.engine.db import connect
 from migrator.errors import ConfigError
-from migrator.rolesconfig import RolesConfig
-from migrator.settings import Settings, database_from_env, read_env_file
+from migrator.ops import appdump
 from migrator.redact import register_secret
+from migrator.systems import pgbackrest
 
 COMMAND = "app-restore"
-LOCK = "exclusive"  # replaces an app's schemas (migrator/runlock.py)
+LOCK = "exclusive"  # replaces an app's schemas (migrator/engine/runlock.py)
 HELP = "restore one application's backup: live (other apps untouched) or into an empty instance"
 
 

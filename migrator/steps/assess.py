@@ -4,8 +4,8 @@ Per source: schemas, tables with exact row counts and sizes, extensions and
 their schemas, sequences, views, functions, triggers, foreign keys, partitioned
 tables, large objects, and connected clients; and what the move will do to the
 routines: each routine setting it rewrites (search_path,
-default_text_search_config: migrator/routines.py), each reference in a body that
-it rewrites, before and after (migrator/bodies.py), and each body
+default_text_search_config: migrator/engine/routines.py), each reference in a body that
+it rewrites, before and after (migrator/engine/bodies.py), and each body
 that names the schema where the parser cannot check it (refused by `migrate`
 unless accepted by name in accept_unchecked_routines). Written as
 reports/assessment.json and reports/assessment.md.
@@ -21,15 +21,16 @@ from psycopg import sql
 from rich.markup import escape
 from rich.table import Table
 
-from migrator import bodies, catalog, console, routines
-from migrator.db import connect
-from migrator.mapping import SourceMapping, load_mappings
-from migrator.settings import Settings
-from migrator.predata import plan_bodies
+from migrator import console
+from migrator.config.mapping import SourceMapping, load_mappings
+from migrator.config.settings import Settings
+from migrator.engine import bodies, catalog, routines
+from migrator.engine.db import connect
+from migrator.engine.predata import plan_bodies
 
 COMMAND = "assess"
-LOCK = None  # reads the sources only (migrator/runlock.py)
-NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
+LOCK = None  # reads the sources only (migrator/engine/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/config/validation.py)
 HELP = "inventory every source (exact row counts, sizes, objects, clients); read-only"
 
 QUERIES = {
@@ -97,7 +98,7 @@ def assess_source(mapping: SourceMapping) -> dict:
             + (" (accepted: it moves with those parts unchanged)" if u["accepted"] else
                f"; migrate refuses it unless accept_unchecked_routines lists \"{u['accept_as']}\"")
             for u in facts["unchecked_routines"]]
-        # Custom settings naming the schema: refused by migrate (migrator/routines.py).
+        # Custom settings naming the schema: refused by migrate (migrator/engine/routines.py).
         facts["warnings"] += [f"{u.describe(mapping.schema)}: a custom setting the move cannot rewrite; "
                               "migrate refuses it" for u in routines.unchecked(conn, mapping)]
     return facts

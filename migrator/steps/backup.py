@@ -14,14 +14,16 @@ import argparse
 import shutil
 from pathlib import Path
 
-from migrator import argtypes, console, pgtools
-from migrator.db import DEFAULT_JOBS, connect
+from migrator import console
+from migrator.config import argtypes
+from migrator.config.settings import DatabaseSettings, Settings
+from migrator.engine import pgtools
+from migrator.engine.db import DEFAULT_JOBS, connect
+from migrator.engine.files import describe_files, utc_stamp
 from migrator.errors import ConsolidationError
-from migrator.files import describe_files, utc_stamp
-from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "backup-sources"
-LOCK = None  # reads the sources only (migrator/runlock.py)
+LOCK = None  # reads the sources only (migrator/engine/runlock.py)
 ALIASES = ("backup",)
 HELP = "dump every source (and the target's current state) with a checksummed manifest"
 

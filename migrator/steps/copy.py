@@ -29,15 +29,17 @@ from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                            TransferSpeedColumn)
 
-from migrator import argtypes, catalog, console, journal, loader
-from migrator.db import DEFAULT_JOBS, ThreadSessions, connect
+from migrator import console
+from migrator.config import argtypes
+from migrator.config.mapping import SourceMapping
+from migrator.config.settings import DatabaseSettings, Settings
+from migrator.engine import catalog, journal, loader
+from migrator.engine.db import DEFAULT_JOBS, ThreadSessions, connect
 from migrator.errors import DatabaseError
-from migrator.mapping import SourceMapping
-from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "copy"
-LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
-NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
+LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/engine/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/config/validation.py)
 HELP = "stream all rows source -> target (parallel COPY, one snapshot per source)"
 STEP = "copy"
 DEFAULT_SPLIT_MB = 512
@@ -142,7 +144,7 @@ def add_toast_argument(parser: argparse.ArgumentParser) -> None:
 
 def _target_session(hands: DatabaseSettings, toast_compression: str = "server") -> psycopg.Connection:
     """A session of the source's loader role: the rows' CHECKs, domains and generated
-    columns run with its rights, never the superuser's (migrator/loader.py)."""
+    columns run with its rights, never the superuser's (migrator/engine/loader.py)."""
     conn = connect(hands, autocommit=False, restrict_views=False)
     conn.execute("SET session_replication_role = replica")   # no triggers, no FK checks on copied rows
     conn.execute("SET synchronous_commit = off")              # durability is settled by the final verify

@@ -23,20 +23,23 @@ from typing import NoReturn
 
 from rich.table import Table
 
-from migrator import argtypes, console, cutover_state, envfile, pooler, services
+from migrator import console
 from migrator.apps import registry
-from migrator.db import DEFAULT_JOBS, connect
+from migrator.config import argtypes, envfile
+from migrator.config.mapping import load_mappings
+from migrator.config.rolesconfig import RolesConfig, load_passwords
+from migrator.config.settings import Settings
+from migrator.engine.db import DEFAULT_JOBS, connect
 from migrator.errors import ConsolidationError, RollbackRefused, ServiceError, StepFailed
-from migrator.mapping import load_mappings
+from migrator.ops import cutover_state, pooler
 from migrator.redact import redact
-from migrator.rolesconfig import RolesConfig, load_passwords
-from migrator.settings import Settings
 from migrator.steps import assess, backup, fingerprint, migrate, preflight, roles, verify
 from migrator.steps import rollback as rollback_step
+from migrator.systems import services
 
 COMMAND = "cutover"
-LOCK = "exclusive"  # runs migrate, verify and roles inside itself (migrator/runlock.py)
-NEEDS = {"mappings", "passwords", "app_env", "pooled_apps"}  # checked before any connection (migrator/validation.py)
+LOCK = "exclusive"  # runs migrate, verify and roles inside itself (migrator/engine/runlock.py)
+NEEDS = {"mappings", "passwords", "app_env", "pooled_apps"}  # checked before any connection (migrator/config/validation.py)
 HELP = "the full maintenance window: migrate, verify, switch the apps over (rolls back by itself on failure)"
 BEFORE = "before-cutover"
 

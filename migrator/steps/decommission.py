@@ -1,7 +1,7 @@
 """decommission: retire the legacy databases (n8n-db, letta-db) after a cutover.
 
 Refuses, changing nothing, while the lifecycle is not "cut over"
-(migrator/cutover_state.py), an app's env file still points at a legacy
+(migrator/ops/cutover_state.py), an app's env file still points at a legacy
 database, or any client other than this command is connected to one. Then, per
 legacy database: a final archive (pg_dump custom format, under
 backups/decommission/<stamp>/, 0700/0600) with exact per-table row counts; the
@@ -27,17 +27,20 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import appdump, console, cutover_state, loader, pgtools, services
+from migrator import console
 from migrator.apps import registry
-from migrator.db import connect, create_private_database
+from migrator.config.mapping import load_mappings
+from migrator.config.settings import DatabaseSettings, Settings
+from migrator.engine import loader, pgtools
+from migrator.engine.db import connect, create_private_database
+from migrator.engine.files import describe_files, utc_stamp
 from migrator.errors import ConfigError, DatabaseError, ServiceError, VerificationError
-from migrator.files import describe_files, utc_stamp
-from migrator.mapping import load_mappings
-from migrator.settings import DatabaseSettings, Settings
+from migrator.ops import appdump, cutover_state
+from migrator.systems import services
 
 COMMAND = "decommission"
-LOCK = "exclusive"  # uses the loaders and drops the legacy databases (migrator/runlock.py)
-NEEDS = {"mappings", "app_env"}  # checked before any connection (migrator/validation.py)
+LOCK = "exclusive"  # uses the loaders and drops the legacy databases (migrator/engine/runlock.py)
+NEEDS = {"mappings", "app_env"}  # checked before any connection (migrator/config/validation.py)
 HELP = "final verified archive of each legacy database, then remove its container (volumes: --delete-volumes)"
 THROWAWAY = "consolidation_archive_check_{name}"
 

@@ -22,12 +22,12 @@ from migrator import console
 from migrator.apps import fingerprint_diff as fp
 from migrator.apps import registry
 from migrator.apps.fingerprints import require_equal, save, summary_table, take  # noqa: F401 (cutover)
+from migrator.config.settings import Settings
 from migrator.errors import VerificationError
-from migrator.settings import Settings
 
 COMMAND = "fingerprint"
-LOCK = None  # reads the apps, not the target (migrator/runlock.py)
-NEEDS = {"app_env"}  # checked before any connection (migrator/validation.py)
+LOCK = None  # reads the apps, not the target (migrator/engine/runlock.py)
+NEEDS = {"app_env"}  # checked before any connection (migrator/config/validation.py)
 HELP = "list what n8n and Letta hold through their APIs; save it or compare with a saved one"
 
 

@@ -11,18 +11,21 @@ import argparse
 import time
 from pathlib import Path
 
-from migrator import argtypes, console, cutover_state, journal, loader, ownership, pgtools, schemafp, space
+from migrator import console
+from migrator.config import argtypes
+from migrator.config.mapping import load_mappings
+from migrator.config.settings import Settings
+from migrator.engine import journal, loader, ownership, pgtools, schemafp, space
+from migrator.engine.db import DEFAULT_JOBS, connect, require_superuser
 from migrator.errors import ConsolidationError
-from migrator.db import DEFAULT_JOBS, connect, require_superuser
-from migrator.mapping import load_mappings
-from migrator.settings import Settings
+from migrator.ops import cutover_state
 from migrator.steps import copy as copy_step
 from migrator.steps import post_data as post_data_step
 from migrator.steps import schema as schema_step
 
 COMMAND = "migrate"
-LOCK = "exclusive"  # writes the target, the journal and the loaders (migrator/runlock.py)
-NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
+LOCK = "exclusive"  # writes the target, the journal and the loaders (migrator/engine/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/config/validation.py)
 APPS_ON_TARGET = ("env-rewritten", "apps-started", "done")
 HELP = "move every object and row into the target schemas (resumable)"
 

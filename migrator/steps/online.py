@@ -22,12 +22,14 @@ import psycopg
 from psycopg import sql
 from tenacity import RetryError, retry, retry_if_result, stop_after_delay, wait_fixed
 
-from migrator import argtypes, catalog, checksums, console, journal, loader, pgtools, replication, staging
-from migrator.db import connect, require_superuser
+from migrator import console
+from migrator.config import argtypes
+from migrator.config.mapping import SourceMapping, load_mappings
+from migrator.config.settings import Settings
+from migrator.engine import catalog, checksums, journal, loader, pgtools, replication, staging
+from migrator.engine.db import connect, require_superuser
+from migrator.engine.replication import STATE, render_status, source_status, state  # noqa: F401 (status reads them there)
 from migrator.errors import ConfigError, ConsolidationError, DatabaseError, VerificationError
-from migrator.mapping import SourceMapping, load_mappings
-from migrator.settings import Settings
-from migrator.replication import STATE, render_status, source_status, state  # noqa: F401 (status reads them there)
 from migrator.steps import copy as copy_step
 from migrator.steps import cutover as window
 from migrator.steps import migrate as migrate_step
@@ -36,7 +38,7 @@ from migrator.steps import schema as schema_step
 from migrator.steps import verify as verify_step
 
 COMMAND = "online"
-LOCK = "exclusive"  # stages, subscribes and moves with the loaders (migrator/runlock.py)
+LOCK = "exclusive"  # stages, subscribes and moves with the loaders (migrator/engine/runlock.py)
 HELP = "online consolidation: logical replication while the apps run, then a short cutover"
 
 STATE_DDL = f"""

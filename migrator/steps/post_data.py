@@ -21,7 +21,7 @@ current definitions (schema.refresh_routines), so a fix made on the source
 reaches the target without moving the rows again.
 
 All of it runs as the source's loader role, the tables' owner while they are
-built (migrator/loader.py): index expressions, constraint checks, matview
+built (migrator/engine/loader.py): index expressions, constraint checks, matview
 queries and ANALYZE run the source's code, never with the superuser's rights.
 """
 
@@ -36,16 +36,18 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import argtypes, catalog, console, journal, loader, pgtools, predata, queries
-from migrator.db import DEFAULT_JOBS, ThreadSessions, connect
+from migrator import console
+from migrator.config import argtypes
+from migrator.config.mapping import SourceMapping
+from migrator.config.settings import DatabaseSettings, Settings
+from migrator.engine import catalog, journal, loader, pgtools, predata, queries
+from migrator.engine.db import DEFAULT_JOBS, ThreadSessions, connect
 from migrator.errors import DatabaseError
-from migrator.mapping import SourceMapping
 from migrator.redact import redact
-from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "post-data"
-LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
-NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
+LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/engine/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/config/validation.py)
 HELP = "build indexes/constraints/triggers, set sequences, refresh matviews, ANALYZE"
 STEP = "post-data"
 

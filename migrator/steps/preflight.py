@@ -16,13 +16,14 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from migrator import argtypes, console
-from migrator.db import MIN_TARGET_VERSION, connect
+from migrator import console
+from migrator.config import argtypes
+from migrator.config.settings import DatabaseSettings, Settings
+from migrator.engine.db import MIN_TARGET_VERSION, connect
 from migrator.errors import DatabaseError, Reported
-from migrator.settings import DatabaseSettings, Settings
 
 COMMAND = "preflight"
-LOCK = None     # it reports; it must run whatever else runs (migrator/runlock.py)
+LOCK = None     # it reports; it must run whatever else runs (migrator/engine/runlock.py)
 HELP = "reach every database and print what it holds (read-only)"
 
 

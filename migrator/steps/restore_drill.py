@@ -21,14 +21,16 @@ import argparse
 import time
 from pathlib import Path
 
-from migrator import checksums, console, pgbackrest
-from migrator.db import connect, require_superuser
+from migrator import console
+from migrator.config.settings import Settings
+from migrator.engine import checksums
+from migrator.engine.db import connect, require_superuser
+from migrator.engine.files import utc_stamp
 from migrator.errors import BackupError, VerificationError
-from migrator.files import utc_stamp
-from migrator.settings import Settings
+from migrator.systems import pgbackrest
 
 COMMAND = "restore-drill"
-LOCK = "shared"  # reads the live target; a writer would move it under the drill (migrator/runlock.py)
+LOCK = "shared"  # reads the live target; a writer would move it under the drill (migrator/engine/runlock.py)
 HELP = "restore the newest backup into a scratch copy and prove it: checksums + pg_amcheck"
 
 

@@ -24,14 +24,16 @@ import dataclasses
 import time
 from pathlib import Path
 
-from migrator import checksums, console, pgbackrest, services
-from migrator.db import connect, require_superuser
+from migrator import console
+from migrator.config.settings import Settings
+from migrator.engine import checksums
+from migrator.engine.db import connect, require_superuser
+from migrator.engine.files import utc_stamp
 from migrator.errors import BackupError, ConfigError
-from migrator.files import utc_stamp
-from migrator.settings import Settings
+from migrator.systems import pgbackrest, services
 
 COMMAND = "restore-instance"
-LOCK = "exclusive-if-up"  # replaces the target's data, or puts it back (migrator/runlock.py)
+LOCK = "exclusive-if-up"  # replaces the target's data, or puts it back (migrator/engine/runlock.py)
 HELP = "point-in-time restore of the unified instance (into a scratch copy, or the live one with --yes)"
 
 

@@ -10,7 +10,7 @@ and after, prints what changed ("no change" on a second run) and the access
 matrix, and writes reports/roles.json. ``--dry-run`` does all of it and rolls back.
 
 The same SQL files apply by hand with psql (``--print-psql`` prints the
-command); this module substitutes the psql variables itself (migrator.psqlvars).
+command); this module substitutes the psql variables itself (migrator.config.psqlvars).
 """
 
 from __future__ import annotations
@@ -27,19 +27,21 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import access, argtypes, console, toolschemas
-from migrator.db import connect
+from migrator import console
+from migrator.config import argtypes
+from migrator.config.psqlvars import SqlVariableError, substitute
+from migrator.config.rolesconfig import RolesConfig, load_passwords, load_pooler_password
+from migrator.config.settings import Settings
+from migrator.engine import access, toolschemas
+from migrator.engine.db import connect
+from migrator.engine.files import sha256_of
+from migrator.engine.ownership import hand_over_schema
 from migrator.errors import ConfigError, DatabaseError
-from migrator.files import sha256_of
-from migrator.ownership import hand_over_schema
-from migrator.psqlvars import SqlVariableError, substitute
 from migrator.redact import redact, register_secret
-from migrator.rolesconfig import RolesConfig, load_passwords, load_pooler_password
-from migrator.settings import Settings
 
 COMMAND = "roles"
-LOCK = "exclusive"  # changes roles, grants and passwords on the target (migrator/runlock.py)
-NEEDS = {"passwords"}  # checked before any connection (migrator/validation.py)
+LOCK = "exclusive"  # changes roles, grants and passwords on the target (migrator/engine/runlock.py)
+NEEDS = {"passwords"}  # checked before any connection (migrator/config/validation.py)
 HELP = "create the per-app roles and schemas, isolate them, print the access matrix"
 
 LOCK_KEY = 0x726F6C65  # "role": one roles run at a time per instance

@@ -12,7 +12,7 @@ Writes the apps made on the unified instance after a successful cutover are
 NOT copied back: they stay in the (kept) schemas.
 
 Before it touches anything it checks the way back exists: the lifecycle is not
-"decommissioned" (migrator/cutover_state.py), and every database an app would
+"decommissioned" (migrator/ops/cutover_state.py), and every database an app would
 be pointed back to answers to the login of the env file it would get back and
 holds that app's schema. Otherwise one line naming what is missing, exit 3,
 env files and containers untouched.
@@ -24,17 +24,21 @@ import argparse
 from pathlib import Path
 
 
-from migrator import argtypes, console, cutover_state, envfile, journal, services
+from migrator import console
 from migrator.apps import fingerprints, registry
-from migrator.db import connect
+from migrator.config import argtypes, envfile
+from migrator.config.mapping import load_mappings
+from migrator.config.settings import DatabaseSettings, Settings
+from migrator.engine import journal
+from migrator.engine.db import connect
 from migrator.errors import ConsolidationError, DatabaseError, RollbackRefused
-from migrator.mapping import load_mappings
+from migrator.ops import cutover_state
 from migrator.redact import register_secret
-from migrator.settings import DatabaseSettings, Settings
+from migrator.systems import services
 
 COMMAND = "rollback"
-LOCK = "exclusive-if-up"  # the way back works with the target down too (migrator/runlock.py)
-NEEDS = {"mappings", "app_env"}  # checked before any connection (migrator/validation.py)
+LOCK = "exclusive-if-up"  # the way back works with the target down too (migrator/engine/runlock.py)
+NEEDS = {"mappings", "app_env"}  # checked before any connection (migrator/config/validation.py)
 HELP = "undo a cutover: env files back byte for byte, apps back on the old databases"
 
 

@@ -5,17 +5,17 @@ scratch database on the target: restore the source's schema-only dump there,
 move its extensions to ``extensions`` (where Supabase keeps them), rename the
 schema, route tables by the mapping rules (types and sequences follow the
 tables that use them), rewrite the routines' search_path settings and the
-references in their bodies that name the moved schema (migrator/routines.py,
-migrator/bodies.py; planned on the source by check(), listed by assess), then
+references in their bodies that name the moved schema (migrator/engine/routines.py,
+migrator/engine/bodies.py; planned on the source by check(), listed by assess), then
 dump the result and restore its pre-data section into the target database
-(the engine lives in migrator/predata.py).
+(the engine lives in migrator/engine/predata.py).
 Post-data (indexes, constraints, triggers) waits until the data is in (see
 post_data.py). Sources are only read.
 
 Restoring a definition can run its code (PostgreSQL folds immutable calls in
 CHECK and index expressions while it prepares them), so everything that
 restores or moves the source's objects runs as the source's loader role
-(migrator/loader.py), which owns the scratch database and the target schemas;
+(migrator/engine/loader.py), which owns the scratch database and the target schemas;
 the superuser only creates databases, schemas and extensions.
 """
 
@@ -24,14 +24,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from migrator import journal
-from migrator.predata import (  # noqa: F401 (migrate, online)
+from migrator.engine import journal
+from migrator.engine.predata import (  # noqa: F401 (migrate, online)
     STEP, check, refresh_routines, require_schema, restored_fingerprint, run)
-from migrator.settings import Settings
+from migrator.config.settings import Settings
 
 COMMAND = "schema"
-LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/runlock.py)
-NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
+LOCK = "exclusive"  # writes the target, the journal and a loader (migrator/engine/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/config/validation.py)
 HELP = "recreate object definitions (pre-data) in the target schemas"
 
 

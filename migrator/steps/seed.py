@@ -20,14 +20,15 @@ from pathlib import Path
 
 from rich.table import Table
 
-from migrator import argtypes, console
+from migrator import console
 from migrator.apps import registry
+from migrator.config import argtypes
+from migrator.config.settings import Settings
 from migrator.errors import ConfigError
-from migrator.settings import Settings
 
 COMMAND = "seed"
-LOCK = None  # talks to the apps, not to the target (migrator/runlock.py)
-NEEDS = {"app_env"}  # checked before any connection (migrator/validation.py)
+LOCK = None  # talks to the apps, not to the target (migrator/engine/runlock.py)
+NEEDS = {"app_env"}  # checked before any connection (migrator/config/validation.py)
 HELP = "create realistic data in the apps (n8n, Letta) through their own APIs (rehearsal)"
 
 

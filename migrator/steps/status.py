@@ -35,14 +35,16 @@ import requests
 from psycopg import sql
 from rich.table import Table
 
-from migrator import argtypes, console, replication, toolschemas
-from migrator.db import connect
+from migrator import console
+from migrator.config import argtypes
+from migrator.config.mapping import load_mappings
+from migrator.config.settings import Settings
+from migrator.engine import replication, toolschemas
+from migrator.engine.db import connect
 from migrator.errors import ConfigError, DatabaseError
-from migrator.mapping import load_mappings
-from migrator.settings import Settings
 
 COMMAND = "status"
-LOCK = None  # monitoring: it must run whatever else runs (migrator/runlock.py)
+LOCK = None  # monitoring: it must run whatever else runs (migrator/engine/runlock.py)
 HELP = "per app: size, connections vs limit, query time share, last vacuum; backups and alerts"
 DEFAULT_PROMETHEUS = "http://prometheus:9090"
 ALERTS_TIMEOUT = 5          # seconds; beyond it the alerts are unknown, never "none"

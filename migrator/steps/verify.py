@@ -2,7 +2,7 @@
 
 Data: per table, row count and two 64-bit content hashes summed over all rows,
 computed inside each server (no rows shipped to the migrator), the one way the
-migrator reads app rows (migrator/checksums.py: each column in a form exact for its
+migrator reads app rows (migrator/engine/checksums.py: each column in a form exact for its
 type, binary where that is the same on PostgreSQL 15 and 17, its text otherwise, with
 both sessions pinned to the same output settings).
 
@@ -13,9 +13,9 @@ sessions keep the migrator's pinned search_path (pg_catalog only); the schema
 qualifiers that differ by design (`letta.vector` vs `extensions.vector`) are
 stripped before comparing, from names (a routine's identity names its argument
 types) as from definitions, and a routine's search_path is compared as the
-schema step rewrote it (migrator/routines.py). A routine body written as text is
+schema step rewrote it (migrator/engine/routines.py). A routine body written as text is
 compared exactly, nothing stripped: the source's as the schema step rewrote it
-(migrator/bodies.py) against the target's.
+(migrator/engine/bodies.py) against the target's.
 
 Trust: the target side reads as a throwaway reader (checksums.reader: no superuser,
 BYPASSRLS, SELECT on exactly that source's target tables, its own random password,
@@ -39,18 +39,19 @@ from psycopg import sql
 from rich.markup import escape
 from rich.table import Table
 
-from migrator import bodies, catalog, checksums, console, queries, routines
-from migrator.db import connect, require_superuser
+from migrator import console
+from migrator.config.mapping import SourceMapping, load_mappings
+from migrator.config.settings import Settings
+from migrator.engine import bodies, catalog, checksums, queries, routines
+from migrator.engine.db import connect, require_superuser
 from migrator.errors import VerificationError
-from migrator.mapping import SourceMapping, load_mappings
-from migrator.settings import Settings
 
 COMMAND = "verify"
-LOCK = "shared"  # reads through a reader of its own; a writer would move the target under it (migrator/runlock.py)
-NEEDS = {"mappings"}  # checked before any connection (migrator/validation.py)
+LOCK = "shared"  # reads through a reader of its own; a writer would move the target under it (migrator/engine/runlock.py)
+NEEDS = {"mappings"}  # checked before any connection (migrator/config/validation.py)
 HELP = "compare every table (count + checksum) and object between sources and target"
 
-# The hashing itself is the one way the migrator reads app rows (migrator/checksums.py).
+# The hashing itself is the one way the migrator reads app rows (migrator/engine/checksums.py).
 PINNED, CHECKSUM_SQL, RANGE_SQL = checksums.PINNED, checksums.CHECKSUM_SQL, checksums.RANGE_SQL
 RELKIND_SQL = queries.sections(__file__)["relkind"]          # verify.sql
 

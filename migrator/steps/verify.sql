@@ -69,7 +69,7 @@ WHERE n.nspname = ANY(%(schemas)s) AND p.prokind IN ('f', 'p') AND NOT EXISTS
 
 -- name: inventory.routine_source
 -- A body written as text (prosrc), compared exactly: the source's as the move rewrites
--- it (migrator/bodies.py) against the target's. Nothing is stripped from it.
+-- it (migrator/engine/bodies.py) against the target's. Nothing is stripped from it.
 SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', p.prosrc
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
 WHERE n.nspname = ANY(%(schemas)s) AND p.prokind IN ('f', 'p') AND p.prosqlbody IS NULL

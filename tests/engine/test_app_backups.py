@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migrator import appdump
+from migrator.ops import appdump
 from tests.support import ROOT, run_migrator, start_postgres
 from tests.support.rolestack import fresh_stack
 
@@ -233,9 +233,9 @@ def test_a_tampered_dump_is_refused_before_anything_changes(world, tmp_path):
 SWAP_BACK = """
 import shutil, sys
 from pathlib import Path
-from migrator import appdump
+from migrator.config.settings import database_from_env
 from migrator.errors import VerificationError
-from migrator.settings import database_from_env
+from migrator.ops import appdump
 src = appdump.latest_dir(Path("backups/apps"), "n8n")
 bad = Path("bad-n8n") / src.name
 shutil.copytree(src, bad)

@@ -27,9 +27,9 @@ import time
 import psycopg
 import pytest
 
-from migrator import loader
-from migrator.mapping import load_mappings
-from migrator.settings import load_settings
+from migrator.config.mapping import load_mappings
+from migrator.config.settings import load_settings
+from migrator.engine import loader
 from tests.support import ROOT, run_cli, run_migrator, start_postgres
 from tests.support import attacker
 

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from migrator import cutover_state, envfile
-from migrator.cutover_state import Lifecycle
+from migrator.config import envfile
+from migrator.config.settings import load_settings
 from migrator.errors import RollbackRefused
-from migrator.settings import load_settings
+from migrator.ops import cutover_state
+from migrator.ops.cutover_state import Lifecycle
 from migrator.steps import rollback
 from tests.support import free_port, run_cli, start_postgres
 

@@ -127,7 +127,7 @@ def test_migrated_objects_are_handed_to_the_owner_role(tmp_path, target, sources
     result = run_migrator(config, "migrate")
     assert_ok(result)
     assert "handed over to role 'letta_owner'" in result.stdout
-    from migrator.ownership import foreign_owned
+    from migrator.engine.ownership import foreign_owned
     with target.connect() as tgt:
         for schema in ("letta_agents", "letta_embeddings"):
             assert foreign_owned(tgt, schema, "letta_owner") == [], schema

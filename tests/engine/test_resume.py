@@ -16,7 +16,7 @@ import time
 import psycopg
 import pytest
 
-from migrator import journal
+from migrator.engine import journal
 from tests.support import migrator_command, run_migrator, start_postgres, write_stack_config
 from tests.support import assert_ok, wait_for_units, wait_until
 

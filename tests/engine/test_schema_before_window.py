@@ -2,7 +2,7 @@
 
 The cutover restores the definitions while the apps still run (`migrate` with only its
 schema step, what `consolidate schema` does) and, after the writers stopped, compares
-each source's schema fingerprint (migrator/schemafp.py) with the one the schema step
+each source's schema fingerprint (migrator/engine/schemafp.py) with the one the schema step
 recorded: unchanged, the step is skipped; changed (an app migrated its schema on the
 way down), the step is redone inside the window, and the rows still verify.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from migrator import journal, schemafp
+from migrator.engine import journal, schemafp
 from tests.support import assert_ok, run_migrator, start_postgres, write_stack_config
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@ any write, and messages that name the real cause (issue 24).
 
 Two commands are made to overlap without timing: the test holds an ACCESS EXCLUSIVE
 lock on a source table, so the first command waits on the source while it holds the
-target's lock (migrator/runlock.py); the second is started then, and the source is
+target's lock (migrator/engine/runlock.py); the second is started then, and the source is
 released afterwards. One source and one target serve the whole module; each test
 uses its own source names and target schemas.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migrator import db, runlock, space
+from migrator.config.settings import DatabaseSettings, Settings
+from migrator.engine import db, runlock, space
 from migrator.errors import DatabaseError
-from migrator.settings import DatabaseSettings, Settings
 from tests.support import assert_ok, migrator_command, run_migrator, start_postgres, wait_until, write_stack_config
 
 pytestmark = pytest.mark.integration

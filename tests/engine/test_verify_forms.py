@@ -11,12 +11,13 @@ def test_cross_version_form_folds_deparse_differences():
     assert cross_version_form("SELECT t.a FROM t", qualifiers=True) == cross_version_form("SELECT a FROM t")
 
 
-# --- the per-column checksum form (migrator/checksums.py FORM, docs/engine.md) --------------
+# --- the per-column checksum form (migrator/engine/checksums.py FORM, docs/engine.md) --------------
 
 import pytest  # noqa: E402
 
-from migrator import appdump, checksums  # noqa: E402
+from migrator.engine import checksums  # noqa: E402
 from migrator.errors import ConfigError  # noqa: E402
+from migrator.ops import appdump
 from tests.support import start_postgres  # noqa: E402
 
 # Every kind of column the form treats differently: binary send forms, floats, numeric as

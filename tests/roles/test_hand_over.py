@@ -8,8 +8,8 @@ column, so an object kind the implementation forgot cannot pass."""
 import psycopg
 import pytest
 
+from migrator.engine.ownership import hand_over_schema
 from migrator.errors import ConsolidationError
-from migrator.ownership import hand_over_schema
 from tests.support.rolestack import READONLY, allowed, fresh_stack
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from migrator import loader
-from migrator.settings import DatabaseSettings
+from migrator.config.settings import DatabaseSettings
+from migrator.engine import loader
 from migrator.steps import roles
 from tests.support import ROOT
 from tests.support.rolestack import allowed, fresh_stack

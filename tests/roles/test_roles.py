@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from migrator import access
+from migrator.engine import access
 from tests.support.rolestack import (APP_SCHEMAS, MONITOR, MONITORING_SCHEMA, OWN, READONLY, Stack, allowed, as_role, fresh_stack, plain_roles,
                              schemas)
 

@@ -11,8 +11,8 @@ import pytest
 
 from tests.support import ROOT
 
+from migrator.config.rolesconfig import RoleSpec
 from migrator.errors import DatabaseError
-from migrator.rolesconfig import RoleSpec
 from tests.support.rolestack import READONLY, allowed, fresh_stack, passwords_for, sql_dir_with
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,9 @@ import psycopg
 import pytest
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from migrator import appdump, services
 from migrator.apps import n8n as n8n_app
+from migrator.ops import appdump
+from migrator.systems import services
 from tests.stack.test_cutover import CutoverStack, plant_attackers, unified_evidence
 from tests.support import ROOT, env_values, project_images
 

@@ -17,7 +17,7 @@ import time
 import docker
 import pytest
 
-from migrator import checksums
+from migrator.engine import checksums
 from tests.support import attacker, corpus, env_values, wait_for_server_clock, wait_until
 from tests.support.composeproject import ComposeProject
 

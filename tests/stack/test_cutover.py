@@ -23,7 +23,7 @@ import docker
 import pytest
 import requests
 
-from migrator import services
+from migrator.systems import services
 from tests.support import ROOT
 from tests.support import attacker, corpus, env_values
 from tests.support.appstack import AppStack as CutoverStack, sha  # noqa: F401  (also imported by other modules)

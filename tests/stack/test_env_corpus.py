@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from migrator import envfile
+from migrator.config import envfile
 from migrator.errors import ConfigError
 from tests.support import project_images
 

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 import requests
 
-from migrator.rolesconfig import RolesConfig, load_passwords
+from migrator.config.rolesconfig import RolesConfig, load_passwords
 from migrator.steps import roles
 from tests.support import ROOT, env_values, fresh_env_dir, free_port, run_cli, wait_until
 

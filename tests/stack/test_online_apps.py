@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from migrator import services
+from migrator.systems import services
 from tests.support import APP_SERVICES, ROOT
 from tests.support.composeproject import ComposeProject
 

@@ -21,8 +21,8 @@ import psycopg
 import pytest
 import requests
 
-from migrator import pooler
-from migrator.rolesconfig import RolesConfig
+from migrator.config.rolesconfig import RolesConfig
+from migrator.ops import pooler
 from tests.stack.test_cutover import CutoverStack, assert_on_old_databases, one_container_per_app
 from tests.support import ROOT, env_values, free_port, wait_until
 from tests.support.leaks import assert_no_leak, stack_secrets

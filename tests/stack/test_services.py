@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from migrator import services
+from migrator.systems import services
 from tests.support import ROOT, project_images
 
 pytestmark = pytest.mark.integration

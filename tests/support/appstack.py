@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psycopg
 
-from migrator import services
+from migrator.systems import services
 from tests.support import APP_SERVICES, ROOT, env_values, free_port, fresh_env_dir, remove_compose_project, wait_until
 
 PORT_KEYS = ("UNIFIED_PORT", "N8N_DB_PORT", "LETTA_DB_PORT", "META_PORT", "N8N_APP_PORT", "LETTA_APP_PORT",

@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from migrator.config.rolesconfig import RolesConfig
 from migrator.steps import roles
-from migrator.rolesconfig import RolesConfig
 from tests.support import PgServer, start_postgres
 
 OWN = {"n8n": {"n8n"}, "letta": {"letta_agents", "letta_embeddings"}, "rag": {"rag_documents", "rag_embeddings"}}

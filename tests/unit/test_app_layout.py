@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from migrator import pooler, rolesconfig
 from migrator.apps import layout
+from migrator.config import rolesconfig
 from migrator.errors import ConfigError
+from migrator.ops import pooler
 
 SQL = Path(__file__).resolve().parents[2] / "sql" / "10-apps.sql"
 

@@ -10,11 +10,11 @@ import pytest
 
 import migrator.apps
 from migrator.apps import registry
-from migrator.envfile import render, values
-from migrator.rolesconfig import RolesConfig
-from migrator.settings import load_settings
+from migrator.config.envfile import render, values
+from migrator.config.rolesconfig import RolesConfig
+from migrator.config.settings import load_settings
+from migrator.config.validation import validate
 from migrator.steps import cutover, fingerprint
-from migrator.validation import validate
 
 TOY = '''
 """A toy wiki, for the registry test: its database is one URL."""

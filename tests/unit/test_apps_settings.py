@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from migrator.apps.n8n import admin_file as n8n_admin_file
+from migrator.config.settings import load_settings
 from migrator.errors import ConfigError
 from migrator.redact import MASK, redact
-from migrator.settings import load_settings
-from migrator.apps.n8n import admin_file as n8n_admin_file
 
 DB = "POSTGRES_HOST=db\nPOSTGRES_DB=app\nPOSTGRES_USER=u\nPOSTGRES_PASSWORD=db-secret-1\n"
 

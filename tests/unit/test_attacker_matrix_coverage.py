@@ -12,8 +12,8 @@ from tests.support import ROOT
 from tests.support.attacker import MATRIX
 
 # What opening a database session takes: a command that imports none of these opens none.
-DATABASE_MODULES = {"psycopg", "migrator.db", "migrator.loader", "migrator.checksums", "migrator.journal",
-                    "migrator.appdump", "migrator.pgtools", "migrator.pgbackrest"}
+DATABASE_MODULES = {"psycopg", "migrator.engine.db", "migrator.engine.loader", "migrator.engine.checksums", "migrator.engine.journal",
+                    "migrator.ops.appdump", "migrator.engine.pgtools", "migrator.systems.pgbackrest"}
 
 
 def _imports(module) -> set[str]:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pglast
 import pytest
 
-from migrator import bodies
-from migrator.bodies import Header, Placement
+from migrator.config.mapping import SourceMapping, load_mappings
+from migrator.config.settings import load_settings
+from migrator.engine import bodies
+from migrator.engine.bodies import Header, Placement
 from migrator.errors import ConfigError, ConsolidationError
-from migrator.mapping import SourceMapping, load_mappings
-from migrator.settings import load_settings
 
 # Letta's split: agents -> letta_agents, passages (vector) and their enum -> letta_embeddings,
 # pgvector (kept in letta on the source) -> extensions.

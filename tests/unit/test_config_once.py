@@ -1,6 +1,6 @@
 """consolidation.toml is read once into a frozen configuration (issue 27): each section
 is parsed the first time it is asked for and kept; every accessor returns that one
-object; nothing outside migrator/settings.py reads the TOML's raw tables; each command
+object; nothing outside migrator/config/settings.py reads the TOML's raw tables; each command
 declares what it needs beside its COMMAND."""
 
 import ast
@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from migrator import cli, pooler
-from migrator.mapping import load_mappings
-from migrator.rolesconfig import RolesConfig
-from migrator.settings import Config, CutoverConfig, load_settings
-from migrator.validation import KNOWN_NEEDS
+from migrator import cli
+from migrator.config.mapping import load_mappings
+from migrator.config.rolesconfig import RolesConfig
+from migrator.config.settings import Config, CutoverConfig, load_settings
+from migrator.config.validation import KNOWN_NEEDS
+from migrator.ops import pooler
 
 PACKAGE = Path(__file__).resolve().parents[2] / "migrator"
 ENV = "POSTGRES_HOST=db\nPOSTGRES_PORT=5433\nPOSTGRES_DB=app\nPOSTGRES_USER=u\nPOSTGRES_PASSWORD=pw-x\n"

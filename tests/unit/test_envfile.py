@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from migrator.envfile import masked_diff, render, rewrite, values
+from migrator.config.envfile import masked_diff, render, rewrite, values
 from migrator.errors import ConfigError
 
 ORIGINAL = (

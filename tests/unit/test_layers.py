@@ -1,5 +1,5 @@
 """The imports hold the layers (issue 27): libraries never import a step, steps import
-steps only where one orchestrates others, and only migrator/services.py talks to docker.
+steps only where one orchestrates others, and only migrator/systems/services.py talks to docker.
 
 Walks every module of migrator/ with ast (no import runs), so a lazy import inside a
 function counts the same as one at the top."""
@@ -70,5 +70,5 @@ def test_steps_import_steps_only_to_orchestrate():
 
 def test_docker_only_through_services():
     users = sorted(mod for mod, deps in modules().items()
-                   if mod != "migrator.services" and any(d == "docker" or d.startswith("docker.") for d in deps))
-    assert users == [], "docker SDK used outside migrator/services.py: " + ", ".join(users)
+                   if mod != "migrator.systems.services" and any(d == "docker" or d.startswith("docker.") for d in deps))
+    assert users == [], "docker SDK used outside migrator/systems/services.py: " + ", ".join(users)

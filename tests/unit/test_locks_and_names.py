@@ -1,4 +1,4 @@
-"""Which commands may run together (migrator/runlock.py, docs/engine.md's table), and
+"""Which commands may run together (migrator/engine/runlock.py, docs/engine.md's table), and
 names the mapping refuses before any connection: pure logic, no databases."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ import re
 
 import pytest
 
-from migrator import cli, runlock
+from migrator import cli
+from migrator.config.mapping import load_mappings
+from migrator.config.settings import load_settings
+from migrator.engine import runlock
 from migrator.errors import ConfigError
-from migrator.mapping import load_mappings
-from migrator.settings import load_settings
 from tests.support import ROOT
 
 ENV = "POSTGRES_HOST=db\nPOSTGRES_DB=app\nPOSTGRES_USER=u\nPOSTGRES_PASSWORD=pw\n"

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from migrator import pooler
+from migrator.config.rolesconfig import RolesConfig, parse_config
+from migrator.config.settings import load_settings
+from migrator.config.validation import validate
 from migrator.errors import ConfigError
-from migrator.rolesconfig import RolesConfig, parse_config
-from migrator.settings import load_settings
+from migrator.ops import pooler
 from migrator.steps import cutover
-from migrator.validation import validate
 from tests.support import ROOT
 
 

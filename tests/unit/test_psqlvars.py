@@ -5,7 +5,7 @@ substitutes only outside quotes, dollar bodies and comments)."""
 
 import pytest
 
-from migrator.psqlvars import SqlVariableError, referenced, substitute
+from migrator.config.psqlvars import SqlVariableError, referenced, substitute
 
 VARS = {"role": "n8n", "name": "O'Brien", "odd": 'we"ird role', "dim": "1536"}
 
@@ -58,7 +58,7 @@ def test_referenced_lists_quoted_uses_only():
 
 def test_every_sql_file_substitutes_with_the_default_variables():
     # The shipped files must lex cleanly and use only variables the migrator defines.
-    from migrator.rolesconfig import RolesConfig
+    from migrator.config.rolesconfig import RolesConfig
     from migrator.steps.roles import sql_files, variables
     cfg = RolesConfig.defaults()
     values = variables(cfg)

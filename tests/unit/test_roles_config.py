@@ -13,11 +13,11 @@ import pytest
 
 from tests.support import ROOT
 
-from migrator import access
+from migrator.config.rolesconfig import RolesConfig, load_passwords, parse_config
+from migrator.engine import access
 from migrator.errors import ConfigError
 from migrator.redact import redact
 from migrator.steps import roles
-from migrator.rolesconfig import RolesConfig, load_passwords, parse_config
 from migrator.steps.roles import password_matches, psql_command, variables
 
 CONFIG = Path("/etc/consolidation/consolidation.toml")

@@ -3,8 +3,8 @@ commas: quoted elements stay whole, and only the moved schema's own element is r
 
 from __future__ import annotations
 
-from migrator import routines
-from migrator.mapping import Rule, SourceMapping
+from migrator.config.mapping import Rule, SourceMapping
+from migrator.engine import routines
 
 LETTA = SourceMapping("letta", None, "letta", "letta_agents",
                       rules=(Rule("has_vector_column", "letta_embeddings"),))

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from migrator.config.settings import load_settings, read_env_file
 from migrator.errors import ConfigError
 from migrator.redact import MASK, redact, register_secret
-from migrator.settings import load_settings, read_env_file
 
 GOOD = "POSTGRES_HOST=db\nPOSTGRES_PORT=5433\nPOSTGRES_DB=app\nPOSTGRES_USER=u\nPOSTGRES_PASSWORD=s3cret-value\n"
 

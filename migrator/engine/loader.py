@@ -15,7 +15,7 @@ the final post-data pass, app restores) logs in as that source's loader role,
   (and only while the migration needs it: the app role gets them afterwards);
 - BYPASSRLS, so its reads count every row without running a policy (it can read
   nothing but its own source's tables, so this reaches no other data); verify
-  reads through a reader of its own (migrator/checksums.py), not the loader;
+  reads through a reader of its own (migrator/engine/checksums.py), not the loader;
 - USAGE on ``extensions`` (pgvector), SET on ``session_replication_role`` (the
   copy fires no trigger), INSERT into its own rows of the journal;
 - a fresh random password every run, known only to this process, and NOLOGIN
@@ -40,11 +40,11 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
-from migrator.db import end_sessions
+from migrator.config.mapping import SourceMapping
+from migrator.config.settings import DatabaseSettings, Settings
+from migrator.engine.db import end_sessions
 from migrator.errors import DatabaseError
-from migrator.mapping import SourceMapping
 from migrator.redact import register_secret
-from migrator.settings import DatabaseSettings, Settings
 
 PREFIX = "consolidation_loader_"
 JOURNAL_SCHEMA = "_consolidation"
@@ -166,7 +166,7 @@ def retire(admin: psycopg.Connection, settings: Settings, mapping: SourceMapping
 def own_schemas(admin: psycopg.Connection, mapping: SourceMapping, schemas: list[str]) -> None:
     """Give the loader these target schemas and everything in them (the migration is not
     finished: they may be empty, ours from an earlier attempt, or handed to the app already)."""
-    from migrator.ownership import hand_over_schema   # ownership is the general mechanism
+    from migrator.engine.ownership import hand_over_schema   # ownership is the general mechanism
     for schema in schemas:
         if _schema_exists(admin, schema):
             hand_over_schema(admin, schema, name_of(mapping))

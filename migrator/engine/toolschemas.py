@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import psycopg
 
-from migrator import queries
+from migrator.engine import queries
 from migrator.errors import DatabaseError
 
 # Every schema the tool creates on the target (the pgBackRest scheduler's own is

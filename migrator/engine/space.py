@@ -21,11 +21,12 @@ import threading
 
 import psycopg
 
-from migrator import console, journal
-from migrator.db import connect
+from migrator import console
+from migrator.config.mapping import SourceMapping
+from migrator.config.settings import Settings
+from migrator.engine import journal
+from migrator.engine.db import connect
 from migrator.errors import DatabaseError
-from migrator.mapping import SourceMapping
-from migrator.settings import Settings
 
 MARGIN = 1.2                    # rewritten rows, fill factor, index builds' sort files
 DEFAULT_RESERVE_MB = 512        # never let the copy take the target below this

@@ -39,12 +39,12 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from psycopg import sql
 
-from migrator import toolschemas
-from migrator.db import connect, end_sessions
-from migrator.mapping import load_mappings
+from migrator.config.mapping import load_mappings
+from migrator.config.settings import DatabaseSettings
+from migrator.engine import toolschemas
+from migrator.engine.db import connect, end_sessions
 from migrator.errors import VerificationError
 from migrator.redact import register_secret
-from migrator.settings import DatabaseSettings
 
 PINNED = ("SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC';"
           " SET extra_float_digits = 1; SET bytea_output = 'hex'; SET lc_monetary = 'C';"

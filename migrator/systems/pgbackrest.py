@@ -18,12 +18,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from migrator import services
+from migrator.config.settings import DatabaseSettings, Settings
+from migrator.engine.files import utc_stamp
 from migrator.errors import BackupError
-from migrator.files import utc_stamp
 from migrator.redact import redact
-from migrator.services import DockerException, NotFound
-from migrator.settings import DatabaseSettings, Settings
+from migrator.systems import services
+from migrator.systems.services import DockerException, NotFound
 
 STANZA = "unified"
 DATA = "/var/lib/postgresql/data"

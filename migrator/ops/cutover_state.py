@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 
-from migrator.envfile import write_atomic
+from migrator.config.envfile import write_atomic
+from migrator.engine.files import sha256_of
 from migrator.errors import ConfigError, RollbackRefused
-from migrator.files import sha256_of
 
 # Phases, in order. "failed-*" and "rolled-back" end a cutover.
 PHASES = ("started", "apps-stopped", "migrated", "env-rewritten", "apps-started", "done", "rolled-back")
@@ -51,7 +51,7 @@ class CutoverState:
         save(self, path)
 
 
-sha256_file = sha256_of  # cutover and rollback compare env files by it (migrator/files.py)
+sha256_file = sha256_of  # cutover and rollback compare env files by it (migrator/engine/files.py)
 
 
 def state_path(settings) -> Path:

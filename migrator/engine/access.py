@@ -17,7 +17,7 @@ import psycopg
 from rich.markup import escape
 from rich.table import Table
 
-from migrator import queries
+from migrator.engine import queries
 
 API_ROLES = ("anon", "authenticated", "service_role")
 

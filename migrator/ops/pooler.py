@@ -39,9 +39,9 @@ from pathlib import Path
 
 from migrator import console
 from migrator.apps import layout
+from migrator.config.rolesconfig import REPO_ROOT, RolesConfig, check_role_name, pooler_password_from
+from migrator.config.settings import Settings, check_table
 from migrator.errors import ConfigError
-from migrator.rolesconfig import REPO_ROOT, RolesConfig, check_role_name, pooler_password_from
-from migrator.settings import Settings, check_table
 
 AUTH_ROLE_LIMIT = 2            # sql/80-pooler.sql: CONNECTION LIMIT of the auth role
 MODES = ("session", "transaction")
@@ -147,7 +147,7 @@ def render(cfg: PoolerConfig, roles: RolesConfig) -> str:
     return f"""\
 ; Rendered by `consolidate pooler --write compose/pgbouncer/pgbouncer.ini` from
 ; consolidation.toml ([roles.*] limits, [pooler]); edit those, not this file.
-; Sizing and pool modes: migrator/pooler.py, docs/pooling.md.
+; Sizing and pool modes: migrator/ops/pooler.py, docs/pooling.md.
 
 [databases]
 ; Only the unified instance's database; any other name is refused.
@@ -217,8 +217,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMAND = "pooler"
-LOCK = None  # writes pgbouncer.ini, not the target (migrator/runlock.py)
-NEEDS = {"pools"}  # checked before any connection (migrator/validation.py)
+LOCK = None  # writes pgbouncer.ini, not the target (migrator/engine/runlock.py)
+NEEDS = {"pools"}  # checked before any connection (migrator/config/validation.py)
 HELP = "PgBouncer pool sizes from the roles' limits; render compose/pgbouncer/pgbouncer.ini"
 
 

@@ -8,7 +8,7 @@ predicates: ``has_vector_column`` (a column typed with pgvector's ``vector``),
 ``name:<regex>`` (table name matches). The first matching rule wins.
 ``accept_unchecked_routines`` lists routines (``"name(argument types)"``, as `assess`
 prints them) whose bodies name the moved schema where the rewrite cannot check it
-(migrator/bodies.py): they move anyway, with those parts unchanged.
+(migrator/engine/bodies.py): they move anyway, with those parts unchanged.
 
 Types and sequences follow the tables that use them: an object used only by
 tables routed to one other schema moves there; anything else stays in the
@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from migrator.config.settings import DatabaseSettings, Settings
 from migrator.errors import ConfigError
-from migrator.settings import DatabaseSettings, Settings
 
 IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 MAX_NAME_BYTES = 63          # PostgreSQL's NAMEDATALEN - 1: longer names are cut short, not refused

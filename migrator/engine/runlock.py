@@ -109,7 +109,7 @@ def hold(settings, mode: str | None, command: str) -> Iterator[None]:
 
 
 def _lock_session(settings, mode: str, command: str) -> psycopg.Connection | None:
-    from migrator.db import connect, require_superuser, require_target_version   # db imports settings only
+    from migrator.engine.db import connect, require_superuser, require_target_version   # db imports settings only
 
     try:
         conn = connect(settings.target, application_name=APP_PREFIX + command)

@@ -16,11 +16,12 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from migrator import console, loader, queries, runlock
-from migrator.db import connect, require_superuser
+from migrator import console
+from migrator.config.mapping import SourceMapping, load_mappings
+from migrator.engine import loader, queries, runlock
+from migrator.engine.db import connect, require_superuser
+from migrator.engine.loader import PREFIX as LOADER_PREFIX
 from migrator.errors import ConfigError
-from migrator.loader import PREFIX as LOADER_PREFIX
-from migrator.mapping import SourceMapping, load_mappings
 
 LOADER_PATTERN = LOADER_PREFIX.replace("_", "\\_") + "%"
 
@@ -37,7 +38,7 @@ def ensure(conn: psycopg.Connection) -> None:
 
 
 def acquire_lock(conn: psycopg.Connection, command: str = "migrate") -> None:
-    """Hold the target's lock exclusively for the whole run (migrator/runlock.py; the CLI
+    """Hold the target's lock exclusively for the whole run (migrator/engine/runlock.py; the CLI
     has usually taken it already): any other migrator command is refused (MigratorBusy,
     exit 7, naming it). Holding it, every loader session still open belongs to a dead
     run (kill -9 leaves COPY sessions holding their tables' locks until the server

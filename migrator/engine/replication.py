@@ -5,7 +5,7 @@ target, and how far behind it is.
 Names are fixed per source (``consolidation_<source>`` for the publication, the
 subscription and its slot), so an abort finds everything again even after a crash.
 
-Every session here has search_path pinned to pg_catalog (migrator.db.connect) and
+Every session here has search_path pinned to pg_catalog (migrator.engine.db.connect) and
 qualifies its calls; superuser sessions on the target read catalogs only.
 """
 
@@ -16,12 +16,12 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from rich.table import Table
 
-from migrator import journal, schemafp
-from migrator.db import connect
+from migrator.config.mapping import SourceMapping
+from migrator.config.settings import read_env_file
+from migrator.engine import journal, schemafp
+from migrator.engine.db import connect
 from migrator.errors import DatabaseError
-from migrator.mapping import SourceMapping
 from migrator.redact import register_secret
-from migrator.settings import read_env_file
 
 PREFIX = "consolidation_"
 # Table sync workers per subscription (PostgreSQL's default of
@@ -151,7 +151,7 @@ def sync_slot_pattern(suboid: int) -> str:
     return rf"^pg_{suboid}_sync_[0-9]+_[0-9]+$"
 
 
-# The schema fingerprint online mode compares at its cutover lives in migrator/schemafp.py
+# The schema fingerprint online mode compares at its cutover lives in migrator/engine/schemafp.py
 # (the offline cutover uses it too); the name here keeps online.py's call sites.
 schema_fingerprint = schemafp.schema_fingerprint
 

@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS _consolidation.created_schemas (
   schema_name text PRIMARY KEY, source text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS _consolidation.events (
   id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), source text, step text, message text);
--- A loader role (migrator/loader.py) records its own source's units and tables, in the
+-- A loader role (migrator/engine/loader.py) records its own source's units and tables, in the
 -- same transaction as their data, and nothing else: app code that runs as one loader
 -- cannot mark another source's work as done. (A CHECK, not a policy: loaders bypass
 -- RLS, and COPY sessions run with session_replication_role = replica, without triggers.)

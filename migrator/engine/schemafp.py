@@ -14,7 +14,7 @@ import hashlib
 
 import psycopg
 
-from migrator import queries
+from migrator.engine import queries
 
 FINGERPRINT_SQL = queries.text(__file__)
 

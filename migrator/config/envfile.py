@@ -32,8 +32,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from migrator.engine.files import utc_stamp
 from migrator.errors import ConfigError
-from migrator.files import utc_stamp
 from migrator.redact import MASK
 
 SECRET_KEY = re.compile(r"(PASSWORD|SECRET|TOKEN|KEY|URI|URL|DSN)", re.IGNORECASE)
@@ -238,7 +238,7 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o600) -> None:
         raise
 
 
-new_stamp = utc_stamp  # the stamp of an env file's .bak (migrator/files.py)
+new_stamp = utc_stamp  # the stamp of an env file's .bak (migrator/engine/files.py)
 
 
 def backup_path(path: Path, stamp: str) -> Path:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from migrator import queries, toolschemas
+from migrator.engine import queries, toolschemas
 from migrator.errors import ConsolidationError
 
 # Every owned object of the schema not owned by the role yet (ownership.sql).

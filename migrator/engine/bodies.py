@@ -49,9 +49,9 @@ from dataclasses import dataclass, field
 import pglast
 import psycopg
 
-from migrator import queries
+from migrator.config.mapping import SourceMapping
+from migrator.engine import queries
 from migrator.errors import ConfigError, ConsolidationError
-from migrator.mapping import SourceMapping
 
 SQL = queries.sections(__file__)
 PARSED_LANGUAGES = ("sql", "plpgsql")

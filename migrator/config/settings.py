@@ -8,7 +8,7 @@ connection, and every problem names the file and the key.
 The file is read once into a frozen ``Config`` (``Settings`` is the same class):
 databases and apps when it is loaded; each other section (``mappings``, ``roles``,
 ``pooler``, ``cutover``, ``compose``) parsed into its own frozen type the first time
-it is asked for (migrator/validation.py asks for every one a command needs, before
+it is asked for (migrator/config/validation.py asks for every one a command needs, before
 any connection) and kept, so no command parses a section again and none reads the
 TOML's raw tables (only this module does).
 """
@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from migrator import envfile
+from migrator.config import envfile
 from migrator.errors import ConfigError
 from migrator.redact import register_secret
 
@@ -129,20 +129,20 @@ class Settings:
 
     @cached_property
     def mappings(self) -> tuple:
-        """Every source's mapping (migrator/mapping.py): schema, target schemas, rules."""
-        from migrator.mapping import parse_mappings     # mapping.py builds on this module
+        """Every source's mapping (migrator/config/mapping.py): schema, target schemas, rules."""
+        from migrator.config.mapping import parse_mappings     # mapping.py builds on this module
         return tuple(parse_mappings(self))
 
     @cached_property
     def roles(self):
-        """``[roles]`` and the pooler's auth role (migrator/rolesconfig.py)."""
-        from migrator.rolesconfig import RolesConfig
+        """``[roles]`` and the pooler's auth role (migrator/config/rolesconfig.py)."""
+        from migrator.config.rolesconfig import RolesConfig
         return RolesConfig.parse(self)
 
     @cached_property
     def pooler(self):
-        """``[pooler]`` (migrator/pooler.py)."""
-        from migrator.pooler import parse
+        """``[pooler]`` (migrator/ops/pooler.py)."""
+        from migrator.ops.pooler import parse
         return parse(self.section("pooler"), self.config_file, self.target.dbname)
 
     @cached_property
@@ -175,7 +175,7 @@ class Settings:
 Config = Settings   # issue 27's name for it; the call sites keep `Settings`
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """An env file, read exactly as docker compose reads it (migrator/envfile.py): the
+    """An env file, read exactly as docker compose reads it (migrator/config/envfile.py): the
     values the migrator uses are the ones the containers get."""
     return envfile.read(path)
 

@@ -1,7 +1,7 @@
 """`[roles]` of consolidation.toml and env/app-roles.env: which login role each
 application gets, its limits, the RAG model's vector size, the API opt-in, and
 the roles' passwords. Read by the roles step and checked up front by
-migrator/validation.py, so a typo is found before any window opens.
+migrator/config/validation.py, so a typo is found before any window opens.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from migrator.apps import layout
+from migrator.config.mapping import IDENT
+from migrator.config.settings import Settings, read_env_file
 from migrator.errors import ConfigError
-from migrator.mapping import IDENT
 from migrator.redact import register_secret
-from migrator.settings import Settings, read_env_file
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SUPABASE_ROLES = {"postgres", "anon", "authenticated", "service_role", "authenticator", "dashboard_user",
                   "pgbouncer"}
 _ROLE_NAME = IDENT            # a plain lower-case identifier, as for schemas
@@ -73,7 +73,7 @@ class RolesConfig:
     env_file: Path = REPO_ROOT / "env/app-roles.env"
     sql_dir: Path = REPO_ROOT / "sql"
     # PgBouncer's auth_query role (sql/80-pooler.sql) and the env file with its
-    # password: [pooler] auth_role / env_file (migrator/pooler.py).
+    # password: [pooler] auth_role / env_file (migrator/ops/pooler.py).
     pooler_role: str = "consolidation_pooler"
     pooler_env_file: Path | None = None
 

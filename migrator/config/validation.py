@@ -3,7 +3,7 @@
 A typo in `[roles]`, an invalid `name:` regex or a missing app-role password
 used to surface only when its step ran: in a cutover, after the writers had
 stopped and the migration had run. `validate` asks the configuration
-(migrator/settings.py) for every section, each parsed once into its frozen type
+(migrator/config/settings.py) for every section, each parsed once into its frozen type
 and kept for the command, plus what the command declares it needs beside its
 COMMAND (``NEEDS``, below), and raises ConfigError (exit 2, one line naming the
 file and key) on the first problem; nothing has connected yet, so nothing has
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from migrator import pooler
 from migrator.apps import registry
-from migrator.rolesconfig import load_passwords
-from migrator.settings import Settings
+from migrator.config.rolesconfig import load_passwords
+from migrator.config.settings import Settings
+from migrator.ops import pooler
 
 # What a command module may list in NEEDS (next to its COMMAND and LOCK):
 #   mappings     each source's mapping (schema, target_schema, rules)

@@ -2,14 +2,14 @@
 
 The engine behind the ``schema`` step (migrator/steps/schema.py), also used by
 post_data (routines refreshed after the data), assess (the bodies plan) and the
-online mode's staging (migrator/staging.py); a library, so none of them imports a step.
+online mode's staging (migrator/engine/staging.py); a library, so none of them imports a step.
 Definitions come from pg_dump, never hand-written DDL. The remap happens in a
 scratch database on the target: restore the source's schema-only dump there,
 move its extensions to ``extensions`` (where Supabase keeps them), rename the
 schema, route tables by the mapping rules (types and sequences follow the
 tables that use them), rewrite the routines' search_path settings and the
-references in their bodies that name the moved schema (migrator/routines.py,
-migrator/bodies.py; planned on the source by check(), listed by assess), then
+references in their bodies that name the moved schema (migrator/engine/routines.py,
+migrator/engine/bodies.py; planned on the source by check(), listed by assess), then
 dump the result and restore its pre-data section into the target database.
 Post-data (indexes, constraints, triggers) waits until the data is in (see
 post_data.py). Sources are only read.
@@ -17,7 +17,7 @@ post_data.py). Sources are only read.
 Restoring a definition can run its code (PostgreSQL folds immutable calls in
 CHECK and index expressions while it prepares them), so everything that
 restores or moves the source's objects runs as the source's loader role
-(migrator/loader.py), which owns the scratch database and the target schemas;
+(migrator/engine/loader.py), which owns the scratch database and the target schemas;
 the superuser only creates databases, schemas and extensions.
 """
 
@@ -30,11 +30,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import bodies, catalog, console, journal, loader, pgtools, routines
-from migrator.db import connect, create_private_database
+from migrator import console
+from migrator.config.mapping import SourceMapping
+from migrator.config.settings import DatabaseSettings, Settings
+from migrator.engine import bodies, catalog, journal, loader, pgtools, routines, schemafp
+from migrator.engine.db import connect, create_private_database
 from migrator.errors import ConsolidationError, DatabaseError
-from migrator.mapping import SourceMapping
-from migrator.settings import DatabaseSettings, Settings
 
 STEP = "schema"  # the journal's name for this step
 
@@ -87,6 +88,7 @@ class Checked:
     routes: dict[str, str]
     placement: bodies.Placement
     body_plans: list[bodies.BodyPlan]
+    fingerprint: str    # the source schema's (migrator/engine/schemafp.py), read before it is dumped
 
 
 def check(mapping: SourceMapping, target: psycopg.Connection) -> Checked:
@@ -94,6 +96,9 @@ def check(mapping: SourceMapping, target: psycopg.Connection) -> Checked:
     refuse_occupied_schemas(target, mapping)
     with connect(mapping.db) as source:
         require_schema(source, mapping)
+        # Taken before pg_dump reads the definitions: a change in between makes the two
+        # differ, so the cutover's check after the writers stop redoes the step.
+        fingerprint = schemafp.schema_fingerprint(source, mapping.schema)
         exts = check_extensions(source, target, mapping)
         unsupported = source.execute(
             "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -107,13 +112,14 @@ def check(mapping: SourceMapping, target: psycopg.Connection) -> Checked:
         routes = {t.name: mapping.route(t.name, t.has_vector) for t in catalog.tables(source, mapping.schema)}
         placed, planned = plan_bodies(source, mapping, routes, exts)
         refuse_unchecked_bodies(mapping, planned)
-    return Checked(exts, routes, placed, planned)
+        refuse_unchecked_settings(source, mapping)
+    return Checked(exts, routes, placed, planned, fingerprint)
 
 
 def plan_bodies(source: psycopg.Connection, mapping: SourceMapping, routes: dict[str, str],
                 exts) -> tuple[bodies.Placement, list[bodies.BodyPlan]]:
     """Where the schema's objects land, and what the move does to each routine body that
-    names the schema (migrator/bodies.py); read on the source, by assess and by check."""
+    names the schema (migrator/engine/bodies.py); read on the source, by assess and by check."""
     bodies.check_accepted(source, mapping)
     placed = bodies.placement(source, mapping, routes, routines.extension_in_schema(exts, mapping))
     return placed, bodies.plans(source, [mapping.schema], placed)
@@ -128,6 +134,15 @@ def refuse_unchecked_bodies(mapping: SourceMapping, planned: list[bodies.BodyPla
     refused = bodies.refused(planned, mapping)
     if refused:
         raise DatabaseError(mapping.name, "source", bodies.refusal(mapping, refused))
+
+
+def refuse_unchecked_settings(source: psycopg.Connection, mapping: SourceMapping) -> None:
+    """A custom setting (`SET app.schema = 'letta'`) naming the schema would still name it
+    after the move, and what it means only its application knows: refused, naming the
+    routine and the setting (migrator/engine/routines.py says why accepting it cannot help)."""
+    refused = routines.unchecked(source, mapping)
+    if refused:
+        raise DatabaseError(mapping.name, "source", routines.refusal(mapping, refused))
 
 
 def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, work_dir: Path) -> None:
@@ -145,9 +160,16 @@ def run(settings: Settings, mapping: SourceMapping, target: psycopg.Connection, 
     restore_pre_data(settings, mapping, target, hands, remapped)
     journal.finish_step(target, mapping.name, STEP, {
         "tables": len(checked.routes), "rewritten_settings": [r.describe() for r in rewritten.settings],
-        "rewritten_bodies": rewritten.body_lines(), "accepted_unchecked": rewritten.accepted})
+        "rewritten_bodies": rewritten.body_lines(), "accepted_unchecked": rewritten.accepted,
+        "source_fingerprint": checked.fingerprint})
     console.say(f"  {mapping.name}: {len(checked.routes)} tables defined in {', '.join(mapping.target_schemas)}")
     rewritten.say(mapping)
+
+
+def restored_fingerprint(target: psycopg.Connection, mapping: SourceMapping) -> str | None:
+    """The source schema's fingerprint when the step restored its definitions (None: not
+    recorded, e.g. by an older version; treated as changed)."""
+    return (journal.step_detail(target, mapping.name, STEP) or {}).get("source_fingerprint")
 
 
 @dataclass(frozen=True)
@@ -176,10 +198,12 @@ def remapped_dump(settings: Settings, mapping: SourceMapping, target: psycopg.Co
                   label: str = "target") -> tuple[Path, Rewritten]:
     """The source's definitions as they will be on the target: dumped, remapped in scratch, dumped again."""
     source_dump = work_dir / f"{mapping.name}.source-schema.dump"
+    remapped = work_dir / f"{mapping.name}.{label}-schema.dump"
+    pgtools.forget(source_dump)
+    pgtools.forget(remapped)
     pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "--no-publications",
                             "--no-subscriptions", "--no-security-labels", "--no-tablespaces",
                             "-n", mapping.schema, "-f", str(source_dump)], mapping.db, what="--schema-only")
-    remapped = work_dir / f"{mapping.name}.{label}-schema.dump"
     return remapped, remap_in_scratch(settings, mapping, target, hands, source_dump, remapped, checked)
 
 
@@ -231,7 +255,7 @@ def remap_in_scratch(settings: Settings, mapping: SourceMapping, target: psycopg
         with connect(hands, dbname=scratch) as conn, conn.transaction():
             relocate(conn, mapping, checked.routes)
             settings_rewritten = routines.apply(conn, mapping, routines.extension_in_schema(exts, mapping))
-            # Bodies as planned on the source (check), replaced by their rewrite (migrator/bodies.py).
+            # Bodies as planned on the source (check), replaced by their rewrite (migrator/engine/bodies.py).
             bodies_rewritten = bodies.apply(conn, checked.body_plans, list(mapping.target_schemas))
         pgtools.run("pg_dump", ["-Fc", "--schema-only", "--no-owner", "--no-acl", "-f", str(out_dump),
                                 *[f"--schema={s}" for s in mapping.target_schemas]],

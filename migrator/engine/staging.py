@@ -19,13 +19,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import catalog, loader, pgtools, routines
-from migrator.db import connect
+from migrator.config.mapping import SourceMapping
+from migrator.config.settings import Settings
+from migrator.engine import catalog, loader, pgtools, routines
+from migrator.engine import predata
+from migrator.engine.db import connect
+from migrator.engine.replication import API_ROLES
 from migrator.errors import DatabaseError
-from migrator.mapping import SourceMapping
-from migrator.replication import API_ROLES
-from migrator.settings import Settings
-from migrator import predata
 
 SHARED_STAGING = "public"
 

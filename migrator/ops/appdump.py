@@ -12,16 +12,16 @@ filled from sql/10-apps.sql), checked against consolidation.toml's sources
   into an empty instance re-creates it; the password comes from
   env/app-roles.env, as `consolidate roles` sets it);
 - ``manifest.json``: schemas, role, sha256 of both files, per-table row counts
-  and verify's content checksums (migrator/checksums.py), with the form they were
+  and verify's content checksums (migrator/engine/checksums.py), with the form they were
   computed in (``checksum_form``; a manifest without one holds the older row-text
   form, and its restore is checked in that form).
 
 Trust: every restore of app objects runs ``pg_restore`` as a per-app loader role
-(migrator/loader.py: no superuser, owns only the schemas being restored); the
+(migrator/engine/loader.py: no superuser, owns only the schemas being restored); the
 restored rows are read by that loader too, the live rows of a backup by a throwaway
-reader (migrator/checksums.py), never on a superuser session. Superuser sessions keep
-the pinned search_path (migrator/db.py). The loader is retired (its sessions ended)
-before the app role gets its schemas (migrator/ownership.py, the same hand-over
+reader (migrator/engine/checksums.py), never on a superuser session. Superuser sessions keep
+the pinned search_path (migrator/engine/db.py). The loader is retired (its sessions ended)
+before the app role gets its schemas (migrator/engine/ownership.py, the same hand-over
 `consolidate roles` does). The scratch database of a live restore accepts no
 connection but the tool's, and no app role gets CREATE in it.
 """
@@ -37,13 +37,14 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migrator import checksums, console, loader, pgtools
-from migrator.db import connect, create_private_database, end_sessions, require_superuser
+from migrator import console
+from migrator.config.settings import DatabaseSettings
+from migrator.engine import checksums, loader, pgtools
+from migrator.engine.db import connect, create_private_database, end_sessions, require_superuser
+from migrator.engine.files import describe_files, sha256_of, utc_stamp
+from migrator.engine.ownership import hand_over_schema
 from migrator.errors import ConfigError, ConsolidationError, DatabaseError, VerificationError
-from migrator.files import describe_files, sha256_of, utc_stamp
-from migrator.ownership import hand_over_schema
 from migrator.redact import register_secret
-from migrator.settings import DatabaseSettings
 
 DUMP_NAME = "{app}.dump"
 MANIFEST = "manifest.json"
@@ -54,7 +55,7 @@ REPLACED = "{schema}_replaced_{stamp}"   # stamp lower-cased: no quoting needed
 
 @dataclass(frozen=True)
 class AppUnit:
-    """One application's backup unit. Duck-types SourceMapping for migrator.loader
+    """One application's backup unit. Duck-types SourceMapping for migrator.engine.loader
     (``name``, ``target_schemas``): its loader is ``consolidation_loader_<app>``."""
     name: str
     role: str

@@ -34,7 +34,7 @@ import pglast
 import psycopg
 from psycopg import sql
 
-from migrator.mapping import SourceMapping
+from migrator.config.mapping import SourceMapping
 
 SETTING = "search_path"
 TS_CONFIG = "default_text_search_config"

@@ -11,9 +11,9 @@ import threading
 from functools import cache
 from pathlib import Path
 
+from migrator.config.settings import DatabaseSettings
 from migrator.errors import ConfigError, ConsolidationError, DatabaseError
 from migrator.redact import redact
-from migrator.settings import DatabaseSettings
 
 PSQL_FENCE = re.compile(r"^\\(un)?restrict \S+\s*$")
 

@@ -1,0 +1,1 @@
+"""migrator.config: what the operator wrote: consolidation.toml, env files, options."""

@@ -1,0 +1,1 @@
+"""migrator.engine: moving and proving data: connections, loaders, readers, dumps, the journal, the catalog."""
