@@ -61,6 +61,7 @@ def digest(conn, table: str, schema: str = "public", form: str = checksums.FORM)
     return f"{rows}:{value}"
 
 
+@pytest.mark.integration
 def test_pg15_and_pg17_hash_the_same_rows_equal(servers):
     hashes = []
     for server in servers:
@@ -80,6 +81,7 @@ def pair_differs(conn, column_type: str, left: list[str], right: list[str]) -> b
     return digest(conn, "lhs") != digest(conn, "rhs")
 
 
+@pytest.mark.integration
 def test_the_form_tells_apart_what_differs_and_only_that(servers):
     _, pg17 = servers
     with pg17.connect() as conn:
@@ -107,6 +109,7 @@ def test_the_form_tells_apart_what_differs_and_only_that(servers):
         assert pair_differs(conn, "text", ["'x'", "'y'"], ["'y'", "'x'"])
 
 
+@pytest.mark.integration
 def test_vector_is_sent_binary_only_when_the_name_cannot_be_shadowed(servers):
     """pgvector's schema is found in pg_extension (the legacy Letta has it in the app's own
     schema): the same vectors hash equal wherever it lives; a second vector_send there (an
