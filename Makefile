@@ -88,7 +88,7 @@ decommission: ## after the cutover: archive the legacy databases (verified), rem
 	@$(COMPOSE) run --rm migrator decommission
 
 test: images env venv ## run the test suite (unit + integration against real containers)
-	@$(PY) -m pytest -v $(PYTEST_ARGS)
+	@$(PY) -m pytest -v --durations=30 $(PYTEST_ARGS)
 
 test-unit: venv ## only the tests that need no docker
 	@$(PY) -m pytest -v -m "not integration" $(PYTEST_ARGS)

@@ -56,7 +56,7 @@ build_image() {  # tag-prefix dockerfile context [build args...] -> prints tag
   local prefix=$1 dockerfile=$2 context=$3; shift 3
   local tag="$prefix:$( (printf '%s' "$*"; find "$context" -type f -not -path '*/.venv/*' -not -path '*/.git/*' \
        -not -path '*/__pycache__/*' -not -path '*/reports/*' -not -path '*/backups/*' -not -name '.env' \
-       -not -path '*/env/*.env' -not -path '*/.pytest_cache/*' -not -path '*/node_modules/*' -print0 \
+       -not -path './env/*' -not -path '*/.pytest_cache/*' -not -path '*/node_modules/*' -print0 \
        | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12)"
   if have_image "$tag"; then log "$prefix: cached ($tag)" >&2; echo "$tag"; return; fi
   local args=()
