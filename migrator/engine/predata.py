@@ -1,24 +1,10 @@
 """predata: recreate a source's object definitions (pre-data) in its target schemas.
 
-The engine behind the ``schema`` step (migrator/steps/schema.py), also used by
-post_data (routines refreshed after the data), assess (the bodies plan) and the
-online mode's staging (migrator/engine/staging.py); a library, so none of them imports a step.
-Definitions come from pg_dump, never hand-written DDL. The remap happens in a
-scratch database on the target: restore the source's schema-only dump there,
-move its extensions to ``extensions`` (where Supabase keeps them), rename the
-schema, route tables by the mapping rules (types and sequences follow the
-tables that use them), rewrite the routines' search_path settings and the
-references in their bodies that name the moved schema (migrator/engine/routines.py,
-migrator/engine/bodies.py; planned on the source by check(), listed by assess), then
-dump the result and restore its pre-data section into the target database.
-Post-data (indexes, constraints, triggers) waits until the data is in (see
-post_data.py). Sources are only read.
-
-Restoring a definition can run its code (PostgreSQL folds immutable calls in
-CHECK and index expressions while it prepares them), so everything that
-restores or moves the source's objects runs as the source's loader role
-(migrator/engine/loader.py), which owns the scratch database and the target schemas;
-the superuser only creates databases, schemas and extensions.
+The engine behind the ``schema`` step, whose docstring (migrator/steps/schema.py, also
+its --help) describes the design: pg_dump, the remap in a scratch database, routines
+rewritten, everything restored as the source's loader role. Also used by post_data
+(routines refreshed after the data), assess (the bodies plan) and the online mode's
+staging (migrator/engine/staging.py); a library, so none of them imports a step.
 """
 
 from __future__ import annotations

@@ -247,10 +247,7 @@ def test_finding_1_function_search_path_follows_the_moved_schema(world):
     expression statistic calling probe() is built by post-data's ANALYZE."""
     world.after("verify")
     with world.target.connect() as tgt:
-        settings = dict(tgt.execute(
-            "SELECT p.proname, array_to_string(p.proconfig, ';') FROM pg_proc p"
-            " WHERE p.pronamespace IN ('n8n'::regnamespace, 'letta_agents'::regnamespace)"
-            " AND p.proconfig IS NOT NULL").fetchall())
+        settings = corpus.routine_settings(tgt)
         assert settings["recall"] == "search_path=letta_agents, letta_embeddings, extensions"
         assert settings["passage_count"] == 'search_path="$user", letta_agents, letta_embeddings, extensions, pg_temp'
         assert settings["match_documents"] == settings["probe"] == "search_path=n8n, extensions"

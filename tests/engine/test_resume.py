@@ -199,6 +199,17 @@ def test_disk_check_runs_on_every_run(tmp_path, images):
         target.container.stop()
 
 
+def assert_refused_before_any_write(result, target, *expected: str) -> None:
+    """Exit 3, one line holding every ``expected`` fragment, and nothing on the target."""
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for fragment in expected:
+        assert fragment in result.stderr
+    with target.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname IN ('n8n', '_consolidation')"
+                            ).fetchone()[0] == 0
+
+
 def test_routine_bodies_naming_the_old_schema_unchecked_are_refused_before_any_write(tmp_path, source, target):
     """Dynamic SQL naming the schema cannot be checked: refused in one line (exit 3) that
     says how to accept it, before anything is written; a name in accept_unchecked_routines
@@ -208,15 +219,11 @@ def test_routine_bodies_naming_the_old_schema_unchecked_are_refused_before_any_w
                      " EXECUTE 'SELECT sum(n) FROM public.small' INTO t; RETURN t; END $$")
     try:
         config = write_stack_config(tmp_path, target, {"n8n": source}, ONE_SOURCE)
-        result = run_migrator(config, "migrate")
-        assert result.returncode == 3, result.stdout + result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-        assert "public.small_total() names schema 'public' in its body where the rewrite cannot check it: line 1: " \
-               "the string 'SELECT sum(n) FROM public.small' names schema 'public'" in result.stderr
-        assert 'accept_unchecked_routines = ["small_total()"]' in result.stderr
-        with target.connect() as conn:
-            assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname IN ('n8n', '_consolidation')"
-                                ).fetchone()[0] == 0
+        assert_refused_before_any_write(
+            run_migrator(config, "migrate"), target,
+            "public.small_total() names schema 'public' in its body where the rewrite cannot check it: line 1: "
+            "the string 'SELECT sum(n) FROM public.small' names schema 'public'",
+            'accept_unchecked_routines = ["small_total()"]')
         (config / "consolidation.toml").write_text((config / "consolidation.toml").read_text()
                                                    + 'accept_unchecked_routines = ["small_totl()"]\n')
         typo = run_migrator(config, "migrate")
@@ -235,15 +242,10 @@ def test_a_custom_setting_naming_the_old_schema_is_refused_before_any_write(tmp_
                      " AS $$ SELECT current_setting('app.home') $$")
     try:
         config = write_stack_config(tmp_path, target, {"n8n": source}, ONE_SOURCE)
-        result = run_migrator(config, "migrate")
-        assert result.returncode == 3, result.stdout + result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-        assert "public.home(): SET app.home = 'public.small' names schema 'public', a custom setting the move " \
-               "cannot rewrite" in result.stderr
-        assert "change it on the source" in result.stderr
-        with target.connect() as conn:
-            assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname IN ('n8n', '_consolidation')"
-                                ).fetchone()[0] == 0
+        assert_refused_before_any_write(
+            run_migrator(config, "migrate"), target,
+            "public.home(): SET app.home = 'public.small' names schema 'public', a custom setting the move "
+            "cannot rewrite", "change it on the source")
     finally:
         with source.connect() as conn:
             conn.execute("DROP FUNCTION home()")

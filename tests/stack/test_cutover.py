@@ -340,10 +340,7 @@ def test_corpus_answers_after_cutover_as_on_the_legacy_databases(stack):
     assert stack.corpus.differing("cutover") == []
     assert len(stack.corpus.source["letta"]) == 5 and len(stack.corpus.source["n8n"]) >= 10
     with stack.db("unified") as conn:
-        settings = dict(conn.execute(
-            "SELECT p.proname, array_to_string(p.proconfig, ';') FROM pg_proc p"
-            " WHERE p.pronamespace IN ('n8n'::regnamespace, 'letta_agents'::regnamespace)"
-            " AND p.proconfig IS NOT NULL").fetchall())
+        settings = corpus.routine_settings(conn)
     assert settings["recall"] == "search_path=letta_agents, letta_embeddings, extensions"
     assert settings["note_terms"] == "default_text_search_config=n8n.corpus_simple;search_path=n8n, extensions, pg_temp"
     status = stack.corpus.after["status"]

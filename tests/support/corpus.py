@@ -180,3 +180,11 @@ class InStack:
     def differing(self, label: str) -> list[str]:
         assert label in self.after, f"{label}: the corpus was not called (did that test run?)"
         return differing(self.source, self.after[label], label)
+
+
+def routine_settings(conn) -> dict[str, str]:
+    """The moved routines' settings on the target (name -> 'key=value;...')."""
+    return dict(conn.execute(
+        "SELECT p.proname, array_to_string(p.proconfig, ';') FROM pg_proc p"
+        " WHERE p.pronamespace IN ('n8n'::regnamespace, 'letta_agents'::regnamespace)"
+        " AND p.proconfig IS NOT NULL").fetchall())
