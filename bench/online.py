@@ -8,9 +8,11 @@ time the apps would run.
 
 - online: `online start` into a fresh Supabase stand-in, `online status --until-ready`,
   then the lag (bytes, seconds; the slot on each source, sampled every second) for
-  --lag-window seconds under the load; the writers stop; `online cutover` (no [apps]: the
-  move alone). Its wall time is the downtime beyond the apps' own stop and start, and
-  reports/online-cutover.json gives its steps (the in-window checksums among them).
+  --lag-window seconds under the load; `online cutover --stop-writers` (no [apps]: the
+  move alone) hashes both sides with the load still on, then stops it through
+  bench/stophook.py and re-hashes only what changed. The downtime is from the writers'
+  stop to the command's end: beyond the apps' own stop and start; reports/online-cutover.json
+  gives its steps.
 - offline: into another fresh stand-in, the writers stopped: `migrate` then `verify`,
   the offline window's downtime beyond the apps' own stop and start.
 
@@ -18,7 +20,7 @@ Both include starting the migrator container (about a second). Prints a table an
 reports/bench-online.json. Only containers labelled `consolidation.bench` are created, and
 removed at the end.
 
-    python -m bench.online --size-mb 200 --rate 20 --lag-window 20
+    python -m bench.online --size-mb 200 --rate 20 --lag-window 20 [--skip-offline]
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 
 from bench import dockerkit
 from bench.dockerkit import ROOT
+from bench.stophook import StopHook
 
 LOGICAL = ["-c", "wal_level=logical", "-c", "max_slot_wal_keep_size=4GB", "-c", "max_replication_slots=10",
            "-c", "max_wal_senders=10"]
@@ -164,10 +167,13 @@ def run_online(work: Path, images: dict, sources: dict, ids: dict, args, run_id:
         while time.monotonic() < until:
             samples.append(lag(sources))
             time.sleep(1)
-        counts = load.stop()
-        stopped = time.monotonic()
-        cut_s, _ = migrator(config, "online", "cutover")
-        downtime = time.monotonic() - stopped
+        # The load runs on while both sides are hashed; the cutover stops it through the hook
+        # and hashes again only what changed: the downtime starts when the writers stop.
+        hook = StopHook(config, load.stop, seconds=args.max_seconds)
+        cut_s, _ = migrator(config, "online", "cutover", "--stop-writers", hook.command)
+        ended = time.monotonic()
+        hook.close()
+        counts, downtime = hook.result, ended - hook.asked_at
         steps = json.loads((config / "reports/online-cutover.json").read_text())
         for name in ids:
             ids[name] += counts[name]
@@ -178,7 +184,9 @@ def run_online(work: Path, images: dict, sources: dict, ids: dict, args, run_id:
                 "lag_bytes_max": max(lag_bytes, default=0), "lag_bytes_median": statistics.median(lag_bytes or [0]),
                 "lag_seconds_max": max(lag_seconds, default=None),
                 "downtime_seconds": round(downtime, 2), "cutover_command_seconds": round(cut_s, 2),
-                "cutover_steps": steps["steps"], "rows_compared": steps["rows_compared"]}
+                "cutover_steps": steps["steps"], "rows_compared": steps["rows_compared"],
+                "checksums_before_window": steps["checksums_before_window"],
+                "hashed_in_window": steps["hashed_in_window"]}
     finally:
         target.remove()
 
@@ -201,6 +209,7 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=200, help="both sources together (default: %(default)s)")
     parser.add_argument("--rate", type=float, default=20, help="write ticks per second per source")
     parser.add_argument("--lag-window", type=float, default=20, help="seconds of lag sampling under the load")
+    parser.add_argument("--skip-offline", action="store_true", help="measure the online mode only")
     parser.add_argument("--max-seconds", type=float, default=3600, help="the write load stops by itself after")
     args = parser.parse_args()
     images, run_id = dockerkit.project_images(), secrets.token_hex(3)
@@ -217,7 +226,7 @@ def main() -> None:
         log(f"sources filled to {args.size_mb} MB in {time.monotonic() - started:.0f} s ({ids})")
         with tempfile.TemporaryDirectory(prefix="bench-online-") as tmp:
             online = run_online(Path(tmp), images, sources, ids, args, run_id)
-            offline = run_offline(Path(tmp), images, sources, run_id)
+            offline = None if args.skip_offline else run_offline(Path(tmp), images, sources, run_id)
     finally:
         for server in sources.values():
             server.remove()
@@ -227,11 +236,16 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     (out / "bench-online.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nsize {args.size_mb} MB, {args.rate:g} writes/s per source")
-    print(f"  offline downtime (migrate + verify):   {offline['downtime_seconds']:8.1f} s "
-          f"(migrate {offline['migrate_seconds']:.1f}, verify {offline['verify_seconds']:.1f})")
+    if offline:
+        print(f"  offline downtime (migrate + verify):   {offline['downtime_seconds']:8.1f} s "
+              f"(migrate {offline['migrate_seconds']:.1f}, verify {offline['verify_seconds']:.1f})")
     print(f"  online downtime (online cutover):      {online['downtime_seconds']:8.1f} s  "
           + ", ".join(f"{k} {v:.1f}" for k, v in online["cutover_steps"].items()))
     print(f"  online initial copy (apps running):    {online['initial_copy_seconds']:8.1f} s")
+    before, inside = online["checksums_before_window"], online["hashed_in_window"]
+    print(f"  checksums before the window:           {before['seconds']:8.1f} s ({before['rows']:,} rows, load on); "
+          f"inside: {inside['changed']:,} changed keys, {inside['whole']:,} rows of {len(inside['whole_tables'])} "
+          "tables hashed whole")
     print(f"  lag under load: max {online['lag_bytes_max']:,} B, median {online['lag_bytes_median']:,} B, "
           f"max {online['lag_seconds_max']} s ({online['lag_samples']} samples)")
 

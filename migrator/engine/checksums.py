@@ -118,7 +118,11 @@ FORM_SQL = ("SELECT pg_catalog.count(*),"
             "::pg_catalog.text"
             " FROM ONLY {table} AS _row"
             " CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[pg_catalog.hash_array_extended({columns},"
-            " 0::pg_catalog.int8)]) AS _row_hash(h)")
+            " 0::pg_catalog.int8)]) AS _row_hash(h){where}")
+# The rows of some keys only (the online cutover's re-check, migrator/engine/changelog.py):
+# each key column compared with the keys' text read back as its built-in type, so the
+# primary key's index finds them.
+KEYS_SQL = " WHERE ({columns}) IN (SELECT * FROM pg_catalog.unnest({arrays}))"
 
 
 def column_form(name: str, is_domain: bool, base: int, typtype: str, elem: int | None, vector) -> sql.Composable:
@@ -145,13 +149,20 @@ def column_form(name: str, is_domain: bool, base: int, typtype: str, elem: int |
     return sql.SQL(TEXT_FORM).format(sql.SQL("pg_catalog.record_out(ROW({}))").format(col))
 
 
-def form_query(conn: psycopg.Connection, schema: str, table: str) -> sql.Composed:
-    """FORM's checksum query of one table, its column list read from the catalog."""
+def form_query(conn: psycopg.Connection, schema: str, table: str, key=None) -> sql.Composed:
+    """FORM's checksum query of one table, its column list read from the catalog; with
+    ``key`` (changelog.Key) only the rows whose key is in the query's parameters."""
     vector = conn.execute(VECTOR_SQL).fetchone()
     forms = [column_form(*column, vector) for column in conn.execute(COLUMNS_SQL, (schema, table)).fetchall()]
     columns = (sql.SQL("ARRAY[{}]::pg_catalog.bytea[]").format(sql.SQL(", ").join(forms)) if forms
                else sql.SQL("'{}'::pg_catalog.bytea[]"))
-    return sql.SQL(FORM_SQL).format(table=sql.Identifier(schema, table), columns=columns)
+    where = sql.SQL("")
+    if key is not None:
+        where = sql.SQL(KEYS_SQL).format(
+            columns=sql.SQL(", ").join(sql.SQL("_row.{}").format(sql.Identifier(c)) for c in key.columns),
+            arrays=sql.SQL(", ").join(sql.SQL("%s::pg_catalog.text[]::{}[]").format(sql.Identifier("pg_catalog", t))
+                                      for t in key.types))
+    return sql.SQL(FORM_SQL).format(table=sql.Identifier(schema, table), columns=columns, where=where)
 
 
 # --- LEGACY_FORM: each row's text ---------------------------------------------------------
@@ -224,6 +235,22 @@ def table_hash(conn: psycopg.Connection, schema: str, table: str, form: str = FO
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise VerificationError(f"could not read table {schema}.{table} for its checksum: {first}") from None
     return int(count), f"{h0}/{h1}"
+
+
+def table_sums(conn: psycopg.Connection, schema: str, table: str, key=None,
+               values: list[tuple[str, ...]] | None = None) -> tuple[int, int, int]:
+    """FORM's count and two sums of one table as numbers (they add up: the sums over a
+    table are the sums over any split of its rows), of all its rows or, with ``key`` and
+    ``values`` (the keys' text), of those rows only.
+
+    :raises VerificationError: as table_hash."""
+    params = [[v[i] for v in values] for i in range(len(key.columns))] if key is not None else None
+    try:
+        count, h0, h1 = conn.execute(form_query(conn, schema, table, key), params).fetchone()
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise VerificationError(f"could not read table {schema}.{table} for its checksum: {first}") from None
+    return int(count), int(h0), int(h1)
 
 
 def table_hashes(conn: psycopg.Connection, schemas: list[str], form: str = FORM):

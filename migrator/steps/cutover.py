@@ -64,6 +64,7 @@ class Window:
     stopped_at: float | None = None
     downtime: float | None = None
     apps_start: float | None = None      # the apps' own start: containers started -> all healthy
+    carry: dict[str, object] = field(default_factory=dict)   # live objects one phase leaves the next (open snapshots)
 
     def record(self, phase: str) -> None:
         self.state.move_to(phase, self.state_file)

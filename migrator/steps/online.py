@@ -15,6 +15,7 @@ apply runs as a non-superuser. The state of each source lives in ``_consolidatio
 from __future__ import annotations
 
 import argparse
+import subprocess
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from migrator import console
 from migrator.config import argtypes
 from migrator.config.mapping import SourceMapping, load_mappings
 from migrator.config.settings import Settings
-from migrator.engine import catalog, checksums, journal, loader, pgtools, replication, staging
+from migrator.engine import baseline, catalog, changelog, checksums, journal, loader, pgtools, replication, staging
 from migrator.engine.db import connect, require_superuser
 from migrator.engine.replication import STATE, render_status, source_status, state  # noqa: F401 (status reads them there)
 from migrator.errors import ConfigError, ConsolidationError, DatabaseError, VerificationError
@@ -64,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cut = sub.add_parser("cutover", help="catch up, verify, move into the target schemas (writers stopped)")
     cut.add_argument("--catch-up", metavar="S", type=argtypes.seconds, default=60.0,
                      help="seconds to wait for the target to apply the sources' current WAL (default: %(default)s)")
+    cut.add_argument("--stop-writers", metavar="CMD", default=None,
+                     help="without [apps]: hash both sides first while the writers run, then run CMD (a shell "
+                          "command that stops them and returns), then re-hash only what changed")
     cut.add_argument("--app-timeout", type=argtypes.seconds, default=300.0,
                      help="with [apps]: seconds each app gets to become healthy on the new instance "
                           "(default: %(default)s)")
@@ -83,7 +87,7 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
         if action == "start":
             start(settings, mappings, admin, args.work_dir or settings.work_dir)
         elif action == "cutover":
-            cutover(settings, mappings, admin, args.catch_up, reports_dir)
+            cutover_stopping(settings, mappings, admin, args, reports_dir)
         else:
             abort(settings, mappings, admin)
     return 0
@@ -342,11 +346,64 @@ def compare_rows(settings: Settings, mapping: SourceMapping, admin: psycopg.Conn
     return rows, checksums.differences(expected, found, where="the staged copy", before="on the source")
 
 
+def cutover_stopping(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Connection,
+                     args: argparse.Namespace, reports_dir: Path) -> dict:
+    """Without [apps]: the writers were stopped by the operator, or ``--stop-writers`` stops
+    them once both sides were hashed (then only what changed since is hashed again)."""
+    if not args.stop_writers:
+        return cutover(settings, mappings, admin, args.catch_up, reports_dir)
+    check_ready(mappings, admin)
+    base = take_baseline(settings, mappings)
+    try:
+        console.step("C0", "online cutover: stopping the writers (--stop-writers)")
+        done = subprocess.run(["sh", "-c", args.stop_writers], check=False)
+        if done.returncode:
+            raise ConfigError(f"--stop-writers exited with {done.returncode}; nothing moved, replication goes on")
+        return cutover(settings, mappings, admin, args.catch_up, reports_dir, base)
+    except BaseException:
+        base.close()
+        try:
+            drop_logs(admin, mappings)
+        except psycopg.Error:
+            pass            # the failure to report is the one above; an abort removes the logs
+        raise
+
+
+def take_baseline(settings: Settings, mappings: list[SourceMapping]) -> baseline.Baseline:
+    console.step("C0", "online cutover: checksums of both sides while the writers run")
+    started = time.monotonic()
+    found = baseline.take(settings, mappings)
+    found.seconds = round(time.monotonic() - started, 3)
+    console.say(f"  {found.rows:,} rows hashed on both sides in {found.seconds:.1f} s (apps running)")
+    return found
+
+
+def drop_logs(admin: psycopg.Connection, mappings: list[SourceMapping]) -> None:
+    for mapping in mappings:
+        changelog.remove(admin, mapping)
+
+
+def compare_since(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection,
+                  source: psycopg.Connection, base: baseline.Baseline, hashed: dict) -> tuple[int, list[str]]:
+    """The sums taken before the window, brought up to now from the changed rows
+    (migrator/engine/baseline.py); the apply paused, the writers stopped."""
+    source.execute(checksums.PINNED)
+    with checksums.reading(admin, settings.target, baseline.schemas(mapping)) as reader:
+        done, problems = baseline.compare_now(base.sources[mapping.name], source, reader)
+    rows = done.pop("rows")
+    for kind, count in done.items():
+        hashed[kind] += count
+    return rows, problems
+
+
 def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Connection, seconds: float,
-            reports_dir: Path) -> dict:
+            reports_dir: Path, base: baseline.Baseline | None = None) -> dict:
+    """``base``: checksums taken before the writers stopped (only what changed since is
+    hashed here); without, every row is hashed here."""
     started = time.monotonic()
     steps: dict[str, float] = {}
     rows = 0
+    hashed = {"changed": 0, "whole": 0, "whole_tables": []}
 
     def lap(name: str, since: float) -> float:
         now = time.monotonic()
@@ -363,7 +420,12 @@ def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Co
             catch_up(mapping, source, seconds)
             pause(admin, mapping)
             t = lap("catch up", t)
-            compared, problems = compare_rows(settings, mapping, admin, source)
+            if base is None:
+                compared, problems = compare_rows(settings, mapping, admin, source)
+                hashed["whole"] += compared
+                hashed["whole_tables"].append(f"{mapping.name}.*")
+            else:
+                compared, problems = compare_since(settings, mapping, admin, source, base, hashed)
             if problems:
                 replication.set_enabled(admin, mapping, True)
                 raise VerificationError(f"source '{mapping.name}': {problems[0]} (were the writers stopped?); "
@@ -376,9 +438,12 @@ def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Co
                 connect(loader.ensure(admin, settings, mapping)) as conn:
             post_data_step.set_sequences(conn, staging.staging_mapping(mapping), values)
         t = lap("sequences", t)
+    if base is not None:
+        base.close()        # its snapshots' locks would block dropping the logs
     console.step("C3", "online cutover: drop subscriptions, slots and publications")
     for mapping in mappings:
         finish_replication(admin, mapping, found[mapping.name]["suboid"])
+        changelog.remove(admin, mapping)
     t = lap("drop replication", t)
     console.step("C4", "online cutover: move the staged objects into the target schemas")
     for mapping in mappings:
@@ -391,9 +456,12 @@ def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Co
         set_state(admin, mapping, phase="done")
     lap("objects and hand-over", t)
     took = round(time.monotonic() - started, 3)
-    result = {"seconds": took, "steps": steps, "rows_compared": rows, "sources": [m.name for m in mappings]}
+    result = {"seconds": took, "steps": steps, "rows_compared": rows, "sources": [m.name for m in mappings],
+              "hashed_in_window": hashed,
+              "checksums_before_window": None if base is None else {"seconds": base.seconds, "rows": base.rows}}
     console.write_json(reports_dir / "online-cutover.json", result)
-    console.say(f"  online cutover done in {took:.1f} s ({rows:,} rows compared at one point)"
+    console.say(f"  online cutover done in {took:.1f} s ({rows:,} rows identical; hashed inside the window: "
+                f"{hashed['changed']:,} changed keys, {hashed['whole']:,} rows of tables hashed whole)"
                 + ("" if settings.apps else "; next: `consolidate cutover` (roles, env rewrite, restart)"))
     return result
 
@@ -430,12 +498,25 @@ def _ready(w: window.Window) -> str:
     return f"{len(mappings)} copies ready, no DDL"
 
 
+def _baseline(w: window.Window) -> int:
+    """Every row hashed on both sides while the apps still run; the window re-hashes
+    only the rows that change until the apps are stopped."""
+    w.carry["baseline"] = take_baseline(w.settings, load_mappings(w.settings))
+    return w.carry["baseline"].rows
+
+
+def close_baseline(w: window.Window) -> None:
+    found = w.carry.pop("baseline", None)
+    if found is not None:
+        found.close()
+
+
 def _move(w: window.Window) -> dict:
     mappings = load_mappings(w.settings)
     with connect(w.settings.target) as admin:
         require_superuser(admin, w.settings.target)
         journal.acquire_lock(admin)
-        return cutover(w.settings, mappings, admin, w.args.catch_up, w.reports_dir)
+        return cutover(w.settings, mappings, admin, w.args.catch_up, w.reports_dir, w.carry.get("baseline"))
 
 
 def _moved(w: window.Window) -> bool:
@@ -447,10 +528,14 @@ def _moved(w: window.Window) -> bool:
 
 def window_phases() -> tuple[window.Phase, ...]:
     p = {title: offline_phase(title) for title in REUSED}
-    return (p["preflight"], window.Phase("online ready", _ready, lambda d: d, skip=_moved), p["pooler"],
+    return (p["preflight"], window.Phase("online ready", _ready, lambda d: d, skip=_moved),
+            window.Phase("online checksums", _baseline, lambda n: f"{n:,} rows hashed on both sides, apps running",
+                         skip=_moved),
+            p["pooler"],
             p["fingerprint (before)"], p["stop writers"],
             window.Phase("online cutover", _move,
-                         lambda r: f"{r['rows_compared']:,} rows identical at one point, "
+                         lambda r: f"{r['rows_compared']:,} rows identical ({r['hashed_in_window']['changed']:,}"
+                                   f" changed keys hashed here), "
                                    + ", ".join(f"{k} {v:.1f}s" for k, v in r["steps"].items()), skip=_moved),
             p["roles"], p["rewrite env"], p["start apps"], p["smoke (fingerprint)"])
 
@@ -465,11 +550,22 @@ def cutover_window(settings: Settings, mappings: list[SourceMapping], args: argp
     try:
         window.run_phases(w, window_phases())
     except Exception as raw:  # noqa: BLE001 - anything after the writers stopped is undone
+        close_baseline(w)
+        drop_logs_quietly(settings, mappings)
         # The apps get as long to come back on the legacy databases as on the new one.
         window.roll_back(w, raw, undo=lambda: abort_unfinished(settings, mappings),
                          timeout=max(300.0, args.app_timeout))
     window.report(w, w.results.get("online cutover", {}).get("rows_compared", 0), online=True)
     return 0
+
+
+def drop_logs_quietly(settings: Settings, mappings: list[SourceMapping]) -> None:
+    """A failed window leaves no change log behind (best effort: an abort removes it too)."""
+    try:
+        with connect(settings.target) as admin:
+            drop_logs(admin, mappings)
+    except (ConsolidationError, psycopg.Error):
+        pass
 
 
 def abort_unfinished(settings: Settings, mappings: list[SourceMapping]) -> str:
@@ -559,6 +655,7 @@ def abort_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Conn
             replication.drop_subscription(admin, mapping, keep_slot=True)
         raise DatabaseError(mapping.name, "source", f"{exc.problem}; subscription dropped, but its slot and "
                             "publication may remain on the source: run `consolidate online abort` again") from None
+    changelog.remove(admin, mapping)
     drop_staging(settings, mapping, admin, found)
     if found:
         admin.execute(f"DELETE FROM {STATE} WHERE source = %s", (mapping.name,))

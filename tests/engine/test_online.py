@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from bench.stophook import StopHook
+
 from tests.support import MAPPING, ROOT, assert_ok, leaf_tables, run_migrator, start_postgres, table_rows, wait_until, write_stack_config
 from tests.support import attacker
 
@@ -112,7 +114,10 @@ def staged_leftovers(target) -> list[str]:
         left = [f"public.{r[0]}" for r in conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner"
             " WHERE c.relnamespace = 'public'::regnamespace AND r.rolname LIKE 'consolidation_loader%'")]
-        left += [f"schema {r[0]}" for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = 'letta'")]
+        left += [f"schema {r[0]}" for r in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = 'letta' OR nspname LIKE '\\_consolidation\\_changes\\_%'")]
+        left += [f"trigger {r[0]}" for r in conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgname LIKE '\\_consolidation\\_%'")]
     return left
 
 
@@ -226,11 +231,23 @@ def test_online_cutover_under_writes(config, target, sources):
     assert all(r["phase"] == "copying" and set(r["tables"]) == {"ready"} and r["lag_bytes"] is not None
                for r in online.values()), online
     writers.wait_for_more(20)                                   # replication keeps up with the writers
-    counts = writers.stop()
-    assert counts["n8n"] > 10 and counts["letta"] > 10
-    before = snapshot(sources)
-    cut = run_migrator(config, "online", "cutover")
+    # Both sides are hashed while the writers still write; then the hook stops them (a
+    # TRUNCATE first, which only the change log's TRUNCATE trigger can report) and the
+    # window hashes again only the rows that changed since.
+    writing = dict(writers.counts)
+    hook = StopHook(config, lambda: stop_writers(writers, sources))
+    cut = run_migrator(config, "online", "cutover", "--stop-writers", hook.command)
+    hook.close()
     assert_ok(cut)
+    counts, before = hook.result
+    assert counts["n8n"] > writing["n8n"] and counts["letta"] > writing["letta"], "no write during the checksums"
+    report = json.loads((config / "reports/online-cutover.json").read_text())
+    base = report["checksums_before_window"]
+    assert base["rows"] > 2000
+    assert report["rows_compared"] == sum(sum(rows.values()) for tables in before.values() for rows in tables.values())
+    hashed = report["hashed_in_window"]
+    assert 0 < hashed["changed"] < base["rows"] / 4, hashed          # only the changed rows' keys
+    assert "n8n.settings" in hashed["whole_tables"], hashed          # truncated meanwhile
     assert watch.stop() == set(), "an API role could touch a staged relation"
     assert watch.polls > 5
     assert replication_leftovers(sources, target) == []
@@ -247,6 +264,16 @@ def test_online_cutover_under_writes(config, target, sources):
     assert_ok(verify)
     assert "identical" in verify.stdout
     assert snapshot(sources) == before          # the sources' rows: as the writers left them
+
+
+def stop_writers(writers: Writers, sources: dict):
+    """The hook's action: a TRUNCATE the apply replays, then the writers stop; returns their
+    counts and the sources' rows as they are left."""
+    with sources["n8n"].connect() as conn:
+        conn.execute("TRUNCATE settings")
+        conn.execute("INSERT INTO settings VALUES ('a', '1'), ('c', '3')")
+    counts = writers.stop()
+    return counts, snapshot(sources)
 
 
 def assert_loaders_closed_to_clients(target) -> None:
@@ -299,6 +326,32 @@ def test_ddl_during_the_online_phase_stops_the_cutover_and_abort_cleans_up(confi
     assert snapshot(sources) == before
 
 
+def test_a_disabled_change_log_stops_the_cutover(config, target, sources):
+    """Whoever disables a change log trigger between the checksums and the window takes away
+    what says which rows changed: the cutover stops (exit 5, one line), nothing moved, and
+    an abort leaves nothing (logs and triggers included)."""
+    before = snapshot(sources)
+    assert_ok(run_migrator(config, "online", "start"))
+    assert_ok(run_migrator(config, "online", "status", "--until-ready", "120"))
+
+    def disable():
+        with target.connect() as conn:
+            conn.execute("ALTER TABLE public.settings DISABLE TRIGGER _consolidation_changes")
+
+    hook = StopHook(config, disable)
+    cut = run_migrator(config, "online", "cutover", "--stop-writers", hook.command)
+    hook.close()
+    assert cut.returncode == 5, cut.stdout + cut.stderr
+    assert "change log triggers of settings" in cut.stderr and len(cut.stderr.strip().splitlines()) == 1
+    with target.connect() as conn:      # nothing moved
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname IN"
+                            " ('n8n', 'letta_agents', 'letta_embeddings')").fetchone()[0] == 0
+    assert_ok(run_migrator(config, "online", "abort"))
+    assert replication_leftovers(sources, target) == []
+    assert staged_leftovers(target) == []
+    assert snapshot(sources) == before
+
+
 def test_abort_during_the_initial_copy_leaves_nothing(config, target, sources):
     before = snapshot(sources)
     assert_ok(run_migrator(config, "online", "start"))
@@ -328,9 +381,17 @@ def test_online_commands_under_attack(images, tmp_path):
         assert_ok(run_migrator(config, "online", "status", "--until-ready", "120"))
         with world["sources"]["letta"].connect() as conn:   # the apply runs the planted code too
             conn.execute("INSERT INTO letta.booby (id, v) VALUES (1000, 1000)")
-        assert_ok(run_migrator(config, "online", "cutover"))
+
+        def insert_more():      # after the checksums: the change log and the keyed re-check run too
+            with world["sources"]["letta"].connect() as conn:
+                conn.execute("INSERT INTO letta.booby (id, v) VALUES (1001, 1001)")
+
+        hook = StopHook(config, insert_more)
+        cut = run_migrator(config, "online", "cutover", "--stop-writers", hook.command)
+        hook.close()
+        assert_ok(cut)
         with world["target"].connect() as conn:
             assert attacker.evidence(conn, world["target"].container, attacker.UNIFIED_SUPERUSERS) == []
-            assert conn.execute("SELECT count(*) FROM letta_agents.booby").fetchone()[0] == 51
+            assert conn.execute("SELECT count(*) FROM letta_agents.booby").fetchone()[0] == 52
     finally:
         attacker.stop_world(world)
