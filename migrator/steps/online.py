@@ -375,7 +375,24 @@ def take_baseline(settings: Settings, mappings: list[SourceMapping]) -> baseline
     found = baseline.take(settings, mappings)
     found.seconds = round(time.monotonic() - started, 3)
     console.say(f"  {found.rows:,} rows hashed on both sides in {found.seconds:.1f} s (apps running)")
+    try:
+        analyze_staged(settings, mappings)
+    except BaseException:
+        found.close()
+        raise
     return found
+
+
+def analyze_staged(settings: Settings, mappings: list[SourceMapping]) -> None:
+    """Statistics for the planner before the window, not inside it (their cost grows with the
+    tables up to ANALYZE's sample): a move keeps them, autovacuum refreshes them later."""
+    started = time.monotonic()
+    with connect(settings.target) as admin:
+        for mapping in mappings:
+            with loader.logins(admin, settings, [mapping], keep_workers=True), \
+                    connect(loader.ensure(admin, settings, mapping)) as conn:
+                post_data_step.analyze(conn, staging.staging_mapping(mapping))
+    console.say(f"  staged tables analyzed in {time.monotonic() - started:.1f} s (apps running)")
 
 
 def drop_logs(admin: psycopg.Connection, mappings: list[SourceMapping]) -> None:
@@ -447,7 +464,7 @@ def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Co
     t = lap("drop replication", t)
     console.step("C4", "online cutover: move the staged objects into the target schemas")
     for mapping in mappings:
-        move_source(settings, mapping, admin, found[mapping.name]["created_staging"])
+        move_source(settings, mapping, admin, found[mapping.name]["created_staging"], analyze=base is None)
     t = lap("move", t)
     console.step("C5", "online cutover: verify objects and sequences, hand over")
     for mapping in mappings:
@@ -590,9 +607,11 @@ def finish_replication(admin: psycopg.Connection, mapping: SourceMapping, suboid
         replication.drop_on_source(source, mapping, suboid)
 
 
-def move_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection, created: bool) -> None:
+def move_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection, created: bool,
+                analyze: bool = True) -> None:
     """Target schemas (the tool's, the loader's), then one transaction of the loader moving
-    everything; the journal then says the source is migrated, as the offline engine leaves it."""
+    everything; the journal then says the source is migrated, as the offline engine leaves it.
+    ``analyze``: false when the staged tables were analyzed before the window."""
     with connect(mapping.db) as source:
         exts = catalog.extensions(source)
     hands = loader.ensure(admin, settings, mapping)
@@ -605,7 +624,8 @@ def move_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Conne
         with conn.transaction():
             staging.move(conn, mapping, exts)
         post_data_step.refresh_matviews(conn, mapping)
-        post_data_step.analyze(conn, mapping)
+        if analyze:
+            post_data_step.analyze(conn, mapping)
     if created:
         admin.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(mapping.schema)))   # empty: no CASCADE
     for step in ENGINE_STEPS:

@@ -260,6 +260,10 @@ def test_online_cutover_under_writes(config, target, sources):
             assert table_rows(conn, schema, table) == rows, f"{schema}.{table}"
         assert conn.execute("SELECT last_value FROM n8n.free_counter").fetchone()[0] == \
             7 + counts["n8n"]
+        unanalyzed = conn.execute(       # analyzed before the window, the statistics moved along
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname IN ('n8n', 'letta_agents', 'letta_embeddings')"
+            " AND last_analyze IS NULL AND last_autoanalyze IS NULL").fetchall()
+        assert unanalyzed == [], unanalyzed
     verify = run_migrator(config, "verify")
     assert_ok(verify)
     assert "identical" in verify.stdout
