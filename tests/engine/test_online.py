@@ -8,6 +8,8 @@ from __future__ import annotations
 import collections
 import json
 import random
+import secrets
+import subprocess
 import threading
 import time
 
@@ -15,7 +17,7 @@ import pytest
 
 from bench.stophook import StopHook
 
-from tests.support import MAPPING, ROOT, assert_ok, leaf_tables, run_migrator, start_postgres, table_rows, wait_until, write_stack_config
+from tests.support import MAPPING, ROOT, assert_ok, leaf_tables, migrator_command, run_migrator, start_postgres, table_rows, wait_until, write_stack_config
 from tests.support import attacker
 
 pytestmark = pytest.mark.integration
@@ -353,6 +355,39 @@ def test_a_disabled_change_log_stops_the_cutover(config, target, sources):
     assert_ok(run_migrator(config, "online", "abort"))
     assert replication_leftovers(sources, target) == []
     assert staged_leftovers(target) == []
+    assert snapshot(sources) == before
+
+
+@pytest.mark.parametrize("step", ["C2", "C3", "C4"])
+def test_a_killed_online_cutover_then_abort_leaves_nothing(config, target, sources, step):
+    """Killed (SIGKILL) as it starts comparing (C2), dropping the replication (C3) or moving
+    (C4): a rerun of `online cutover` refuses or finishes, and `online abort` (or a finished
+    move's verify) leaves the sources as they were and nothing of the run behind."""
+    before = snapshot(sources)
+    assert_ok(run_migrator(config, "online", "start"))
+    assert_ok(run_migrator(config, "online", "status", "--until-ready", "120"))
+    name = f"consolidation-online-kill-{secrets.token_hex(3)}"
+    proc = subprocess.Popen(migrator_command(config, "online", "cutover", name=name),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if f"STEP {step}" in line:
+            subprocess.run(["docker", "kill", name], capture_output=True, check=False)
+            break
+    proc.wait(timeout=120)
+    assert any(f"STEP {step}" in line for line in seen), "".join(seen)
+    rerun = run_migrator(config, "online", "cutover")
+    if rerun.returncode == 0:           # the kill came after the last step that mattered
+        assert_ok(run_migrator(config, "verify"))
+    else:
+        assert len(rerun.stderr.strip().splitlines()) == 1, rerun.stderr
+        assert_ok(run_migrator(config, "online", "abort"))
+        assert staged_leftovers(target) == []
+        with target.connect() as conn:
+            assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname IN"
+                                " ('n8n', 'letta_agents', 'letta_embeddings')").fetchone()[0] == 0
+    assert replication_leftovers(sources, target) == []
     assert snapshot(sources) == before
 
 
