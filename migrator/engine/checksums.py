@@ -122,7 +122,8 @@ FORM_SQL = ("SELECT pg_catalog.count(*),"
 # The rows of some keys only (the online cutover's re-check, migrator/engine/changelog.py):
 # each key column compared with the keys' text read back as its built-in type, so the
 # primary key's index finds them.
-KEYS_SQL = " WHERE ({columns}) IN (SELECT * FROM pg_catalog.unnest({arrays}))"
+# (ROWS FROM: unnest(a, b) is syntax only when unqualified.)
+KEYS_SQL = " WHERE ({columns}) IN (SELECT * FROM ROWS FROM ({arrays}))"
 
 
 def column_form(name: str, is_domain: bool, base: int, typtype: str, elem: int | None, vector) -> sql.Composable:
@@ -160,7 +161,8 @@ def form_query(conn: psycopg.Connection, schema: str, table: str, key=None) -> s
     if key is not None:
         where = sql.SQL(KEYS_SQL).format(
             columns=sql.SQL(", ").join(sql.SQL("_row.{}").format(sql.Identifier(c)) for c in key.columns),
-            arrays=sql.SQL(", ").join(sql.SQL("%s::pg_catalog.text[]::{}[]").format(sql.Identifier("pg_catalog", t))
+            arrays=sql.SQL(", ").join(sql.SQL("pg_catalog.unnest(%s::pg_catalog.text[]::{}[])").format(
+                sql.Identifier("pg_catalog", t))
                                       for t in key.types))
     return sql.SQL(FORM_SQL).format(table=sql.Identifier(schema, table), columns=columns, where=where)
 
