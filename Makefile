@@ -54,8 +54,9 @@ pooler: up ## PgBouncer + its metrics exporter on the unified instance (docs/poo
 down: ## stop the stack (keeps the data volumes)
 	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy --profile monitoring --profile grafana --profile pooler down --remove-orphans
 
-clean: ## stop the stack and DELETE its volumes (all data of this stack)
+clean: ## stop the stack and DELETE its volumes (all data of this stack); the env files the cutover rewrote get their originals back
 	@$(COMPOSE) --profile tools --profile apps --profile studio --profile backups --profile legacy --profile monitoring --profile grafana --profile pooler down -v --remove-orphans
+	@python3 scripts/forget_cutover.py env
 
 preflight: up ## check every database from the migrator container
 	@$(COMPOSE) run --rm db-tools preflight
