@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -416,11 +417,12 @@ def compare_since(settings: Settings, mapping: SourceMapping, admin: psycopg.Con
 def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Connection, seconds: float,
             reports_dir: Path, base: baseline.Baseline | None = None) -> dict:
     """``base``: checksums taken before the writers stopped (only what changed since is
-    hashed here); without, every row is hashed here."""
+    hashed here); without, every row is hashed here. The catch-up and the comparison run
+    for every source at once; what grants or resets roles runs source after source
+    (PostgreSQL fails one of two concurrent updates of a shared catalog row, such as the
+    database's ACL: "tuple concurrently updated")."""
     started = time.monotonic()
     steps: dict[str, float] = {}
-    rows = 0
-    hashed = {"changed": 0, "whole": 0, "whole_tables": []}
 
     def lap(name: str, since: float) -> float:
         now = time.monotonic()
@@ -430,31 +432,19 @@ def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Co
     console.step("C1", "online cutover: every copy ready, no DDL on the sources")
     found = check_ready(mappings, admin)
     t = lap("ready and DDL check", started)
-    console.step("C2", "online cutover: catch up, pause, checksums at one point")
-    for mapping in mappings:
-        with connect(mapping.db, autocommit=False) as source:
-            source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            catch_up(mapping, source, seconds)
-            pause(admin, mapping)
-            t = lap("catch up", t)
-            if base is None:
-                compared, problems = compare_rows(settings, mapping, admin, source)
-                hashed["whole"] += compared
-                hashed["whole_tables"].append(f"{mapping.name}.*")
-            else:
-                compared, problems = compare_since(settings, mapping, admin, source, base, hashed)
-            if problems:
-                replication.set_enabled(admin, mapping, True)
-                raise VerificationError(f"source '{mapping.name}': {problems[0]} (were the writers stopped?); "
-                                        "nothing moved, replication resumed")
-            rows += compared
-            t = lap("checksums", t)
-            values = copy_step.read_sequences(source, mapping)
-            source.rollback()
-        with loader.logins(admin, settings, [mapping], keep_workers=True), \
-                connect(loader.ensure(admin, settings, mapping)) as conn:
-            post_data_step.set_sequences(conn, staging.staging_mapping(mapping), values)
-        t = lap("sequences", t)
+    console.step("C2", "online cutover: catch up, pause, checksums, sequences")
+    try:
+        compared = in_parallel(settings, mappings, lambda m, a: compare_source(settings, m, a, seconds, base))
+    except BaseException:
+        for mapping in mappings:      # nothing moved: every source replicates again
+            replication.set_enabled(admin, mapping, True)
+        raise
+    for part in ("catch up", "checksums"):   # the slowest source's, as they overlap
+        steps[part] = max(c["steps"][part] for c in compared)
+    t = time.monotonic()
+    for mapping, done in zip(mappings, compared):
+        set_sequences(settings, mapping, admin, done["sequences"])
+    t = lap("sequences", t)
     if base is not None:
         base.close()        # its snapshots' locks would block dropping the logs
     console.step("C3", "online cutover: drop subscriptions, slots and publications")
@@ -473,6 +463,10 @@ def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Co
         set_state(admin, mapping, phase="done")
     lap("objects and hand-over", t)
     took = round(time.monotonic() - started, 3)
+    rows = sum(c["rows"] for c in compared)
+    hashed = {"changed": sum(c["hashed"]["changed"] for c in compared),
+              "whole": sum(c["hashed"]["whole"] for c in compared),
+              "whole_tables": [name for c in compared for name in c["hashed"]["whole_tables"]]}
     result = {"seconds": took, "steps": steps, "rows_compared": rows, "sources": [m.name for m in mappings],
               "hashed_in_window": hashed,
               "checksums_before_window": None if base is None else {"seconds": base.seconds, "rows": base.rows}}
@@ -481,6 +475,52 @@ def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Co
                 f"{hashed['changed']:,} changed keys, {hashed['whole']:,} rows of tables hashed whole)"
                 + ("" if settings.apps else "; next: `consolidate cutover` (roles, env rewrite, restart)"))
     return result
+
+
+def in_parallel(settings: Settings, mappings: list[SourceMapping], work) -> list:
+    """``work(mapping, admin)`` for every source at once, each on a superuser session of its
+    own; once all finished, their results in the sources' order, or the first error."""
+    def one(mapping: SourceMapping):
+        with connect(settings.target) as admin:
+            return work(mapping, admin)
+
+    with ThreadPoolExecutor(max_workers=max(len(mappings), 1)) as pool:
+        futures = [pool.submit(one, mapping) for mapping in mappings]
+    for future in futures:
+        if future.exception() is not None:
+            raise future.exception()
+    return [future.result() for future in futures]
+
+
+def compare_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection, seconds: float,
+                   base: baseline.Baseline | None) -> dict:
+    """Catch up, pause the apply, compare the rows, read the sequences: one source (its
+    readers are made under checksums' grants lock, so two sources' never collide)."""
+    steps, started = {}, time.monotonic()
+    with connect(mapping.db, autocommit=False) as source:
+        source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        catch_up(mapping, source, seconds)
+        pause(admin, mapping)
+        steps["catch up"], t = time.monotonic() - started, time.monotonic()
+        if base is None:
+            rows, problems = compare_rows(settings, mapping, admin, source)
+            hashed = {"changed": 0, "whole": rows, "whole_tables": [f"{mapping.name}.*"]}
+        else:
+            hashed = {"changed": 0, "whole": 0, "whole_tables": []}
+            rows, problems = compare_since(settings, mapping, admin, source, base, hashed)
+        if problems:
+            raise VerificationError(f"source '{mapping.name}': {problems[0]} (were the writers stopped?); "
+                                    "nothing moved, replication resumed")
+        steps["checksums"] = time.monotonic() - t
+        values = copy_step.read_sequences(source, mapping)
+        source.rollback()
+    return {"rows": rows, "hashed": hashed, "sequences": values, "steps": {k: round(v, 3) for k, v in steps.items()}}
+
+
+def set_sequences(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection, values) -> None:
+    with loader.logins(admin, settings, [mapping], keep_workers=True), \
+            connect(loader.ensure(admin, settings, mapping)) as conn:
+        post_data_step.set_sequences(conn, staging.staging_mapping(mapping), values)
 
 
 def check_ready(mappings: list[SourceMapping], admin: psycopg.Connection) -> dict[str, dict]:
