@@ -70,6 +70,33 @@ def assert_on_old_databases(stack: CutoverStack) -> None:
     assert stack.healthy("n8n") and stack.healthy("letta")
 
 
+LETTA_SHUTDOWN = ("Waiting for application shutdown.", "Application shutdown complete.", "Finished server process")
+
+
+def test_letta_ends_by_its_own_signal_after_its_shutdown_lines(stack):
+    """The window's stop (services.stop, SIGTERM) ends Letta as fast as docker-compose.yml's
+    `init: true` allows, and no earlier: uvicorn re-raises the SIGTERM once its shutdown is
+    complete, which ends the process right after "Finished server process" (as PID 1 the kernel
+    ignored it and the interpreter's teardown took ~3.5 s more; docs/cutover.md). So: exit 143
+    (its own SIGTERM), never 137 (docker's SIGKILL after the grace, or anything killing it
+    earlier), every shutdown line logged, in order, and nothing after the last."""
+    c = services.client()
+    svc = services.Service(stack.name, "letta")
+    container = services.container_of(c, svc)
+    assert container.attrs["HostConfig"].get("Init") is True, "docker-compose.yml's letta service lost init: true"
+    logged = len(container.logs().splitlines())
+    services.stop(c, svc)
+    container.reload()
+    lines = [line.decode(errors="replace") for line in container.logs().splitlines()[logged:]]
+    try:
+        assert container.attrs["State"]["ExitCode"] == 143, (container.attrs["State"], lines[-20:])
+        at = [next((i for i, line in enumerate(lines) if marker in line), None) for marker in LETTA_SHUTDOWN]
+        assert None not in at and at == sorted(at), (LETTA_SHUTDOWN, lines[-20:])
+        assert at[-1] == len(lines) - 1, lines[at[-1]:]
+    finally:
+        services.start_and_wait([svc])
+
+
 def test_verification_mismatch_rolls_back_by_itself(stack):
     with stack.db("unified") as conn:
         conn.execute(CORRUPTION)
