@@ -164,7 +164,8 @@ def wait_healthy(c: docker.DockerClient, svc: Service, timeout: float) -> float:
 
 
 def process_env(c: docker.DockerClient, svc: Service) -> dict[str, str]:
-    """The environment the app's PID 1 actually runs with."""
+    """The environment the app's PID 1 actually runs with (for Letta, docker's init in front of
+    it, which hands that environment on unchanged)."""
     container = container_of(c, svc)
     raw = container.exec_run(["cat", "/proc/1/environ"]).output
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)

@@ -5,7 +5,7 @@ own, own ports, own copy of env/ and reports/), seeded through the apps' APIs, w
 unified instance no other module used; the migrator runs where an operator
 runs it: `docker compose run migrator ...` on the compose network, with the
 docker socket. Failure paths first (each ends rolled back), then the full
-cutover and a rollback after it.
+cutover and a rollback after it, and last Letta's stop (it is not started again).
 
 The legacy databases also carry the corpus (tests/support/corpus.py: n8n's part in
 n8n's `public`, without its pgvector block on this PostgreSQL 15; Letta's in `letta`,
@@ -362,3 +362,32 @@ def test_no_secret_in_any_output_or_report(stack):
     secrets_ = stack_secrets(stack.env_dir)
     assert len(secrets_) >= 10
     assert_no_leak(stack.outputs + list(report_texts(stack.reports).values()), secrets_)
+
+
+LETTA_SHUTDOWN = ("Waiting for application shutdown.", "Application shutdown complete.", "Finished server process")
+
+
+def test_letta_ends_by_its_own_signal_after_its_shutdown_lines(stack):
+    """The window's stop (services.stop, SIGTERM) ends Letta as fast as docker-compose.yml's
+    `init: true` allows, and no earlier: uvicorn re-raises the SIGTERM once its shutdown is
+    complete, which ends the process right after "Finished server process" (as PID 1 the kernel
+    ignored it and the interpreter's teardown took ~3.5 s more; docs/cutover.md). So: exit 143
+    (its own SIGTERM), never 137 (docker's SIGKILL after the grace, or anything killing it
+    earlier), every shutdown line logged, in order, and nothing after the last.
+
+    Last in the module on purpose: the module consumes the stack, so Letta is not started
+    again (a start costs 20 s on a quiet host, minutes on a loaded one); after the
+    cutover and rollback above, its container is the one the rollback recreated, so this
+    also shows the recreate keeps `init`."""
+    c = services.client()
+    svc = services.Service(stack.name, "letta")
+    container = services.container_of(c, svc)
+    assert container.attrs["HostConfig"].get("Init") is True, "docker-compose.yml's letta service lost init: true"
+    logged = len(container.logs().splitlines())
+    services.stop(c, svc)
+    container.reload()
+    lines = [line.decode(errors="replace") for line in container.logs().splitlines()[logged:]]
+    assert container.attrs["State"]["ExitCode"] == 143, (container.attrs["State"], lines[-20:])
+    at = [next((i for i, line in enumerate(lines) if marker in line), None) for marker in LETTA_SHUTDOWN]
+    assert None not in at and at == sorted(at), (LETTA_SHUTDOWN, lines[-20:])
+    assert at[-1] == len(lines) - 1, lines[at[-1]:]
