@@ -54,9 +54,9 @@ build_rootfs() {  # name suite packages -> prints tag
 
 build_image() {  # tag-prefix dockerfile context [build args...] -> prints tag
   local prefix=$1 dockerfile=$2 context=$3; shift 3
-  local tag="$prefix:$( (printf '%s' "$*"; find "$context" -type f -not -path '*/.venv/*' -not -path '*/.git/*' \
-       -not -path '*/__pycache__/*' -not -path '*/reports/*' -not -path '*/backups/*' -not -name '.env' \
-       -not -path './env/*' -not -path '*/.pytest_cache/*' -not -path '*/node_modules/*' -print0 \
+  # The tag hashes exactly the files the build is sent (the context minus its .dockerignore):
+  # what make venv, the tests or the Letta build leave beside them cannot force a rebuild.
+  local tag="$prefix:$( (printf '%s' "$*"; python3 scripts/context_files.py "$context" "$dockerfile" \
        | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12)"
   if have_image "$tag"; then log "$prefix: cached ($tag)" >&2; echo "$tag"; return; fi
   local args=()

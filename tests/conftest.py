@@ -8,6 +8,7 @@ import pytest
 from tests.support import ROOT, project_images, start_postgres  # noqa: F401
 from tests.support.appstack import AppStacks
 from tests.support.collection import mark_by_folder, order_shared_stack
+from tests.support.sharedcluster import SharedCluster
 
 
 def pytest_collection_modifyitems(config, items):
@@ -51,11 +52,54 @@ def unified_server(images):
 
 
 @pytest.fixture
-def target(images):
-    """A fresh unified (Supabase) instance for one test that writes to it."""
+def target_server(images):
+    """A fresh unified (Supabase) instance of its own for one test: for tests that need the
+    server itself (restart it, kill its sessions cluster-wide, own all of it)."""
     server = start_postgres(images["UNIFIED_IMAGE"], user="supabase_admin", dbname="postgres")
     yield server
     server.container.stop()
+
+
+@pytest.fixture
+def target(target_server):
+    """A test's target where its module does not choose (target_db below is cheaper)."""
+    return target_server
+
+
+@pytest.fixture(scope="session")
+def unified_cluster(images):
+    """One unified server for the session, handing out a database per test (target_db)."""
+    cluster = SharedCluster(images["UNIFIED_IMAGE"])
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def target_db(unified_cluster):
+    """A fresh unified (Supabase) database of its own on the session's shared server: what a
+    fresh instance shows inside one database; anything a test changes cluster-wide is undone
+    after it, or the server is replaced (tests/support/sharedcluster.py). Modules whose tests
+    fit in one database use it as their `target`."""
+    db = unified_cluster.database()
+    yield db
+    unified_cluster.release(db)
+
+
+@pytest.fixture(scope="session")
+def source_cluster(images):
+    """One PostgreSQL 15 source server for the session, a database per test (source_db)."""
+    cluster = SharedCluster(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def source_db(source_cluster):
+    """A fresh, empty PostgreSQL 15 database of its own (its superuser `n8n`) on the session's
+    shared source server, as a fresh n8n-db container shows one; reset like target_db."""
+    db = source_cluster.database()
+    yield db
+    source_cluster.release(db)
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,17 @@ import pytest
 
 from migrator import console
 from migrator.redact import register_secret
-from tests.support import PgServer, run_cli, run_migrator, start_postgres, write_stack_config
+from tests.support import PgServer, run_cli, run_migrator, write_stack_config
 
 pytestmark = pytest.mark.integration
 
 MAPPING = '[sources.n8n]\nschema = "public"\ntarget_schema = "n8n"\n'
+
+
+@pytest.fixture
+def target(target_db):
+    """Each test's target: a database of its own on the session's unified server (conftest)."""
+    return target_db
 
 
 def one_line(result, code: int, text: str) -> None:
@@ -66,7 +72,7 @@ def test_bad_numbers_are_refused_by_the_parser(tmp_path, target, n8n_db_server, 
 def test_a_target_login_without_superuser_rights_is_refused_before_any_write(tmp_path, target, n8n_db_server):
     with target.connect() as conn:
         conn.execute("CREATE ROLE weak LOGIN PASSWORD 'weak-pw-123' CREATEDB")
-    weak = PgServer(target.container, target.host, target.port, "weak", "weak-pw-123", "postgres")
+    weak = PgServer(target.container, target.host, target.port, "weak", "weak-pw-123", target.dbname)
     config = write_stack_config(tmp_path, weak, {"n8n": n8n_db_server}, MAPPING)
     one_line(run_migrator(config, "migrate"), 4, "user 'weak' is not a superuser")
     untouched(target)
@@ -91,21 +97,18 @@ def test_the_global_wait_is_not_overridden_by_the_command(tmp_path):
     assert result.returncode in (3, 4) and time.monotonic() - started < 30, result.stderr
 
 
-def test_object_names_are_printed_not_read_as_markup(tmp_path, images, target):
-    source = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
-    try:
-        with source.connect() as conn:
-            conn.execute('CREATE TABLE "[/x]" (id int PRIMARY KEY); INSERT INTO "[/x]" VALUES (1);'
-                         'CREATE TABLE "[bold]b" (id int)')
-        config = write_stack_config(tmp_path, target, {"n8n": source}, MAPPING)
-        result = run_migrator(config, "migrate")
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        verify = run_migrator(config, "verify")
-        assert verify.returncode == 0, verify.stderr
-        with target.connect() as conn:
-            assert conn.execute('SELECT count(*) FROM n8n."[/x]"').fetchone()[0] == 1
-    finally:
-        source.container.stop()
+def test_object_names_are_printed_not_read_as_markup(tmp_path, source_db, target):
+    source = source_db      # PostgreSQL 15: a database of its own on the session's source server
+    with source.connect() as conn:
+        conn.execute('CREATE TABLE "[/x]" (id int PRIMARY KEY); INSERT INTO "[/x]" VALUES (1);'
+                     'CREATE TABLE "[bold]b" (id int)')
+    config = write_stack_config(tmp_path, target, {"n8n": source}, MAPPING)
+    result = run_migrator(config, "migrate")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    verify = run_migrator(config, "verify")
+    assert verify.returncode == 0, verify.stderr
+    with target.connect() as conn:
+        assert conn.execute('SELECT count(*) FROM n8n."[/x]"').fetchone()[0] == 1
 
 
 def test_a_schema_holding_only_a_collation_is_not_taken_for_empty(tmp_path, target, n8n_db_server):

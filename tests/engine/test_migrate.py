@@ -35,6 +35,13 @@ def sources(images):
 
 
 @pytest.fixture
+def target(target_db):
+    """Each test's target: a database of its own on the session's unified server (conftest);
+    the tests that need a server of their own (no pgvector, a small disk) start one."""
+    return target_db
+
+
+@pytest.fixture
 def config(tmp_path, target, sources):
     return write_stack_config(tmp_path, target, sources, MAPPING)
 
@@ -224,48 +231,45 @@ def test_unreachable_source_is_refused(config, target):
     assert "source database 'letta': nothing listens on" in result.stderr
 
 
-def test_kill_9_during_copy_then_rerun_resumes_and_verifies(tmp_path, images, target):
+def test_kill_9_during_copy_then_rerun_resumes_and_verifies(tmp_path, source_db, target):
     """A big-enough source, split into many small units, killed mid-copy."""
-    src = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
+    src = source_db         # PostgreSQL 15: a database of its own on the session's source server
+    with src.connect() as conn:
+        conn.execute("CREATE TABLE big (id bigint PRIMARY KEY, payload text);"
+                     "INSERT INTO big SELECT i, repeat(md5(i::text), 20) FROM generate_series(1, 150000) i;"
+                     "CREATE TABLE small (id int PRIMARY KEY); INSERT INTO small SELECT generate_series(1, 10);"
+                     "CREATE TABLE wide (id int PRIMARY KEY, doc text); INSERT INTO wide VALUES (1, repeat('x', 100000));"
+                     "ANALYZE")
+    config = write_stack_config(tmp_path, target, {"n8n": src},
+                                '[sources.n8n]\nschema = "public"\ntarget_schema = "n8n"\n')
+    name = f"migrator-kill-{time.time_ns()}"
+    proc = subprocess.Popen(migrator_command(config, "migrate", "--jobs", "1", "--split-mb", "2", name=name),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        with src.connect() as conn:
-            conn.execute("CREATE TABLE big (id bigint PRIMARY KEY, payload text);"
-                         "INSERT INTO big SELECT i, repeat(md5(i::text), 20) FROM generate_series(1, 150000) i;"
-                         "CREATE TABLE small (id int PRIMARY KEY); INSERT INTO small SELECT generate_series(1, 10);"
-                         "CREATE TABLE wide (id int PRIMARY KEY, doc text); INSERT INTO wide VALUES (1, repeat('x', 100000));"
-                         "ANALYZE")
-        config = write_stack_config(tmp_path, target, {"n8n": src},
-                                    '[sources.n8n]\nschema = "public"\ntarget_schema = "n8n"\n')
-        name = f"migrator-kill-{time.time_ns()}"
-        proc = subprocess.Popen(migrator_command(config, "migrate", "--jobs", "1", "--split-mb", "2", name=name),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            units_done = wait_for_units(target, minimum=2, timeout=120)
-            subprocess.run(["docker", "kill", "--signal", "KILL", name], capture_output=True)
-        finally:
-            proc.wait(timeout=60)
-        with target.connect() as tgt:
-            assert tgt.execute("SELECT status FROM _consolidation.steps WHERE step = 'copy'").fetchone()[0] == "running"
-            kept = tgt.execute("SELECT chunk, finished_at FROM _consolidation.units WHERE table_name = 'big'").fetchall()
-        assert len(kept) >= units_done
-        result = run_migrator(config, "migrate", "--jobs", "1")   # default split: the journaled plan wins
-        assert_ok(result)
-        assert "from an earlier run" in result.stdout
-        assert "continuing the copy begun with --split-mb 2" in result.stdout
-        assert_ok(run_migrator(config, "verify"))
-        with target.connect() as tgt:
-            # Units finished before the kill were not copied again.
-            for chunk, finished_at in kept:
-                assert tgt.execute("SELECT finished_at FROM _consolidation.units WHERE table_name = 'big'"
-                                   " AND chunk = %s", (chunk,)).fetchone()[0] == finished_at
-            assert tgt.execute("SELECT count(*), sum(id) FROM n8n.big").fetchone() == (150000, 11250075000)
-            assert tgt.execute("SELECT array_agg(table_name ORDER BY table_name) FROM _consolidation.finished_tables"
-                               ).fetchone()[0] == ["big", "small", "wide"]
-            # Large values were stored with lz4 (the default), the value itself unchanged.
-            assert tgt.execute("SELECT pg_column_compression(doc), doc = repeat('x', 100000) FROM n8n.wide"
-                               ).fetchone() == ("lz4", True)
+        units_done = wait_for_units(target, minimum=2, timeout=120)
+        subprocess.run(["docker", "kill", "--signal", "KILL", name], capture_output=True)
     finally:
-        src.container.stop()
+        proc.wait(timeout=60)
+    with target.connect() as tgt:
+        assert tgt.execute("SELECT status FROM _consolidation.steps WHERE step = 'copy'").fetchone()[0] == "running"
+        kept = tgt.execute("SELECT chunk, finished_at FROM _consolidation.units WHERE table_name = 'big'").fetchall()
+    assert len(kept) >= units_done
+    result = run_migrator(config, "migrate", "--jobs", "1")   # default split: the journaled plan wins
+    assert_ok(result)
+    assert "from an earlier run" in result.stdout
+    assert "continuing the copy begun with --split-mb 2" in result.stdout
+    assert_ok(run_migrator(config, "verify"))
+    with target.connect() as tgt:
+        # Units finished before the kill were not copied again.
+        for chunk, finished_at in kept:
+            assert tgt.execute("SELECT finished_at FROM _consolidation.units WHERE table_name = 'big'"
+                               " AND chunk = %s", (chunk,)).fetchone()[0] == finished_at
+        assert tgt.execute("SELECT count(*), sum(id) FROM n8n.big").fetchone() == (150000, 11250075000)
+        assert tgt.execute("SELECT array_agg(table_name ORDER BY table_name) FROM _consolidation.finished_tables"
+                           ).fetchone()[0] == ["big", "small", "wide"]
+        # Large values were stored with lz4 (the default), the value itself unchanged.
+        assert tgt.execute("SELECT pg_column_compression(doc), doc = repeat('x', 100000) FROM n8n.wide"
+                           ).fetchone() == ("lz4", True)
 
 
 def test_interrupted_post_data_is_cleared_and_redone(config, target):

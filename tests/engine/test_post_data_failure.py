@@ -20,6 +20,12 @@ MAPPING = '[sources.n8n]\nschema = "public"\ntarget_schema = "n8n"\n'
 
 
 @pytest.fixture
+def target(target_db):
+    """Each test's target: a database of its own on the session's unified server (conftest)."""
+    return target_db
+
+
+@pytest.fixture
 def source(images):
     """The corpus's n8n part on a PostgreSQL 17 + pgvector server, with probe() pinned to a
     schema that does not move (`util`, where the source keeps an inner_probe() of its own)."""
@@ -59,33 +65,30 @@ def test_post_data_failure_names_the_object_and_resumes_after_the_fix(tmp_path, 
                            ).fetchone()[0] == 1
 
 
-def test_a_source_read_failing_on_the_source_is_the_source_s_and_resumes(tmp_path, target, images):
+def test_a_source_read_failing_on_the_source_is_the_source_s_and_resumes(tmp_path, target, source_db):
     """PostgreSQL 15 ANALYZEs with the caller's search_path, so the statistic was built; the
     copy's read then has the planner expand probe() with search_path = pg_catalog, where
     inner_probe() does not resolve. Exit 3 naming the source and the table (it was the
     target's exit 4); SET search_path on the source is the fix, the rerun resumes."""
-    source = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n")
-    try:
-        with source.connect() as conn:
-            conn.execute("CREATE TABLE docs (id bigint PRIMARY KEY, t text);"
-                         " INSERT INTO docs SELECT i, 'doc ' || i FROM generate_series(1, 100) i;"
-                         " CREATE FUNCTION inner_probe() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 7';"
-                         " CREATE FUNCTION probe(x bigint) RETURNS bigint LANGUAGE sql IMMUTABLE"
-                         "   AS 'SELECT x % inner_probe()';"
-                         " CREATE STATISTICS docs_probe ON (probe(id)) FROM docs; ANALYZE docs")
-        config = write_stack_config(tmp_path, target, {"n8n": source}, MAPPING)
-        failed = run_migrator(config, "migrate")
-        assert failed.returncode == 3, failed.stdout[-2000:] + failed.stderr
-        assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
-        assert failed.stderr.startswith("FAILED: source database 'n8n': copy of n8n.docs failed on the source: "
-                                        "function inner_probe() does not exist (the source's planner expands"), \
-            failed.stderr
-        with source.connect() as conn:
-            conn.execute("ALTER FUNCTION probe(bigint) SET search_path = public")
-        assert_ok(run_migrator(config, "migrate"))
-        assert_ok(run_migrator(config, "verify"))
-        with target.connect() as tgt:
-            assert tgt.execute("SELECT count(*) FROM pg_stats_ext_exprs WHERE statistics_name = 'docs_probe'"
-                               ).fetchone()[0] == 1
-    finally:
-        source.container.stop()
+    source = source_db      # PostgreSQL 15: a database of its own on the session's source server
+    with source.connect() as conn:
+        conn.execute("CREATE TABLE docs (id bigint PRIMARY KEY, t text);"
+                     " INSERT INTO docs SELECT i, 'doc ' || i FROM generate_series(1, 100) i;"
+                     " CREATE FUNCTION inner_probe() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 7';"
+                     " CREATE FUNCTION probe(x bigint) RETURNS bigint LANGUAGE sql IMMUTABLE"
+                     "   AS 'SELECT x % inner_probe()';"
+                     " CREATE STATISTICS docs_probe ON (probe(id)) FROM docs; ANALYZE docs")
+    config = write_stack_config(tmp_path, target, {"n8n": source}, MAPPING)
+    failed = run_migrator(config, "migrate")
+    assert failed.returncode == 3, failed.stdout[-2000:] + failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+    assert failed.stderr.startswith("FAILED: source database 'n8n': copy of n8n.docs failed on the source: "
+                                    "function inner_probe() does not exist (the source's planner expands"), \
+        failed.stderr
+    with source.connect() as conn:
+        conn.execute("ALTER FUNCTION probe(bigint) SET search_path = public")
+    assert_ok(run_migrator(config, "migrate"))
+    assert_ok(run_migrator(config, "verify"))
+    with target.connect() as tgt:
+        assert tgt.execute("SELECT count(*) FROM pg_stats_ext_exprs WHERE statistics_name = 'docs_probe'"
+                           ).fetchone()[0] == 1

@@ -27,15 +27,21 @@ LONG = "sandbox_environment_variables_with_long_name"     # its "<table> <table>
 
 
 @pytest.fixture
-def source(images):
-    server = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
-    with server.connect() as conn:
+def target(target_db):
+    """Each test's target: a database of its own on the session's unified server (conftest);
+    a test that restarts the target or fills its disk has a server of its own."""
+    return target_db
+
+
+@pytest.fixture
+def source(source_db):
+    """A database of its own on the session's PostgreSQL 15 source server (conftest)."""
+    with source_db.connect() as conn:
         conn.execute(f"CREATE TABLE {LONG} (id int PRIMARY KEY, value text);"
                      f"INSERT INTO {LONG} SELECT i, md5(i::text) FROM generate_series(1, 500) i;"
                      "CREATE TABLE small (id int PRIMARY KEY, n int); INSERT INTO small SELECT i, i FROM generate_series(1, 100) i;"
                      "ANALYZE")
-    yield server
-    server.container.stop()
+    return source_db
 
 
 def timed(config, *args: str, timeout: float = 180) -> tuple[subprocess.CompletedProcess, float]:
@@ -65,7 +71,7 @@ def test_sessions_of_a_killed_run_are_ended_and_the_rerun_does_not_wait(tmp_path
         conn.execute("UPDATE _consolidation.steps SET status = 'running' WHERE step = 'post-data'")
         conn.execute("ALTER ROLE consolidation_loader_n8n LOGIN PASSWORD 'left-over-session'")
     # What a migrator killed mid-copy leaves: its loader session, in a transaction, holding its table.
-    leftover = psycopg.connect(host=target.host, port=target.port, dbname="postgres", user="consolidation_loader_n8n",
+    leftover = psycopg.connect(host=target.host, port=target.port, dbname=target.dbname, user="consolidation_loader_n8n",
                                password="left-over-session", application_name="consolidation-migrator")
     leftover.execute("LOCK TABLE n8n.small IN ROW EXCLUSIVE MODE")
     try:
@@ -117,13 +123,17 @@ def test_from_scratch_rebuilds_after_verify_found_a_difference(tmp_path, source,
     assert_ok(run_migrator(config, "verify"))
 
 
-def big_source(images, rows: int):
-    server = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
+def fill_big(server, rows: int):
     with server.connect() as conn:
         conn.execute("CREATE TABLE big (id bigint PRIMARY KEY, payload text);"
                      f"INSERT INTO big SELECT i, repeat(md5(i::text), 40) FROM generate_series(1, {rows}) i;"
                      "ANALYZE")
     return server
+
+
+def big_source(images, rows: int):
+    """A source server of its own, for the tests that kill it or go with a target of their own."""
+    return fill_big(start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore"), rows)
 
 
 def test_source_gone_mid_copy_exits_3_naming_it_and_the_rerun_completes(tmp_path, images, target):
@@ -268,34 +278,32 @@ def wait_for(target, query: str, timeout: float = 120) -> None:
 
 
 @pytest.mark.parametrize("point", sorted(KILL_POINTS))
-def test_kill_9_at_each_point_then_the_rerun_finishes(tmp_path, images, target, point):
-    src = big_source(images, 60000)
+def test_kill_9_at_each_point_then_the_rerun_finishes(tmp_path, source_db, target, point):
+    src = fill_big(source_db, 60000)
     with src.connect() as conn:      # more tables: some finish (and build their keys) while others copy
         for i in range(6):
             conn.execute(f"CREATE TABLE t{i} (id int PRIMARY KEY, v text); INSERT INTO t{i}"
                          f" SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
         conn.execute("CREATE INDEX big_payload ON big (left(payload, 8)); ANALYZE")
+    config = write_stack_config(tmp_path, target, {"n8n": src}, ONE_SOURCE)
+    name = f"migrator-kill-{point}-{time.time_ns()}"
+    proc = subprocess.Popen(migrator_command(config, "migrate", "--jobs", "2", "--split-mb", "1", name=name),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        config = write_stack_config(tmp_path, target, {"n8n": src}, ONE_SOURCE)
-        name = f"migrator-kill-{point}-{time.time_ns()}"
-        proc = subprocess.Popen(migrator_command(config, "migrate", "--jobs", "2", "--split-mb", "1", name=name),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for(target, KILL_POINTS[point])
-            subprocess.run(["docker", "kill", "--signal", "KILL", name], capture_output=True)
-        finally:
-            proc.wait(timeout=60)
-        rerun, seconds = timed(config, "migrate", "--jobs", "2", timeout=300)
-        assert_ok(rerun)
-        assert seconds < 240
-        assert_ok(run_migrator(config, "verify"))
-        with target.connect() as conn:
-            assert conn.execute("SELECT count(*), sum(id) FROM n8n.big").fetchone() == (60000, 1800030000)
+        wait_for(target, KILL_POINTS[point])
+        subprocess.run(["docker", "kill", "--signal", "KILL", name], capture_output=True)
     finally:
-        src.container.stop()
+        proc.wait(timeout=60)
+    rerun, seconds = timed(config, "migrate", "--jobs", "2", timeout=300)
+    assert_ok(rerun)
+    assert seconds < 240
+    assert_ok(run_migrator(config, "verify"))
+    with target.connect() as conn:
+        assert conn.execute("SELECT count(*), sum(id) FROM n8n.big").fetchone() == (60000, 1800030000)
 
 
-def test_target_restarted_mid_copy_exits_4_and_the_rerun_finishes(tmp_path, images, target):
+def test_target_restarted_mid_copy_exits_4_and_the_rerun_finishes(tmp_path, images, target_server):
+    target = target_server          # restarted below: a server of its own
     src = big_source(images, 150000)
     container = target.container.get_wrapped_container()
     try:

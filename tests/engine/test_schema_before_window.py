@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from migrator.engine import journal, schemafp
-from tests.support import assert_ok, run_migrator, start_postgres, write_stack_config
+from tests.support import assert_ok, run_migrator, write_stack_config
 
 pytestmark = pytest.mark.integration
 
@@ -20,14 +20,19 @@ ONE_SOURCE = '[sources.n8n]\nschema = "public"\ntarget_schema = "n8n"\n'
 
 
 @pytest.fixture
-def source(images):
-    server = start_postgres(images["N8N_DB_IMAGE"], user="n8n", dbname="n8n_restore")
-    with server.connect() as conn:
+def target(target_db):
+    """Each test's target: a database of its own on the session's unified server (conftest)."""
+    return target_db
+
+
+@pytest.fixture
+def source(source_db):
+    """A database of its own on the session's PostgreSQL 15 source server (conftest)."""
+    with source_db.connect() as conn:
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);"
                      "INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 300) i;"
                      "CREATE VIEW named AS SELECT id, name FROM items WHERE name IS NOT NULL")
-    yield server
-    server.container.stop()
+    return source_db
 
 
 def recorded(target) -> str:
