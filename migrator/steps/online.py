@@ -81,6 +81,9 @@ def command(settings: Settings, args: argparse.Namespace, reports_dir: Path) -> 
     if action == "status":
         return show_status(settings, mappings, reports_dir, args.until_ready)
     if action == "cutover" and settings.apps:
+        if args.stop_writers:
+            raise ConfigError("--stop-writers is for runs without [apps]; with [apps] the window stops the apps "
+                              "itself (after the checksums)")
         return cutover_window(settings, mappings, args, reports_dir)
     with connect(settings.target) as admin:
         require_superuser(admin, settings.target)

@@ -21,3 +21,9 @@ def test_the_online_window_stops_moves_and_restarts_without_a_second_verify():
     assert "migrate" not in titles and "verify" not in titles and "backup" not in titles
     records = [r for p in phases for r in (p.before, p.after) if r]
     assert records == ["apps-stopped", "migrated", "env-rewritten", "apps-started", "done"]
+
+
+def test_the_checksums_come_before_the_stop_in_the_online_window():
+    """Every row is hashed with the apps running; inside the window only what changed."""
+    titles = [p.title for p in online.window_phases()]
+    assert titles.index("online ready") < titles.index("online checksums") < titles.index("stop writers")
