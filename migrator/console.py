@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from migrator.config.envfile import write_atomic
 from migrator.redact import redact
 
 console = Console(highlight=False, width=int(os.environ.get("COLUMNS", "120")))
@@ -43,7 +44,7 @@ def write_json(path: Path, data: object) -> Path:
     """Write a machine-readable report; secrets are redacted from the serialized text."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = redact(json.dumps(data, indent=2, default=str, sort_keys=False))
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    tmp.replace(path)
+    # A temporary file of its own: two commands writing the same report at once (two
+    # verifies share the lock) must not rename each other's.
+    write_atomic(path, text + "\n", mode=0o644)
     return path

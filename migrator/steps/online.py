@@ -658,11 +658,13 @@ def move_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Conne
     with connect(mapping.db) as source:
         exts = catalog.extensions(source)
     hands = loader.ensure(admin, settings, mapping)
+    # Recorded before the first schema exists: an abort after a kill in here drops what the
+    # journal says this run created (a kill between CREATE SCHEMA and the record left one).
+    set_state(admin, mapping, phase="moved")
     for schema in mapping.target_schemas:
         journal.record_created_schema(admin, schema, mapping.name)
         admin.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
             sql.Identifier(schema), sql.Identifier(hands.user)))
-    set_state(admin, mapping, phase="moved")
     with loader.logins(admin, settings, [mapping]), connect(hands) as conn:
         with conn.transaction():
             staging.move(conn, mapping, exts)
