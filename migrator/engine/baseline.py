@@ -88,7 +88,6 @@ class Baseline:
     seconds: float = 0.0
     rows: int = 0               # hashed on each side
 
-
     def close(self) -> None:
         self.sources.clear()
         self.stack.close()
@@ -180,4 +179,4 @@ def brought_up(whole_then: Sums, keys_then: Sums, keys_now: Sums) -> Sums:
 
 def listed(sums: Sums) -> list:
     """checksums.differences' ``[rows, hash]``."""
-    return [sums[0], f"{sums[1]}/{sums[2]}"]
+    return [sums[0], checksums.hash_text(sums[1], sums[2])]

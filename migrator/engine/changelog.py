@@ -74,15 +74,21 @@ def create_schema(admin: psycopg.Connection, mapping: SourceMapping) -> None:
     """The loader's schema for the logs; one left by an earlier attempt is ours (owned by the
     loader) and starts over; one that someone else made is refused, never used."""
     schema = schema_of(mapping)
-    owner = admin.execute("SELECT r.rolname::pg_catalog.text FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r"
-                          " ON r.oid OPERATOR(pg_catalog.=) n.nspowner WHERE n.nspname OPERATOR(pg_catalog.=) %s",
-                          (schema,)).fetchone()
-    if owner and owner[0] != loader.name_of(mapping):
-        raise DatabaseError("unified", "target", f"schema '{schema}' exists and belongs to '{owner[0]}', not to "
+    owner = owner_of(admin, schema)
+    if owner not in (None, loader.name_of(mapping)):
+        raise DatabaseError("unified", "target", f"schema '{schema}' exists and belongs to '{owner}', not to "
                             "this tool's loader; drop or rename it, then run the cutover again")
     remove(admin, mapping)
     admin.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
         sql.Identifier(schema), sql.Identifier(loader.name_of(mapping))))
+
+
+def owner_of(admin: psycopg.Connection, schema: str) -> str | None:
+    """The role that owns ``schema`` (None: no such schema)."""
+    row = admin.execute("SELECT r.rolname::pg_catalog.text FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r"
+                        " ON r.oid OPERATOR(pg_catalog.=) n.nspowner WHERE n.nspname OPERATOR(pg_catalog.=) %s",
+                        (schema,)).fetchone()
+    return row[0] if row else None
 
 
 def install(conn: psycopg.Connection, mapping: SourceMapping, tables: list[str]) -> dict[str, Key]:
@@ -163,10 +169,7 @@ def remove(admin: psycopg.Connection, mapping: SourceMapping) -> None:
     """Logs, functions and (through them) the triggers on the staged tables, if the schema
     is the loader's (a schema of that name that is not stays: create_schema refuses it)."""
     schema = schema_of(mapping)
-    ours = admin.execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r"
-                         " ON r.oid OPERATOR(pg_catalog.=) n.nspowner WHERE n.nspname OPERATOR(pg_catalog.=) %s"
-                         " AND r.rolname OPERATOR(pg_catalog.=) %s)", (schema, loader.name_of(mapping))).fetchone()[0]
-    if not ours:
+    if owner_of(admin, schema) != loader.name_of(mapping):
         return
     # The triggers first, one table per transaction: while the apply runs it holds its table
     # and then wants the log; dropping the schema at once would take the log first.

@@ -229,14 +229,9 @@ def table_hash(conn: psycopg.Connection, schema: str, table: str, form: str = FO
 
     :raises VerificationError: the table cannot be read (exit 5, naming it): a reader
         without the right, a lock, a relation that changed kind."""
-    try:
-        query = (form_query(conn, schema, table) if form == FORM
-                 else sql.SQL(CHECKSUM_SQL).format(sql.Identifier(schema, table)))
-        count, h0, h1 = conn.execute(query).fetchone()
-    except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise VerificationError(f"could not read table {schema}.{table} for its checksum: {first}") from None
-    return int(count), f"{h0}/{h1}"
+    count, h0, h1 = (table_sums(conn, schema, table) if form == FORM else
+                     read_sums(conn, schema, table, lambda: sql.SQL(CHECKSUM_SQL).format(sql.Identifier(schema, table))))
+    return count, hash_text(h0, h1)
 
 
 def table_sums(conn: psycopg.Connection, schema: str, table: str, key=None,
@@ -247,12 +242,23 @@ def table_sums(conn: psycopg.Connection, schema: str, table: str, key=None,
 
     :raises VerificationError: as table_hash."""
     params = [[v[i] for v in values] for i in range(len(key.columns))] if key is not None else None
+    return read_sums(conn, schema, table, lambda: form_query(conn, schema, table, key), params)
+
+
+def read_sums(conn: psycopg.Connection, schema: str, table: str, query, params=None) -> tuple[int, int, int]:
+    """The count and two sums a checksum query (built by ``query()``, its catalog reads
+    included) returns, or one line naming the table it could not read."""
     try:
-        count, h0, h1 = conn.execute(form_query(conn, schema, table, key), params).fetchone()
+        count, h0, h1 = conn.execute(query(), params).fetchone()
     except psycopg.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise VerificationError(f"could not read table {schema}.{table} for its checksum: {first}") from None
     return int(count), int(h0), int(h1)
+
+
+def hash_text(h0: int, h1: int) -> str:
+    """A table's hash as reports and manifests write it."""
+    return f"{h0}/{h1}"
 
 
 def table_hashes(conn: psycopg.Connection, schemas: list[str], form: str = FORM):

@@ -405,16 +405,13 @@ def drop_logs(admin: psycopg.Connection, mappings: list[SourceMapping]) -> None:
 
 
 def compare_since(settings: Settings, mapping: SourceMapping, admin: psycopg.Connection,
-                  source: psycopg.Connection, base: baseline.Baseline, hashed: dict) -> tuple[int, list[str]]:
+                  source: psycopg.Connection, base: baseline.Baseline) -> tuple[dict, list[str]]:
     """The sums taken before the window, brought up to now from the changed rows
-    (migrator/engine/baseline.py); the apply paused, the writers stopped."""
+    (migrator/engine/baseline.py, whose compare_now says what it returns); the apply
+    paused, the writers stopped."""
     source.execute(checksums.PINNED)
     with checksums.reading(admin, settings.target, baseline.schemas(mapping)) as reader:
-        done, problems = baseline.compare_now(base.sources[mapping.name], source, reader)
-    rows = done.pop("rows")
-    for kind, count in done.items():
-        hashed[kind] += count
-    return rows, problems
+        return baseline.compare_now(base.sources[mapping.name], source, reader)
 
 
 def cutover(settings: Settings, mappings: list[SourceMapping], admin: psycopg.Connection, seconds: float,
@@ -509,8 +506,8 @@ def compare_source(settings: Settings, mapping: SourceMapping, admin: psycopg.Co
             rows, problems = compare_rows(settings, mapping, admin, source)
             hashed = {"changed": 0, "whole": rows, "whole_tables": [f"{mapping.name}.*"]}
         else:
-            hashed = {"changed": 0, "whole": 0, "whole_tables": []}
-            rows, problems = compare_since(settings, mapping, admin, source, base, hashed)
+            hashed, problems = compare_since(settings, mapping, admin, source, base)
+            rows = hashed.pop("rows")
         if problems:
             raise VerificationError(f"source '{mapping.name}': {problems[0]} (were the writers stopped?); "
                                     "nothing moved, replication resumed")
