@@ -88,24 +88,29 @@ rollback: ## undo `make consolidate` (same as `docker compose run migrator rollb
 decommission: ## after the cutover: archive the legacy databases (verified), remove their containers (docs/app-backups.md)
 	@$(COMPOSE) run --rm migrator decommission
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (0: one process), a module or the shared
+# real-app stack at a time per worker, the longest first (docs/tests.md: work units).
+TEST_WORKERS ?= 2
+WORKERS := -n $(TEST_WORKERS) --dist loadscope
+
 test: images env venv ## run the test suite (unit + integration against real containers)
-	@$(PY) -m pytest -v --durations=30 $(PYTEST_ARGS)
+	@$(PY) -m pytest -v --durations=30 $(WORKERS) $(PYTEST_ARGS)
 
 test-unit: venv ## only the tests that need no docker
 	@$(PY) -m pytest -v -m "not integration" $(PYTEST_ARGS)
 
 # Slow groups by marker (one per tests/ folder, set in tests/conftest.py; docs/tests.md).
 test-engine: images env venv ## tests/engine: migrate, verify, resume, attacker against PostgreSQL containers
-	@$(PY) -m pytest -v -m engine $(PYTEST_ARGS)
+	@$(PY) -m pytest -v -m engine $(WORKERS) $(PYTEST_ARGS)
 
 test-roles: images env venv ## tests/roles: roles, isolation, RAG model, hand-over
-	@$(PY) -m pytest -v -m roles $(PYTEST_ARGS)
+	@$(PY) -m pytest -v -m roles $(WORKERS) $(PYTEST_ARGS)
 
 test-stack: images env venv ## tests/stack: compose stacks, real n8n/Letta, backups, monitoring, pooling (slowest)
-	@$(PY) -m pytest -v -m stack $(PYTEST_ARGS)
+	@$(PY) -m pytest -v -m stack $(WORKERS) $(PYTEST_ARGS)
 
 test-fast: images env venv ## everything but tests/stack (-m "not stack")
-	@$(PY) -m pytest -v -m "not stack" $(PYTEST_ARGS)
+	@$(PY) -m pytest -v -m "not stack" $(WORKERS) $(PYTEST_ARGS)
 
 # --- benchmark (bench/, docs/benchmark.md) ----------------------------------
 SIZE ?= 1GB

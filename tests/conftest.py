@@ -7,15 +7,23 @@ import pytest
 
 from tests.support import ROOT, project_images, start_postgres  # noqa: F401
 from tests.support.appstack import AppStacks
-from tests.support.collection import mark_by_folder, order_shared_stack
+from tests.support.collection import WorkUnitScheduling, longest_first, mark_by_folder, order_shared_stack
 from tests.support.sharedcluster import SharedCluster
 
 
 def pytest_collection_modifyitems(config, items):
     """Markers by folder: `-m unit|engine|roles|stack`; the modules sharing the real-app stack
-    run together in a sound order (docs/tests.md)."""
+    run together in a sound order; on an xdist worker, the longest first (docs/tests.md)."""
     mark_by_folder(items)
     order_shared_stack(items)
+    if hasattr(config, "workerinput"):
+        longest_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`make test`'s workers get a module, or the shared real-app stack's modules, at a time."""
+    return WorkUnitScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
