@@ -19,7 +19,6 @@ SHARED_APP_STACK."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import subprocess
@@ -84,9 +83,9 @@ class AppStack:
         return services.process_env(services.client(), services.Service(self.name, service))
 
     def healthy(self, service: str) -> bool:
+        """As the cutover judges it: docker says so, or the container's check passes now."""
         cid = self.compose("ps", "-q", service).stdout.strip()
-        state = json.loads(subprocess.run(["docker", "inspect", cid], capture_output=True, text=True).stdout)[0]
-        return state["State"].get("Health", {}).get("Status") == "healthy"
+        return services.health_status(services.client().containers.get(cid)) == "healthy"
 
     def env_unchanged(self) -> bool:
         return {p.name: sha(p) for p in self.env_dir.glob("*.env")} == self.originals
