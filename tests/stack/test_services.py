@@ -87,3 +87,25 @@ def test_a_recreate_killed_half_way_leaves_exactly_one_container(project):
                                                               "com.docker.compose.service=app"]})
     assert [x.id for x in labelled] == [successor.id]
     assert stale.id not in {x.id for x in c.containers.list(all=True)}
+
+
+def test_a_start_is_seen_when_its_check_passes_not_at_dockers_next_check():
+    """Docker would not run this check for an hour: the wait runs the container's own
+    check itself, and judges by its exit code (failing: waited on, then timed out)."""
+    c = services.client()
+    name = "consolidation-health-" + secrets.token_hex(3)
+    container = c.containers.run(
+        project_images()["LETTA_DB_IMAGE"], entrypoint=["sleep", "300"], detach=True, name=name,
+        labels={"com.docker.compose.project": name, "com.docker.compose.service": "app"},
+        healthcheck={"test": ["CMD-SHELL", "test -f /tmp/ready"], "interval": 3600 * 10**9,
+                     "timeout": 5 * 10**9, "retries": 1})
+    try:
+        svc = services.Service(name, "app")
+        with pytest.raises(services.ServiceError, match=r"did not become healthy within 3 s \(timeout\)"):
+            services.wait_healthy(c, svc, timeout=3)
+        container.exec_run(["touch", "/tmp/ready"])
+        assert services.wait_healthy(c, svc, timeout=30) < 10
+        container.reload()
+        assert container.attrs["State"]["Health"]["Status"] == "starting"     # docker has not checked yet
+    finally:
+        container.remove(force=True)
